@@ -2,4 +2,14 @@
 //! and inventory to SIEM sinks, deduplicating through a local SQLite outbox.
 //!
 //! Module map (one concern each):
-//! - `emulator`: the built-in fake ClickHouse Cloud control-plane API (tests, `demo`, `emulator`).
+//! - `config`: the TOML/env configuration, its defaults and validation (exit 2 on errors).
+//! - `event`: the outbox event as sinks see it (envelope fields + verbatim payload).
+//! - `format`: event encoders (`json` envelope, `raw`).
+//! - `metrics`: every Prometheus metric, one registry per instance.
+//! - `sinks`: the `Sink` trait, `SinkConfig` registry, stdout and file sinks.
+
+pub mod config;
+pub mod event;
+pub mod format;
+pub mod metrics;
+pub mod sinks;

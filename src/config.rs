@@ -1,0 +1,618 @@
+//! Configuration: serde data types with documented defaults, `Config::load` (defaults → TOML
+//! file → `CH_AUDIT__SECTION__KEY` env), and `validate()`. Errors name the key and the value and
+//! map to exit code 2 (`ConfigError`). Secrets are `SecretString` so `Debug` never shows them.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::sinks::SinkConfig;
+
+/// A configuration or usage error: the process exits with code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl ConfigError {
+    fn key(key: &str, value: impl std::fmt::Display, why: impl std::fmt::Display) -> Self {
+        ConfigError(format!("config key `{key}` = {value}: {why}"))
+    }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub api: ApiConfig,
+    #[serde(default)]
+    pub activities: ActivitiesConfig,
+    #[serde(default)]
+    pub inventory: InventoryConfig,
+    #[serde(default)]
+    pub state: StateConfig,
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub daemon: DaemonConfig,
+    /// `[[sinks]]`: each table's `type` picks the variant; parsed by `sinks::SinkConfig::parse`
+    /// so that an unknown key names its sink.
+    #[serde(default)]
+    sinks: Vec<serde_json::Map<String, serde_json::Value>>,
+    /// Parsed sinks (filled by `load`).
+    #[serde(skip)]
+    pub sink_configs: Vec<SinkConfig>,
+}
+
+/// `[api]`: how to reach and authenticate to the ClickHouse Cloud control plane.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Control-plane base URL (paths `/v1/...` are appended).
+    #[serde(default = "default_base_url")]
+    pub base_url: String,
+    /// API key id; else env `CLICKHOUSE_CLOUD_API_KEY`.
+    #[serde(default)]
+    pub key_id: Option<String>,
+    /// API key secret; else `key_secret_file`, env `CLICKHOUSE_CLOUD_API_SECRET`,
+    /// or `$CREDENTIALS_DIRECTORY/key_secret` (systemd `LoadCredential=key_secret:…`).
+    #[serde(default)]
+    pub key_secret: Option<SecretString>,
+    /// File holding the key secret (trailing newline ignored).
+    #[serde(default)]
+    pub key_secret_file: Option<PathBuf>,
+    /// Organizations to export; empty = every organization the key can see.
+    #[serde(default)]
+    pub organizations: Vec<String>,
+    /// Timeout of one HTTP request (connect + full body).
+    #[serde(default = "default_request_timeout", with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// At most this many requests in ANY rolling `rate_limit_window`, shared by every call.
+    #[serde(default = "default_rate_limit_requests")]
+    pub rate_limit_requests: u32,
+    /// The rolling window of the rate limit (vendor: 10 requests / 10 s per key).
+    #[serde(default = "default_rate_limit_window", with = "humantime_serde")]
+    pub rate_limit_window: Duration,
+    /// How `from_date`/`to_date` are written: `naive` (`YYYY-MM-DDTHH:MM:SS.000`, UTC, what the
+    /// vendor's own poller sends), `rfc3339`, or `date` (`YYYY-MM-DD`).
+    #[serde(default)]
+    pub date_format: DateFormat,
+    /// Retries of one call after 5xx, timeouts and connection errors (429s wait and retry too).
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+    /// Cap of the exponential retry backoff.
+    #[serde(default = "default_max_backoff", with = "humantime_serde")]
+    pub max_backoff: Duration,
+}
+
+fn default_base_url() -> String {
+    "https://api.clickhouse.cloud".into()
+}
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_rate_limit_requests() -> u32 {
+    10
+}
+fn default_rate_limit_window() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_max_retries() -> u32 {
+    5
+}
+fn default_max_backoff() -> Duration {
+    Duration::from_secs(60)
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            base_url: default_base_url(),
+            key_id: None,
+            key_secret: None,
+            key_secret_file: None,
+            organizations: Vec::new(),
+            request_timeout: default_request_timeout(),
+            rate_limit_requests: default_rate_limit_requests(),
+            rate_limit_window: default_rate_limit_window(),
+            date_format: DateFormat::default(),
+            max_retries: default_max_retries(),
+            max_backoff: default_max_backoff(),
+        }
+    }
+}
+
+/// The wire form of the activity window bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DateFormat {
+    #[default]
+    Naive,
+    Rfc3339,
+    Date,
+}
+
+/// `[activities]`: the audit-log poller.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivitiesConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Time between polls of one organization.
+    #[serde(default = "default_interval", with = "humantime_serde")]
+    pub interval: Duration,
+    /// Each poll re-reads `[cursor - overlap, now]`; activities visible later than this after
+    /// their `createdAt` (plus clock skew) can be missed.
+    #[serde(default = "default_overlap", with = "humantime_serde")]
+    pub overlap: Duration,
+    /// Where a fresh state starts: `now - initial_lookback`.
+    #[serde(default = "default_initial_lookback", with = "humantime_serde")]
+    pub initial_lookback: Duration,
+    /// Longer ranges are split and fetched oldest first.
+    #[serde(default = "default_max_window", with = "humantime_serde")]
+    pub max_window: Duration,
+    /// A window answering more activities than this is split in halves from then on
+    /// (the API has no pagination).
+    #[serde(default = "default_split_threshold")]
+    pub split_threshold: usize,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_interval() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_overlap() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+fn default_initial_lookback() -> Duration {
+    Duration::from_secs(7 * 86400)
+}
+fn default_max_window() -> Duration {
+    Duration::from_secs(86400)
+}
+fn default_split_threshold() -> usize {
+    50_000
+}
+
+impl Default for ActivitiesConfig {
+    fn default() -> Self {
+        ActivitiesConfig {
+            enabled: true,
+            interval: default_interval(),
+            overlap: default_overlap(),
+            initial_lookback: default_initial_lookback(),
+            max_window: default_max_window(),
+            split_threshold: default_split_threshold(),
+        }
+    }
+}
+
+/// `[inventory]`: services, keys, members, invitations, backups.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default = "default_inventory_interval", with = "humantime_serde")]
+    pub interval: Duration,
+    #[serde(default = "default_resources")]
+    pub resources: Vec<Resource>,
+}
+
+fn default_inventory_interval() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_resources() -> Vec<Resource> {
+    vec![
+        Resource::Services,
+        Resource::Keys,
+        Resource::Members,
+        Resource::Invitations,
+        Resource::Backups,
+    ]
+}
+
+impl Default for InventoryConfig {
+    fn default() -> Self {
+        InventoryConfig {
+            enabled: true,
+            interval: default_inventory_interval(),
+            resources: default_resources(),
+        }
+    }
+}
+
+/// An inventory resource kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Resource {
+    Services,
+    Keys,
+    Members,
+    Invitations,
+    Backups,
+}
+
+/// `[state]`: the SQLite outbox.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// SQLite file (created 0600 with its directory).
+    #[serde(default = "default_state_path")]
+    pub path: PathBuf,
+    /// Events every sink has delivered are pruned after this long.
+    #[serde(default = "default_retention", with = "humantime_serde")]
+    pub retention: Duration,
+}
+
+fn default_state_path() -> PathBuf {
+    PathBuf::from("state.db")
+}
+fn default_retention() -> Duration {
+    Duration::from_secs(30 * 86400)
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            path: default_state_path(),
+            retention: default_retention(),
+        }
+    }
+}
+
+/// `[server]`: /metrics /healthz /readyz /status.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// `host:port`; `""` disables the listener. Loopback by default.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:9187".into()
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+        }
+    }
+}
+
+/// `[log]`: logs go to stderr, never stdout.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    #[serde(default)]
+    pub level: LogLevel,
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: LogLevel::Info,
+            format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    #[default]
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// `[daemon]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// On SIGTERM: pollers stop, sinks finish the batch in hand, then exit within this.
+    #[serde(default = "default_grace", with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+fn default_grace() -> Duration {
+    Duration::from_secs(10)
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            shutdown_grace: default_grace(),
+        }
+    }
+}
+
+/// API credentials resolved from config, files and environment.
+pub struct Credentials {
+    pub key_id: String,
+    pub key_secret: SecretString,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("key_id", &self.key_id)
+            .field("key_secret", &"[REDACTED]")
+            .finish()
+    }
+}
+
+/// Where the environment is read from: the process, or a map in tests.
+pub type EnvSource = Option<std::collections::HashMap<String, String>>;
+
+impl Config {
+    /// Loads defaults, then the TOML file at `path` (missing file = defaults only when
+    /// `required` is false), then `CH_AUDIT__SECTION__KEY` variables, then validates.
+    pub fn load(path: &Path, required: bool) -> Result<Config, ConfigError> {
+        Self::load_with_env(path, required, None)
+    }
+
+    /// `load` with an explicit environment (tests).
+    pub fn load_with_env(
+        path: &Path,
+        required: bool,
+        env: EnvSource,
+    ) -> Result<Config, ConfigError> {
+        if required && !path.exists() {
+            return Err(ConfigError(format!(
+                "config file {} not found (set --config or CH_AUDIT_CONFIG)",
+                path.display()
+            )));
+        }
+        let file = config::File::from(path)
+            .format(config::FileFormat::Toml)
+            .required(required);
+        Self::build(
+            config::Config::builder().add_source(file),
+            env,
+            &path.display().to_string(),
+        )
+    }
+
+    /// Parses a TOML string (tests, `demo`).
+    pub fn from_toml(toml: &str, env: EnvSource) -> Result<Config, ConfigError> {
+        let src = config::File::from_str(toml, config::FileFormat::Toml);
+        Self::build(config::Config::builder().add_source(src), env, "<inline>")
+    }
+
+    fn build(
+        builder: config::ConfigBuilder<config::builder::DefaultState>,
+        env: EnvSource,
+        origin: &str,
+    ) -> Result<Config, ConfigError> {
+        let environment = config::Environment::with_prefix("CH_AUDIT")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",")
+            .with_list_parse_key("api.organizations")
+            .with_list_parse_key("inventory.resources")
+            .source(env);
+        let raw = builder
+            .add_source(environment)
+            .build()
+            .map_err(|e| ConfigError(format!("reading config {origin}: {e}")))?;
+        let mut cfg: Config = raw
+            .try_deserialize()
+            .map_err(|e| ConfigError(format!("config {origin}: {}", describe_serde_error(&e))))?;
+        cfg.sink_configs = cfg
+            .sinks
+            .iter()
+            .enumerate()
+            .map(|(i, table)| SinkConfig::parse(i, table))
+            .collect::<Result<_, _>>()?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks values serde cannot: URLs, ranges, unique sink names, a non-empty sink list.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let url = reqwest::Url::parse(&self.api.base_url)
+            .map_err(|e| ConfigError::key("api.base_url", format!("{:?}", self.api.base_url), e))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(ConfigError::key(
+                "api.base_url",
+                format!("{:?}", self.api.base_url),
+                "must be an http(s) URL with a host",
+            ));
+        }
+        if self.api.rate_limit_requests == 0 {
+            return Err(ConfigError::key(
+                "api.rate_limit_requests",
+                0,
+                "must be at least 1",
+            ));
+        }
+        nonzero("api.rate_limit_window", self.api.rate_limit_window)?;
+        nonzero("api.request_timeout", self.api.request_timeout)?;
+        nonzero("activities.interval", self.activities.interval)?;
+        nonzero("activities.max_window", self.activities.max_window)?;
+        nonzero("inventory.interval", self.inventory.interval)?;
+        if self.activities.split_threshold == 0 {
+            return Err(ConfigError::key(
+                "activities.split_threshold",
+                0,
+                "must be at least 1",
+            ));
+        }
+        if self.api.key_secret.is_some() && self.api.key_secret_file.is_some() {
+            return Err(ConfigError(
+                "config keys `api.key_secret` and `api.key_secret_file` are both set: keep one"
+                    .into(),
+            ));
+        }
+        if !self.server.listen.is_empty()
+            && self.server.listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(ConfigError::key(
+                "server.listen",
+                format!("{:?}", self.server.listen),
+                "expected host:port such as 127.0.0.1:9187, or \"\" to disable",
+            ));
+        }
+        if self.sink_configs.is_empty() {
+            return Err(ConfigError(
+                "config key `sinks` is empty: add at least one [[sinks]] table (e.g. type = \"stdout\")"
+                    .into(),
+            ));
+        }
+        let mut names = HashSet::new();
+        for (i, sink) in self.sink_configs.iter().enumerate() {
+            if !names.insert(sink.name.as_str()) {
+                return Err(ConfigError::key(
+                    &format!("sinks[{i}].name"),
+                    format!("{:?}", sink.name),
+                    "duplicate sink name (names key each sink's delivery position)",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves API credentials: `api.key_id` or `CLICKHOUSE_CLOUD_API_KEY`; the secret from
+    /// `api.key_secret`, `api.key_secret_file`, `CLICKHOUSE_CLOUD_API_SECRET`, or
+    /// `$CREDENTIALS_DIRECTORY/key_secret`, in that order.
+    pub fn credentials(&self) -> Result<Credentials, ConfigError> {
+        let key_id = self
+            .api
+            .key_id
+            .clone()
+            .or_else(|| std::env::var("CLICKHOUSE_CLOUD_API_KEY").ok())
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                ConfigError(
+                    "no API key id: set `api.key_id` or env CLICKHOUSE_CLOUD_API_KEY".into(),
+                )
+            })?;
+        let key_secret = if let Some(s) = &self.api.key_secret {
+            s.clone()
+        } else if let Some(path) = &self.api.key_secret_file {
+            read_secret_file(path, "api.key_secret_file")?
+        } else if let Ok(s) = std::env::var("CLICKHOUSE_CLOUD_API_SECRET") {
+            SecretString::from(s)
+        } else if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
+            read_secret_file(
+                &Path::new(&dir).join("key_secret"),
+                "$CREDENTIALS_DIRECTORY/key_secret",
+            )?
+        } else {
+            return Err(ConfigError(
+                "no API key secret: set `api.key_secret`, `api.key_secret_file`, env \
+                 CLICKHOUSE_CLOUD_API_SECRET, or systemd LoadCredential=key_secret:…"
+                    .into(),
+            ));
+        };
+        if key_secret.expose_secret().is_empty() {
+            return Err(ConfigError("the API key secret is empty".into()));
+        }
+        Ok(Credentials { key_id, key_secret })
+    }
+}
+
+/// Reads a secret from a file, trimming one trailing newline; errors name the key and path.
+pub fn read_secret_file(path: &Path, key: &str) -> Result<SecretString, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::key(key, path.display(), format!("cannot read: {e}")))?;
+    Ok(SecretString::from(
+        text.trim_end_matches(['\r', '\n']).to_string(),
+    ))
+}
+
+fn nonzero(key: &str, d: Duration) -> Result<(), ConfigError> {
+    if d.is_zero() {
+        return Err(ConfigError::key(key, "\"0s\"", "must be greater than zero"));
+    }
+    Ok(())
+}
+
+/// Turns a `config`/serde error into a message naming the key and the value when possible.
+fn describe_serde_error(e: &config::ConfigError) -> String {
+    e.to_string()
+}
+
+/// Parses a size such as `100MiB`, `64KiB`, `1GB`, `512` (bytes).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let num: f64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size such as 100MiB"))?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" | "kB" => 1000,
+        "KiB" => 1 << 10,
+        "MB" => 1000 * 1000,
+        "MiB" => 1 << 20,
+        "GB" => 1000 * 1000 * 1000,
+        "GiB" => 1 << 30,
+        other => {
+            return Err(format!(
+                "{text:?}: unknown size unit {other:?} (use B, KiB, MiB, GiB, KB, MB, GB)"
+            ));
+        }
+    };
+    let bytes = num * mult as f64;
+    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
+        return Err(format!("{text:?} is out of range"));
+    }
+    Ok(bytes as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_and_decimal_units() {
+        assert_eq!(parse_size("100MiB").unwrap(), 100 * 1024 * 1024);
+        assert_eq!(parse_size("1KB").unwrap(), 1000);
+        assert_eq!(parse_size("512").unwrap(), 512);
+        assert!(
+            parse_size("12 parsecs")
+                .unwrap_err()
+                .contains("unknown size unit")
+        );
+        assert!(parse_size("MiB").is_err());
+    }
+}

@@ -1,0 +1,300 @@
+//! Every metric the exporter exposes: names, help texts and label sets, built once into a
+//! per-instance `Registry` (tests build their own) and shared by `Arc<Metrics>`. Label values
+//! come from config (org ids, sink names, endpoints), never from event data.
+
+use prometheus::{
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+const NS: &str = "clickhouse_audit";
+
+/// Typed handles to every metric.
+pub struct Metrics {
+    pub registry: Registry,
+    // API client
+    pub api_requests: IntCounterVec,
+    pub api_request_duration: HistogramVec,
+    pub api_rate_limited: IntCounterVec,
+    pub api_rate_limit_wait_seconds: prometheus::CounterVec,
+    pub api_retries: IntCounterVec,
+    pub api_decode_failures: IntCounterVec,
+    pub api_bytes_received: IntCounterVec,
+    pub api_date_format_fallbacks: IntCounter,
+    pub api_errors: IntCounterVec,
+    // activities
+    pub activities_fetched: IntCounterVec,
+    pub activities_new: IntCounterVec,
+    pub activities_duplicates: IntCounterVec,
+    pub activities_quarantined: IntCounterVec,
+    pub cursor_timestamp: GaugeVec,
+    pub cursor_lag: GaugeVec,
+    pub last_success: GaugeVec,
+    pub window_splits: IntCounterVec,
+    pub poll_errors: IntCounterVec,
+    pub overlap_seconds: Gauge,
+    // outbox
+    pub outbox_events: IntGaugeVec,
+    pub sink_backlog: IntGaugeVec,
+    pub sink_oldest_undelivered_age: GaugeVec,
+    // sinks
+    pub sink_events_delivered: IntCounterVec,
+    pub sink_batches_delivered: IntCounterVec,
+    pub sink_failures: IntCounterVec,
+    pub sink_delivery_duration: HistogramVec,
+    pub sink_last_success: GaugeVec,
+    // state
+    pub state_db_bytes: IntGauge,
+    pub state_pruned_events: IntCounter,
+    pub build_info: IntGaugeVec,
+}
+
+fn opts(name: &str, help: &str) -> Opts {
+    Opts::new(name, help).namespace(NS)
+}
+
+impl Metrics {
+    /// Builds and registers every metric (plus process metrics where the platform has them).
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        macro_rules! reg {
+            ($m:expr) => {{
+                let m = $m.expect("metric definitions are static and valid");
+                registry
+                    .register(Box::new(m.clone()))
+                    .expect("metric names are unique");
+                m
+            }};
+        }
+        let dur_buckets = vec![
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+        ];
+        let m = Metrics {
+            api_requests: reg!(IntCounterVec::new(
+                opts(
+                    "api_requests_total",
+                    "API requests by endpoint and HTTP status class (2xx, 4xx, 5xx, error)."
+                ),
+                &["endpoint", "status_class"]
+            )),
+            api_request_duration: reg!(HistogramVec::new(
+                HistogramOpts::from(opts(
+                    "api_request_duration_seconds",
+                    "API request duration, headers to full body."
+                ))
+                .buckets(dur_buckets.clone()),
+                &["endpoint"]
+            )),
+            api_rate_limited: reg!(IntCounterVec::new(
+                opts(
+                    "api_rate_limited_total",
+                    "429 Too Many Requests answers received."
+                ),
+                &["endpoint"]
+            )),
+            api_rate_limit_wait_seconds: reg!(prometheus::CounterVec::new(
+                opts(
+                    "api_rate_limit_wait_seconds_total",
+                    "Seconds spent waiting for the shared rate limiter or a 429 reset."
+                ),
+                &["reason"]
+            )),
+            api_retries: reg!(IntCounterVec::new(
+                opts(
+                    "api_retries_total",
+                    "API requests retried after a transient failure."
+                ),
+                &["endpoint"]
+            )),
+            api_decode_failures: reg!(IntCounterVec::new(
+                opts(
+                    "api_decode_failures_total",
+                    "API responses that could not be decoded (truncated, malformed, wrong shape)."
+                ),
+                &["endpoint"]
+            )),
+            api_bytes_received: reg!(IntCounterVec::new(
+                opts(
+                    "api_bytes_received_total",
+                    "Response body bytes received from the API."
+                ),
+                &["endpoint"]
+            )),
+            api_date_format_fallbacks: reg!(IntCounter::with_opts(opts(
+                "api_date_format_fallback_total",
+                "Times the API rejected a date-time window and the client fell back to day-granular dates."
+            ))),
+            api_errors: reg!(IntCounterVec::new(
+                opts(
+                    "api_errors_total",
+                    "API calls that failed for good, by error kind."
+                ),
+                &["endpoint", "kind"]
+            )),
+            activities_fetched: reg!(IntCounterVec::new(
+                opts(
+                    "activities_fetched_total",
+                    "Activities received from the API (including overlap re-reads)."
+                ),
+                &["org"]
+            )),
+            activities_new: reg!(IntCounterVec::new(
+                opts(
+                    "activities_new_total",
+                    "Activities stored for the first time."
+                ),
+                &["org"]
+            )),
+            activities_duplicates: reg!(IntCounterVec::new(
+                opts(
+                    "dedup_dropped_total",
+                    "Activities dropped because their id was already stored."
+                ),
+                &["org"]
+            )),
+            activities_quarantined: reg!(IntCounterVec::new(
+                opts(
+                    "activities_quarantined_total",
+                    "Activities kept aside because they lack an id or a parseable createdAt."
+                ),
+                &["org", "reason"]
+            )),
+            cursor_timestamp: reg!(GaugeVec::new(
+                opts(
+                    "cursor_timestamp_seconds",
+                    "Activity cursor: everything created before it (minus overlap) is stored."
+                ),
+                &["org"]
+            )),
+            cursor_lag: reg!(GaugeVec::new(
+                opts("cursor_lag_seconds", "now - cursor, per organization."),
+                &["org"]
+            )),
+            last_success: reg!(GaugeVec::new(
+                opts(
+                    "last_success_timestamp_seconds",
+                    "Unix time of the last successful poll, per organization and stream."
+                ),
+                &["org", "stream"]
+            )),
+            window_splits: reg!(IntCounterVec::new(
+                opts(
+                    "window_splits_total",
+                    "Activity windows split because their answer was too large."
+                ),
+                &["org"]
+            )),
+            poll_errors: reg!(IntCounterVec::new(
+                opts(
+                    "poll_errors_total",
+                    "Failed poll cycles by organization, stream and error kind."
+                ),
+                &["org", "stream", "kind"]
+            )),
+            overlap_seconds: reg!(Gauge::with_opts(opts(
+                "activities_overlap_seconds",
+                "The configured overlap: activities visible later than this after createdAt can be missed."
+            ))),
+            outbox_events: reg!(IntGaugeVec::new(
+                opts("outbox_events", "Events stored in the outbox, by kind."),
+                &["kind"]
+            )),
+            sink_backlog: reg!(IntGaugeVec::new(
+                opts(
+                    "sink_backlog_events",
+                    "Events stored but not yet delivered to the sink."
+                ),
+                &["sink"]
+            )),
+            sink_oldest_undelivered_age: reg!(GaugeVec::new(
+                opts(
+                    "sink_oldest_undelivered_age_seconds",
+                    "Age of the oldest event not yet delivered to the sink (0 when none)."
+                ),
+                &["sink"]
+            )),
+            sink_events_delivered: reg!(IntCounterVec::new(
+                opts(
+                    "sink_events_delivered_total",
+                    "Events delivered (acknowledged) by the sink."
+                ),
+                &["sink"]
+            )),
+            sink_batches_delivered: reg!(IntCounterVec::new(
+                opts(
+                    "sink_batches_delivered_total",
+                    "Batches delivered by the sink."
+                ),
+                &["sink"]
+            )),
+            sink_failures: reg!(IntCounterVec::new(
+                opts(
+                    "sink_failures_total",
+                    "Failed delivery attempts by kind (transient, rejected, fatal)."
+                ),
+                &["sink", "kind"]
+            )),
+            sink_delivery_duration: reg!(HistogramVec::new(
+                HistogramOpts::from(opts(
+                    "sink_delivery_duration_seconds",
+                    "Time to deliver one batch."
+                ))
+                .buckets(dur_buckets),
+                &["sink"]
+            )),
+            sink_last_success: reg!(GaugeVec::new(
+                opts(
+                    "sink_last_success_timestamp_seconds",
+                    "Unix time of the sink's last successful delivery."
+                ),
+                &["sink"]
+            )),
+            state_db_bytes: reg!(IntGauge::with_opts(opts(
+                "state_db_bytes",
+                "Size of the SQLite state file."
+            ))),
+            state_pruned_events: reg!(IntCounter::with_opts(opts(
+                "state_pruned_events_total",
+                "Events pruned from the outbox after every sink delivered them and retention passed."
+            ))),
+            build_info: reg!(IntGaugeVec::new(
+                opts(
+                    "build_info",
+                    "Always 1; labels carry the exporter version and commit."
+                ),
+                &["version", "commit"]
+            )),
+            registry,
+        };
+        m.build_info
+            .with_label_values(&[
+                env!("CARGO_PKG_VERSION"),
+                option_env!("CH_AUDIT_COMMIT").unwrap_or("unknown"),
+            ])
+            .set(1);
+        #[cfg(target_os = "linux")]
+        {
+            let pc = prometheus::process_collector::ProcessCollector::for_self();
+            // Registration can only fail on a name clash, which a fresh registry cannot have.
+            let _ = m.registry.register(Box::new(pc));
+        }
+        m
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let encoder = TextEncoder::new();
+        // Encoding into a Vec cannot fail on I/O; a failure would be a bug in a collector.
+        if let Err(e) = encoder.encode(&self.registry.gather(), &mut buf) {
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

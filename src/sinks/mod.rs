@@ -1,0 +1,204 @@
+//! Sinks: the `Sink` runtime trait, `SinkError` (how dispatch retries), and `SinkConfig` —
+//! the `[[sinks]]` tables parsed with errors naming the sink and key. `SinkConfig::build` is the
+//! registry: a new sink is a file, a `SinkKind` variant and a match arm.
+
+pub mod file;
+pub mod stdout;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+
+use crate::config::ConfigError;
+use crate::event::Event;
+use crate::format::Format;
+
+/// Why a delivery failed; `dispatch` decides what happens next.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// Worth retrying the same batch (network, 5xx, disk full…), optionally not before a delay.
+    #[error("{message}")]
+    Transient {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// The receiver refuses this batch (e.g. HTTP 400): kept and retried at the maximum backoff
+    /// (or dead-lettered where the sink supports it) — audit data is never dropped.
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// The sink cannot go on (e.g. stdout closed): the sink stops, others go on.
+    #[error("fatal: {0}")]
+    Fatal(String),
+}
+
+impl SinkError {
+    pub fn transient(message: impl Into<String>) -> Self {
+        SinkError::Transient {
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// The `kind` label of `sink_failures_total`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SinkError::Transient { .. } => "transient",
+            SinkError::Rejected(_) => "rejected",
+            SinkError::Fatal(_) => "fatal",
+        }
+    }
+}
+
+/// A destination for events.
+#[async_trait]
+pub trait Sink: Send {
+    /// Delivers the whole batch or fails. After a failure the same batch comes back, so
+    /// delivering twice must be harmless.
+    async fn deliver(&mut self, batch: &[Event]) -> Result<(), SinkError>;
+    /// Flushes buffered output; called once during shutdown.
+    async fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+    /// Reopens files (SIGHUP, for external logrotate).
+    fn reopen(&mut self) {}
+}
+
+/// One `[[sinks]]` table.
+#[derive(Debug, Clone)]
+pub struct SinkConfig {
+    /// Unique; keys the sink's delivery position and the `sink` metric label.
+    pub name: String,
+    pub format: Format,
+    /// At most this many events per delivery (and per redelivery after a crash).
+    pub batch_max_events: usize,
+    pub kind: SinkKind,
+}
+
+/// Type-specific settings, chosen by `type`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SinkKind {
+    Stdout(stdout::StdoutConfig),
+    File(file::FileConfig),
+}
+
+impl SinkKind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SinkKind::Stdout(_) => "stdout",
+            SinkKind::File(_) => "file",
+        }
+    }
+}
+
+const DEFAULT_BATCH_MAX_EVENTS: usize = 500;
+
+impl SinkConfig {
+    /// Parses the `index`th `[[sinks]]` table; errors name `sinks[index]`, the key and value.
+    pub fn parse(
+        index: usize,
+        table: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<SinkConfig, ConfigError> {
+        let mut rest = table.clone();
+        let at = |key: &str| format!("sinks[{index}].{key}");
+        let name = match rest.remove("name") {
+            Some(serde_json::Value::String(s)) if !s.trim().is_empty() => s,
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "config key `{}` = {other}: must be a non-empty string",
+                    at("name")
+                )));
+            }
+            None => {
+                return Err(ConfigError(format!(
+                    "config key `{}` is missing: every sink needs a unique name",
+                    at("name")
+                )));
+            }
+        };
+        let format = match rest.remove("format") {
+            None => Format::default(),
+            Some(v) => serde_json::from_value(v.clone()).map_err(|_| {
+                ConfigError(format!(
+                    "config key `{}` = {v}: unknown format (expected one of {})",
+                    at("format"),
+                    Format::NAMES.join(", ")
+                ))
+            })?,
+        };
+        let batch_max_events = match rest.remove("batch_max_events") {
+            None => DEFAULT_BATCH_MAX_EVENTS,
+            Some(v) => match v
+                .as_u64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            {
+                Some(n) if n >= 1 && n <= 1_000_000 => n as usize,
+                _ => {
+                    return Err(ConfigError(format!(
+                        "config key `{}` = {v}: must be an integer from 1 to 1000000",
+                        at("batch_max_events")
+                    )));
+                }
+            },
+        };
+        if !rest.contains_key("type") {
+            return Err(ConfigError(format!(
+                "config key `{}` is missing (sink {name:?}): one of stdout, file",
+                at("type")
+            )));
+        }
+        let type_value = rest.get("type").cloned().unwrap_or_default();
+        let kind: SinkKind =
+            serde_json::from_value(serde_json::Value::Object(rest)).map_err(|e| {
+                let msg = e.to_string();
+                if msg.contains("unknown variant") {
+                    ConfigError(format!(
+                        "config key `{}` = {type_value} (sink {name:?}): unknown sink type; {msg}",
+                        at("type")
+                    ))
+                } else {
+                    ConfigError(format!(
+                        "config table `sinks[{index}]` (sink {name:?}): {msg}"
+                    ))
+                }
+            })?;
+        let cfg = SinkConfig {
+            name,
+            format,
+            batch_max_events,
+            kind,
+        };
+        cfg.validate(index)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, index: usize) -> Result<(), ConfigError> {
+        match &self.kind {
+            SinkKind::Stdout(_) => Ok(()),
+            SinkKind::File(c) => c.validate(index, &self.name),
+        }
+    }
+
+    /// Builds the runtime sink.
+    pub fn build(&self) -> anyhow::Result<Box<dyn Sink>> {
+        Ok(match &self.kind {
+            SinkKind::Stdout(_) => Box::new(stdout::StdoutSink::new(self.format)),
+            SinkKind::File(c) => Box::new(file::FileSink::open(c, self.format)?),
+        })
+    }
+}
+
+/// Deserializes a size (`"100MiB"` or a plain number of bytes) in sink configs.
+pub(crate) fn de_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        N(u64),
+        S(String),
+    }
+    match Size::deserialize(d)? {
+        Size::N(n) => Ok(n),
+        Size::S(s) => crate::config::parse_size(&s).map_err(serde::de::Error::custom),
+    }
+}
