@@ -6,6 +6,7 @@
 //! - `event`: the outbox event as sinks see it (envelope fields + verbatim payload).
 //! - `format`: event encoders (`json` envelope, `raw`).
 //! - `metrics`: every Prometheus metric, one registry per instance.
+//! - `store`: the SQLite outbox, cursors and sink positions (migrations in `migrations/`).
 //! - `sinks`: the `Sink` trait, `SinkConfig` registry, stdout and file sinks.
 
 pub mod config;
@@ -13,3 +14,4 @@ pub mod event;
 pub mod format;
 pub mod metrics;
 pub mod sinks;
+pub mod store;

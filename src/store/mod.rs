@@ -1,0 +1,174 @@
+//! The SQLite state store: outbox of events, per-org cursors, per-sink positions, quarantine.
+//! One writer connection and one reader connection (WAL lets sinks read while a poller writes),
+//! each behind a `std::sync::Mutex` and used from `spawn_blocking` so the runtime never blocks.
+//! Errors name the file and the fix (newer schema, corrupt file, read-only or full disk).
+
+mod admin;
+mod migrate;
+mod outbox;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use rusqlite::{Connection, OpenFlags};
+
+pub use admin::{CursorReport, SinkReport, StateReport, VerifyReport};
+pub use migrate::latest as schema_version;
+pub use outbox::{CursorState, InsertStats, NewEvent, QuarantineRow};
+
+/// Handle to the state database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    reader: Mutex<Connection>,
+}
+
+impl Store {
+    /// Opens (creating with mode 0600, and its directory) and migrates the database.
+    pub fn open(path: &Path) -> anyhow::Result<Store> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| {
+                format!(
+                    "creating the state directory {} (check permissions, or set state.path)",
+                    dir.display()
+                )
+            })?;
+        }
+        let created = !path.exists();
+        let mut writer = connect(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        )?;
+        if created {
+            restrict_mode(path);
+        }
+        migrate::migrate(&mut writer).map_err(|e| explain(path, e.into()))?;
+        let reader = connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                writer: Mutex::new(writer),
+                reader: Mutex::new(reader),
+            }),
+        })
+    }
+
+    /// Opens an existing database without creating it (`state` commands).
+    pub fn open_existing(path: &Path) -> anyhow::Result<Store> {
+        if !path.exists() {
+            anyhow::bail!(
+                "no state database at {} (nothing has run with this state.path yet)",
+                path.display()
+            );
+        }
+        Self::open(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` on the writer connection off the async runtime.
+    async fn write<T, F>(&self, f: F) -> anyhow::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = inner
+                .writer
+                .lock()
+                .map_err(|_| anyhow::anyhow!("state writer lock poisoned"))?;
+            f(&mut conn).map_err(|e| explain(&inner.path, e.into()))
+        })
+        .await
+        .context("state task panicked")?
+    }
+
+    /// Runs `f` on the reader connection off the async runtime.
+    async fn read<T, F>(&self, f: F) -> anyhow::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = inner
+                .reader
+                .lock()
+                .map_err(|_| anyhow::anyhow!("state reader lock poisoned"))?;
+            f(&conn).map_err(|e| explain(&inner.path, e.into()))
+        })
+        .await
+        .context("state task panicked")?
+    }
+
+    /// Size of the database file plus its WAL, in bytes.
+    pub fn size_bytes(&self) -> u64 {
+        let main = std::fs::metadata(self.path()).map(|m| m.len()).unwrap_or(0);
+        let mut wal = self.path().as_os_str().to_owned();
+        wal.push("-wal");
+        main + std::fs::metadata(PathBuf::from(wal))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    }
+}
+
+fn connect(path: &Path, flags: OpenFlags) -> anyhow::Result<Connection> {
+    let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(|e| explain(path, e.into()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(|e| explain(path, e.into()))?;
+    // journal_mode answers a row; a corrupt or foreign file fails here first.
+    conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
+        .map_err(|e| explain(path, e.into()))?;
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+        .map_err(|e| explain(path, e.into()))?;
+    Ok(conn)
+}
+
+fn restrict_mode(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+        tracing::warn!(path = %path.display(), error = %e, "could not make the state file private (0600)");
+    }
+}
+
+/// Turns a SQLite error into a message naming the file and the fix.
+fn explain(path: &Path, err: anyhow::Error) -> anyhow::Error {
+    use rusqlite::ErrorCode as C;
+    let p = path.display();
+    let code = err
+        .downcast_ref::<rusqlite::Error>()
+        .or_else(|| match err.downcast_ref::<migrate::MigrateError>() {
+            Some(migrate::MigrateError::Sqlite(e)) => Some(e),
+            _ => None,
+        })
+        .and_then(|e| e.sqlite_error_code());
+    let hint = match code {
+        Some(C::NotADatabase) | Some(C::DatabaseCorrupt) => format!(
+            "state database {p} is corrupt or not a SQLite file: run `clickhouse-audit-exporter state verify`; to start over, move the file aside (activities within activities.initial_lookback will be exported again)"
+        ),
+        Some(C::ReadOnly) | Some(C::CannotOpen) | Some(C::PermissionDenied) => format!(
+            "cannot write the state database {p}: make the file and its directory writable by this user (systemd: StateDirectory=), or set state.path"
+        ),
+        Some(C::DiskFull) => format!(
+            "the disk holding the state database {p} is full: free space (nothing was half-written; the exporter resumes where it stopped)"
+        ),
+        Some(C::DatabaseBusy) | Some(C::DatabaseLocked) => format!(
+            "the state database {p} is locked by another process: run one exporter per state file"
+        ),
+        _ => format!("state database {p}"),
+    };
+    err.context(hint)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,251 @@
+//! Outbox operations: insert a fetched window and move its cursor in one transaction; read the
+//! next batch after a sink's position; commit positions; prune what every sink has passed.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::Store;
+use crate::event::{Event, EventKind};
+
+/// An event to store.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// createdAt in unix milliseconds (leads the dedupe key).
+    pub occurred_ms: i64,
+    pub event_id: String,
+    pub kind: EventKind,
+    pub org_id: String,
+    pub occurred_at: String,
+    /// Verbatim JSON text.
+    pub payload: Box<str>,
+}
+
+/// An activity kept aside because it could not be keyed.
+#[derive(Debug, Clone)]
+pub struct QuarantineRow {
+    pub reason: String,
+    pub detail: String,
+    pub payload: Box<str>,
+}
+
+/// A stream's cursor: everything created before `cursor_ms - overlap` is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CursorState {
+    pub cursor_ms: i64,
+    /// Remembered window length after adaptive splits (None = max_window).
+    pub window_ms: Option<i64>,
+}
+
+/// What `insert_window` did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InsertStats {
+    pub new: u64,
+    pub duplicates: u64,
+    pub quarantined_new: u64,
+    /// Highest seq after the insert.
+    pub max_seq: i64,
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+impl Store {
+    /// In ONE transaction: insert `events` (in the given order; duplicates by dedupe key are
+    /// dropped), keep `quarantined`, then set the cursor of (`org`, `stream`) if given.
+    pub async fn insert_window(
+        &self,
+        org: &str,
+        stream: &str,
+        events: Vec<NewEvent>,
+        quarantined: Vec<QuarantineRow>,
+        cursor: Option<CursorState>,
+    ) -> anyhow::Result<InsertStats> {
+        let (org, stream) = (org.to_string(), stream.to_string());
+        self.write(move |conn| {
+            let observed = now_rfc3339();
+            let tx = conn.transaction()?;
+            let mut stats = InsertStats::default();
+            {
+                let mut ins = tx.prepare_cached(
+                    "INSERT INTO events (occurred_ms, event_id, kind, org_id, occurred_at, observed_at, payload)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+                )?;
+                for e in &events {
+                    let n = ins.execute(params![
+                        e.occurred_ms,
+                        e.event_id,
+                        e.kind.as_str(),
+                        e.org_id,
+                        e.occurred_at,
+                        observed,
+                        &*e.payload
+                    ])?;
+                    if n == 1 {
+                        stats.new += 1;
+                    } else {
+                        stats.duplicates += 1;
+                    }
+                }
+                let mut q = tx.prepare_cached(
+                    "INSERT INTO quarantine (org_id, reason, detail, payload, observed_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                )?;
+                for row in &quarantined {
+                    stats.quarantined_new += q.execute(params![org, row.reason, row.detail, &*row.payload, observed])? as u64;
+                }
+            }
+            if let Some(c) = cursor {
+                tx.execute(
+                    "INSERT INTO cursors (org_id, stream, cursor_ms, window_ms, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (org_id, stream) DO UPDATE SET cursor_ms = excluded.cursor_ms,
+                       window_ms = excluded.window_ms, updated_at = excluded.updated_at",
+                    params![org, stream, c.cursor_ms, c.window_ms, observed],
+                )?;
+            }
+            stats.max_seq = tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
+            tx.commit()?;
+            Ok(stats)
+        })
+        .await
+    }
+
+    /// The cursor of (`org`, `stream`), if one was ever stored.
+    pub async fn cursor(&self, org: &str, stream: &str) -> anyhow::Result<Option<CursorState>> {
+        let (org, stream) = (org.to_string(), stream.to_string());
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT cursor_ms, window_ms FROM cursors WHERE org_id = ?1 AND stream = ?2",
+                params![org, stream],
+                |r| {
+                    Ok(CursorState {
+                        cursor_ms: r.get(0)?,
+                        window_ms: r.get(1)?,
+                    })
+                },
+            )
+            .optional()
+        })
+        .await
+    }
+
+    /// Up to `limit` events after `after_seq`, in seq order.
+    pub async fn read_batch(&self, after_seq: i64, limit: usize) -> anyhow::Result<Vec<Event>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, event_id, kind, org_id, occurred_at, observed_at, payload
+                 FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![after_seq, limit as i64], |r| {
+                let kind: String = r.get(2)?;
+                Ok(Event {
+                    seq: r.get(0)?,
+                    event_id: r.get(1)?,
+                    kind: EventKind::parse(&kind).unwrap_or(EventKind::Activity),
+                    org_id: r.get(3)?,
+                    occurred_at: r.get(4)?,
+                    observed_at: r.get(5)?,
+                    payload: r.get(6)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// The last seq delivered by `sink` (0 for a new sink: it gets everything still stored).
+    pub async fn position(&self, sink: &str) -> anyhow::Result<i64> {
+        let sink = sink.to_string();
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT position FROM sink_positions WHERE sink = ?1",
+                [sink],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(|p| p.unwrap_or(0))
+        })
+        .await
+    }
+
+    /// Records that `sink` delivered everything up to `seq` (one transaction).
+    pub async fn commit_position(&self, sink: &str, seq: i64) -> anyhow::Result<()> {
+        let sink = sink.to_string();
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO sink_positions (sink, position, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (sink) DO UPDATE SET position = MAX(position, excluded.position), updated_at = excluded.updated_at",
+                params![sink, seq, now_rfc3339()],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    /// Highest stored seq (0 when empty).
+    pub async fn max_seq(&self) -> anyhow::Result<i64> {
+        self.read(|conn| {
+            conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))
+        })
+        .await
+    }
+
+    /// (events after `position`, observed_at of the oldest of them).
+    pub async fn backlog(&self, position: i64) -> anyhow::Result<(i64, Option<String>)> {
+        self.read(move |conn| {
+            let count: i64 = conn.query_row(
+                "SELECT COUNT(*) FROM events WHERE seq > ?1",
+                [position],
+                |r| r.get(0),
+            )?;
+            let oldest: Option<String> = conn
+                .query_row(
+                    "SELECT observed_at FROM events WHERE seq > ?1 ORDER BY seq LIMIT 1",
+                    [position],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok((count, oldest))
+        })
+        .await
+    }
+
+    /// Deletes events that every sink in `sinks` has delivered and whose createdAt is older
+    /// than `cutoff_ms`, in chunks so writers are never blocked long. Returns the count.
+    pub async fn prune(&self, sinks: Vec<String>, cutoff_ms: i64) -> anyhow::Result<u64> {
+        let mut min_pos = i64::MAX;
+        for s in &sinks {
+            min_pos = min_pos.min(self.position(s).await?);
+        }
+        if sinks.is_empty() {
+            return Ok(0);
+        }
+        let mut total = 0u64;
+        loop {
+            let n = self
+                .write(move |conn| {
+                    conn.execute(
+                        "DELETE FROM events WHERE seq IN (SELECT seq FROM events
+                           WHERE seq <= ?1 AND occurred_ms < ?2 ORDER BY seq LIMIT 10000)",
+                        params![min_pos, cutoff_ms],
+                    )
+                })
+                .await?;
+            total += n as u64;
+            if n < 10000 {
+                break;
+            }
+        }
+        Ok(total)
+    }
+
+    /// Count of events by kind.
+    pub async fn counts_by_kind(&self) -> anyhow::Result<Vec<(String, i64)>> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT kind, COUNT(*) FROM events GROUP BY kind")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+        .await
+    }
+}

@@ -1,0 +1,179 @@
+//! Store unit tests: migrations, dedupe, positions, pruning, refusal of newer schemas.
+
+use super::*;
+use crate::event::EventKind;
+
+fn ev(org: &str, id: &str, ms: i64) -> NewEvent {
+    NewEvent {
+        occurred_ms: ms,
+        event_id: crate::event::Event::activity_id(org, id),
+        kind: EventKind::Activity,
+        org_id: org.into(),
+        occurred_at: "2025-01-01T00:00:00Z".into(),
+        payload: format!(r#"{{"id":"{id}"}}"#).into(),
+    }
+}
+
+#[tokio::test]
+async fn insert_dedupes_and_moves_the_cursor_in_one_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.db")).unwrap();
+    let c = CursorState {
+        cursor_ms: 5000,
+        window_ms: None,
+    };
+    let s = store
+        .insert_window(
+            "o",
+            "activities",
+            vec![ev("o", "a", 1), ev("o", "b", 2), ev("o", "a", 1)],
+            vec![],
+            Some(c),
+        )
+        .await
+        .unwrap();
+    assert_eq!((s.new, s.duplicates, s.max_seq), (2, 1, 2));
+    assert_eq!(store.cursor("o", "activities").await.unwrap(), Some(c));
+    let batch = store.read_batch(0, 10).await.unwrap();
+    assert_eq!(
+        batch.iter().map(|e| e.payload.as_str()).collect::<Vec<_>>(),
+        [r#"{"id":"a"}"#, r#"{"id":"b"}"#]
+    );
+}
+
+#[tokio::test]
+async fn positions_only_move_forward_and_reopen_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    {
+        let store = Store::open(&path).unwrap();
+        store
+            .insert_window(
+                "o",
+                "activities",
+                vec![ev("o", "a", 1), ev("o", "b", 2)],
+                vec![],
+                None,
+            )
+            .await
+            .unwrap();
+        store.commit_position("file", 2).await.unwrap();
+        store.commit_position("file", 1).await.unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.position("file").await.unwrap(), 2);
+    assert_eq!(store.position("new-sink").await.unwrap(), 0);
+    assert_eq!(store.max_seq().await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn prune_keeps_what_any_sink_still_needs_and_seq_never_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.db")).unwrap();
+    store
+        .insert_window(
+            "o",
+            "activities",
+            vec![ev("o", "a", 1), ev("o", "b", 2), ev("o", "c", 3)],
+            vec![],
+            None,
+        )
+        .await
+        .unwrap();
+    store.commit_position("x", 3).await.unwrap();
+    store.commit_position("y", 1).await.unwrap();
+    assert_eq!(
+        store
+            .prune(vec!["x".into(), "y".into()], 100)
+            .await
+            .unwrap(),
+        1
+    );
+    store.commit_position("y", 3).await.unwrap();
+    assert_eq!(
+        store
+            .prune(vec!["x".into(), "y".into()], 100)
+            .await
+            .unwrap(),
+        2
+    );
+    let s = store
+        .insert_window("o", "activities", vec![ev("o", "d", 4)], vec![], None)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.max_seq, 4,
+        "AUTOINCREMENT: seq continues after the table was emptied"
+    );
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    drop(Store::open(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    let err = format!("{:#}", Store::open(&path).err().unwrap());
+    assert!(err.contains("newer"), "{err}");
+    assert!(err.contains("s.db"), "{err}");
+}
+
+#[tokio::test]
+async fn a_corrupt_file_is_refused_naming_the_path_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    std::fs::write(&path, vec![0x42u8; 8192]).unwrap();
+    let err = format!("{:#}", Store::open(&path).err().unwrap());
+    assert!(
+        err.contains("corrupt") && err.contains("s.db") && err.contains("state verify"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn state_file_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub/s.db");
+    drop(Store::open(&path).unwrap());
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}
+
+#[tokio::test]
+async fn rewind_moves_the_cursor_and_optionally_the_sinks() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.db")).unwrap();
+    let c = CursorState {
+        cursor_ms: 10_000,
+        window_ms: Some(60_000),
+    };
+    store
+        .insert_window(
+            "o",
+            "activities",
+            vec![ev("o", "a", 1000), ev("o", "b", 5000)],
+            vec![],
+            Some(c),
+        )
+        .await
+        .unwrap();
+    store.commit_position("s", 2).await.unwrap();
+    assert_eq!(store.rewind("o", 4000, false).await.unwrap(), 0);
+    assert_eq!(
+        store.cursor("o", "activities").await.unwrap(),
+        Some(CursorState {
+            cursor_ms: 4000,
+            window_ms: None
+        })
+    );
+    assert_eq!(store.position("s").await.unwrap(), 2);
+    assert_eq!(store.rewind("o", 4000, true).await.unwrap(), 1);
+    assert_eq!(store.position("s").await.unwrap(), 1);
+    assert!(store.rewind("other", 0, false).await.is_err());
+    assert!(store.verify().await.unwrap().ok());
+}
