@@ -160,6 +160,17 @@ pub struct ActivitiesConfig {
     /// (the API has no pagination).
     #[serde(default = "default_split_threshold")]
     pub split_threshold: usize,
+    /// Stop reading an answer past this size and split the window instead (bounded memory
+    /// whatever the backlog; a one-second window is always read whole).
+    #[serde(
+        default = "default_max_response_bytes",
+        deserialize_with = "crate::sinks::de_size"
+    )]
+    pub max_response_bytes: u64,
+}
+
+fn default_max_response_bytes() -> u64 {
+    32 << 20
 }
 
 fn yes() -> bool {
@@ -190,6 +201,7 @@ impl Default for ActivitiesConfig {
             initial_lookback: default_initial_lookback(),
             max_window: default_max_window(),
             split_threshold: default_split_threshold(),
+            max_response_bytes: default_max_response_bytes(),
         }
     }
 }

@@ -12,6 +12,8 @@
 pub mod config;
 pub mod event;
 pub mod format;
+pub mod health;
 pub mod metrics;
+pub mod poller;
 pub mod sinks;
 pub mod store;

@@ -1,0 +1,324 @@
+//! The activity poller: one task per organization. Each cycle fetches windows from the cursor
+//! up to now (oldest first, at most `window` long each), stores new activities in createdAt
+//! order and moves the cursor in the same transaction, then wakes the sinks.
+//!
+//! # The cursor rule
+//! The cursor `C` means: every activity created before `C` that became visible within
+//! `overlap` of its `createdAt` is stored. A window is `[C, to]` with
+//! `to = min(C + window, now)`. After a successful fetch sent at time `F` (a lower bound of
+//! the server's clock when it ran the query: the response's HTTP `Date` minus the request's
+//! duration and one second of `Date` truncation; the local send time when there is no `Date`),
+//! the cursor becomes `C' = max(C, min(to, F - overlap))`.
+//!
+//! *Proof that nothing is skipped* (activity `A`, created at `t`, visible from `t + d`,
+//! `d <= overlap`): windows are contiguous (`from` of the next window is `C' <= to`), so
+//! while `C <= t` some later window contains `t`. The cursor can only pass `t` in a fetch with
+//! `from <= t < min(to, F - overlap)`: then `t` is inside that window and `F >= t + overlap
+//! >= t + d`, so `A` was visible when that query ran and is in its answer. Because `F` is read
+//! from the server's own clock, client/server skew does not enter the bound; without a `Date`
+//! header the bound needs `d + skew <= overlap`.
+//!
+//! *A quiet organization* does not grow windows: `C'` follows `now - overlap`, so each window
+//! is about `interval + overlap` long, with or without activity.
+//! *A fresh or rewound state* starts at `now - initial_lookback` (or the rewound cursor) and
+//! walks forward in `window`-sized chunks, oldest first; there `F - overlap` is far past `to`,
+//! so chunks do not re-read each other.
+//!
+//! Windows whose answer is too large (above `split_threshold` activities, or aborted past
+//! `max_response_bytes`) halve `window` for the next fetch; the length is stored with the
+//! cursor so a restart does not repeat the big fetch, and doubles back while answers are small.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::{ActivitySource, Clock, FetchError, Fetched};
+use crate::config::ActivitiesConfig;
+use crate::event::{Event, EventKind};
+use crate::health::Health;
+use crate::metrics::Metrics;
+use crate::store::{CursorState, NewEvent, Store};
+
+/// The cursor's stream name in the store.
+pub const STREAM: &str = "activities";
+
+/// Poller knobs, from `[activities]`.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub interval: Duration,
+    pub overlap: Duration,
+    pub initial_lookback: Duration,
+    pub max_window: Duration,
+    pub split_threshold: usize,
+    pub max_response_bytes: usize,
+    /// Windows are never split below this (`createdAt` has one-second resolution).
+    pub min_window: Duration,
+}
+
+impl From<&ActivitiesConfig> for Settings {
+    fn from(c: &ActivitiesConfig) -> Self {
+        Settings {
+            interval: c.interval,
+            overlap: c.overlap,
+            initial_lookback: c.initial_lookback,
+            max_window: c.max_window,
+            split_threshold: c.split_threshold,
+            max_response_bytes: usize::try_from(c.max_response_bytes).unwrap_or(usize::MAX),
+            min_window: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What one cycle did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CycleStats {
+    pub windows: u32,
+    pub fetched: u64,
+    pub new: u64,
+    pub duplicates: u64,
+    pub quarantined: u64,
+    pub splits: u32,
+}
+
+/// The poller of one organization.
+pub struct ActivityPoller {
+    pub org: String,
+    pub source: Arc<dyn ActivitySource>,
+    pub store: Store,
+    pub settings: Settings,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    pub wake: watch::Sender<i64>,
+    pub clock: Arc<dyn Clock>,
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn at(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+impl ActivityPoller {
+    /// Polls every `interval` until `token` is cancelled. Errors are logged, counted and kept
+    /// in `health`; the next cycle retries.
+    pub async fn run(self, token: CancellationToken) {
+        let mut ticker = tokio::time::interval(self.settings.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => break,
+                _ = ticker.tick() => {}
+            }
+            let _ = self.cycle_logged(&token).await;
+        }
+        tracing::debug!(org = %self.org, "activity poller stopped");
+    }
+
+    /// One cycle with its outcome logged, counted and recorded in `health`.
+    pub async fn cycle_logged(
+        &self,
+        token: &CancellationToken,
+    ) -> Result<CycleStats, anyhow::Error> {
+        match self.cycle(token).await {
+            Ok(stats) => {
+                self.health.poll_ok(&self.org, STREAM);
+                self.metrics
+                    .last_success
+                    .with_label_values(&[&self.org, STREAM])
+                    .set(Utc::now().timestamp() as f64);
+                tracing::debug!(org = %self.org, windows = stats.windows, fetched = stats.fetched, new = stats.new, "activity poll done");
+                Ok(stats)
+            }
+            Err(e) => {
+                let kind = e
+                    .downcast_ref::<FetchError>()
+                    .map(FetchError::kind)
+                    .unwrap_or("state");
+                self.metrics
+                    .poll_errors
+                    .with_label_values(&[&self.org, STREAM, kind])
+                    .inc();
+                self.health
+                    .poll_failed(&self.org, STREAM, kind, format!("{e:#}"));
+                tracing::error!(org = %self.org, kind, error = %format!("{e:#}"), "activity poll failed; will retry next interval");
+                Err(e)
+            }
+        }
+    }
+
+    /// Fetches windows from the cursor to now. Stops early (between windows) on cancel.
+    pub async fn cycle(&self, token: &CancellationToken) -> anyhow::Result<CycleStats> {
+        let s = &self.settings;
+        let max_window = ms(s.max_window).max(ms(s.min_window));
+        let (mut cursor, mut window) = match self.store.cursor(&self.org, STREAM).await? {
+            Some(c) => (
+                c.cursor_ms,
+                c.window_ms
+                    .unwrap_or(max_window)
+                    .clamp(ms(s.min_window), max_window),
+            ),
+            None => (
+                self.clock.now().timestamp_millis() - ms(s.initial_lookback),
+                max_window,
+            ),
+        };
+        let mut stats = CycleStats::default();
+        while !token.is_cancelled() {
+            let now = self.clock.now().timestamp_millis();
+            let to = if now > cursor {
+                (cursor + window).min(now)
+            } else {
+                cursor + window.min(ms(s.interval))
+            };
+            let splittable = window > ms(s.min_window);
+            let sent = self.clock.now();
+            let cap = splittable.then_some(s.max_response_bytes);
+            let fetched = match self.source.fetch(&self.org, at(cursor), at(to), cap).await {
+                Ok(f) => f,
+                Err(FetchError::TooLarge { limit }) => {
+                    window = (window / 2).max(ms(s.min_window));
+                    stats.splits += 1;
+                    self.metrics
+                        .window_splits
+                        .with_label_values(&[&self.org])
+                        .inc();
+                    tracing::info!(org = %self.org, limit, window_s = window / 1000, "activity window too large; splitting it");
+                    self.store
+                        .insert_window(
+                            &self.org,
+                            STREAM,
+                            Vec::new(),
+                            Vec::new(),
+                            Some(self.cursor_state(cursor, window, max_window)),
+                        )
+                        .await?;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let received = self.clock.now();
+            // F: a lower bound of the server's clock when the query ran (see the module docs).
+            let f = match fetched.server_date {
+                Some(date) => date - (received - sent) - chrono::Duration::seconds(1),
+                None => sent,
+            }
+            .timestamp_millis();
+            let new_cursor = cursor.max(to.min(f - ms(s.overlap)));
+            let count = fetched.activities.len();
+            if count > s.split_threshold && splittable {
+                window = (window / 2).max(ms(s.min_window));
+                stats.splits += 1;
+                self.metrics
+                    .window_splits
+                    .with_label_values(&[&self.org])
+                    .inc();
+            } else if count < s.split_threshold / 4
+                && fetched.body_bytes < s.max_response_bytes / 4
+                && window < max_window
+            {
+                window = (window * 2).min(max_window);
+            }
+            self.store_window(
+                fetched,
+                self.cursor_state(new_cursor, window, max_window),
+                &mut stats,
+            )
+            .await?;
+            stats.windows += 1;
+            cursor = new_cursor;
+            let lag = (Utc::now().timestamp_millis() - cursor) as f64 / 1000.0;
+            self.metrics
+                .cursor_timestamp
+                .with_label_values(&[&self.org])
+                .set(cursor as f64 / 1000.0);
+            self.metrics
+                .cursor_lag
+                .with_label_values(&[&self.org])
+                .set(lag);
+            if to >= now {
+                break;
+            }
+        }
+        Ok(stats)
+    }
+
+    fn cursor_state(&self, cursor_ms: i64, window: i64, max_window: i64) -> CursorState {
+        CursorState {
+            cursor_ms,
+            window_ms: (window < max_window).then_some(window),
+        }
+    }
+
+    /// Sorts the window by createdAt, stores it and the new cursor in one transaction, counts.
+    async fn store_window(
+        &self,
+        fetched: Fetched,
+        cursor: CursorState,
+        stats: &mut CycleStats,
+    ) -> anyhow::Result<()> {
+        let Fetched {
+            mut activities,
+            quarantined,
+            ..
+        } = fetched;
+        activities.sort_unstable_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        let fetched_count = activities.len() as u64;
+        let events: Vec<NewEvent> = activities
+            .into_iter()
+            .map(|a| NewEvent {
+                occurred_ms: a.created_at.timestamp_millis(),
+                event_id: Event::activity_id(&self.org, &a.id),
+                kind: EventKind::Activity,
+                org_id: self.org.clone(),
+                occurred_at: a.created_at_raw,
+                payload: a.raw,
+            })
+            .collect();
+        for q in &quarantined {
+            self.metrics
+                .activities_quarantined
+                .with_label_values(&[&self.org, &q.reason])
+                .inc();
+        }
+        let inserted = self
+            .store
+            .insert_window(&self.org, STREAM, events, quarantined.clone(), Some(cursor))
+            .await?;
+        if inserted.quarantined_new > 0 {
+            let reasons: Vec<&str> = quarantined.iter().map(|q| q.reason.as_str()).collect();
+            tracing::warn!(org = %self.org, count = inserted.quarantined_new, ?reasons, "activities without a usable id or createdAt were quarantined in the state DB (not exported); see `state show`");
+        }
+        self.metrics
+            .activities_fetched
+            .with_label_values(&[&self.org])
+            .inc_by(fetched_count);
+        self.metrics
+            .activities_new
+            .with_label_values(&[&self.org])
+            .inc_by(inserted.new);
+        self.metrics
+            .activities_duplicates
+            .with_label_values(&[&self.org])
+            .inc_by(inserted.duplicates);
+        stats.fetched += fetched_count;
+        stats.new += inserted.new;
+        stats.duplicates += inserted.duplicates;
+        stats.quarantined += inserted.quarantined_new;
+        if inserted.new > 0 {
+            self.wake.send_replace(inserted.max_seq);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

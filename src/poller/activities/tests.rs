@@ -1,0 +1,339 @@
+//! Cursor-rule tests with a fake API and a hand-moved clock: quiet org for days, skewed
+//! clocks, bursts of late arrivals, oldest-first backfill, adaptive splits, and the documented
+//! limit (later than `overlap` can be missed).
+
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+
+use super::*;
+use crate::poller::FetchedActivity;
+
+struct ManualClock(Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    fn advance(&self, d: Duration) {
+        let mut t = self.0.lock().unwrap();
+        *t += chrono::Duration::from_std(d).unwrap();
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+/// A fake activities endpoint: inclusive bounds, late visibility, server clock = client + skew.
+struct FakeApi {
+    clock: Arc<ManualClock>,
+    skew: chrono::Duration,
+    /// (createdAt ms, visible-from ms in server time, id)
+    items: Mutex<Vec<(i64, i64, String)>>,
+    requests: Mutex<Vec<(i64, i64)>>,
+    /// A capped fetch answering more than this many items is "too large".
+    too_large_over: Mutex<Option<usize>>,
+    send_date: bool,
+}
+
+impl FakeApi {
+    fn server_now(&self) -> DateTime<Utc> {
+        self.clock.now() + self.skew
+    }
+    fn add(&self, created: DateTime<Utc>, delay: chrono::Duration, id: &str) {
+        self.items.lock().unwrap().push((
+            created.timestamp_millis(),
+            (created + delay).timestamp_millis(),
+            id.to_string(),
+        ));
+    }
+}
+
+#[async_trait]
+impl ActivitySource for FakeApi {
+    async fn fetch(
+        &self,
+        _org: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        max_bytes: Option<usize>,
+    ) -> Result<Fetched, FetchError> {
+        let (from, to) = (from.timestamp_millis(), to.timestamp_millis());
+        self.requests.lock().unwrap().push((from, to));
+        let now = self.server_now().timestamp_millis();
+        let activities: Vec<FetchedActivity> = self
+            .items
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(c, v, _)| *c >= from && *c <= to && *v <= now)
+            .map(|(c, _, id)| {
+                let created_at = DateTime::from_timestamp_millis(*c).unwrap();
+                let raw_time = created_at.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+                FetchedActivity {
+                    id: id.clone(),
+                    created_at,
+                    raw: format!(r#"{{"id":"{id}","createdAt":"{raw_time}","type":"user_login"}}"#)
+                        .into(),
+                    created_at_raw: raw_time,
+                }
+            })
+            .collect();
+        if let (Some(limit), Some(over)) = (max_bytes, *self.too_large_over.lock().unwrap()) {
+            if activities.len() > over {
+                return Err(FetchError::TooLarge { limit });
+            }
+        }
+        let server_date = self
+            .send_date
+            .then(|| DateTime::from_timestamp(self.server_now().timestamp(), 0).unwrap());
+        Ok(Fetched {
+            body_bytes: activities.len() * 100,
+            activities,
+            quarantined: vec![],
+            server_date,
+        })
+    }
+}
+
+struct Rig {
+    clock: Arc<ManualClock>,
+    api: Arc<FakeApi>,
+    poller: ActivityPoller,
+    _dir: tempfile::TempDir,
+}
+
+fn start() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap()
+}
+
+fn settings() -> Settings {
+    Settings {
+        interval: Duration::from_secs(60),
+        overlap: Duration::from_secs(15 * 60),
+        initial_lookback: Duration::from_secs(3600),
+        max_window: Duration::from_secs(86400),
+        split_threshold: 50_000,
+        max_response_bytes: 32 << 20,
+        min_window: Duration::from_secs(1),
+    }
+}
+
+fn rig(skew: chrono::Duration, send_date: bool, settings: Settings) -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("state.db")).unwrap();
+    let clock = Arc::new(ManualClock(Mutex::new(start())));
+    let api = Arc::new(FakeApi {
+        clock: clock.clone(),
+        skew,
+        items: Mutex::new(Vec::new()),
+        requests: Mutex::new(Vec::new()),
+        too_large_over: Mutex::new(None),
+        send_date,
+    });
+    let (wake, _) = watch::channel(0);
+    let poller = ActivityPoller {
+        org: "org-1".into(),
+        source: api.clone(),
+        store,
+        settings,
+        metrics: Arc::new(Metrics::new()),
+        health: Arc::new(Health::default()),
+        wake,
+        clock: clock.clone(),
+    };
+    Rig {
+        clock,
+        api,
+        poller,
+        _dir: dir,
+    }
+}
+
+impl Rig {
+    async fn cycle(&self) -> CycleStats {
+        self.poller.cycle(&CancellationToken::new()).await.unwrap()
+    }
+    async fn stored_ids(&self) -> Vec<String> {
+        let batch = self.poller.store.read_batch(0, 1_000_000).await.unwrap();
+        batch
+            .iter()
+            .map(|e| e.event_id.rsplit(':').next().unwrap().to_string())
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn quiet_org_for_days_keeps_windows_bounded_and_the_cursor_moving() {
+    let r = rig(chrono::Duration::zero(), true, settings());
+    for _ in 0..(3 * 24 * 60) {
+        r.cycle().await;
+        r.clock.advance(Duration::from_secs(60));
+    }
+    let reqs = r.api.requests.lock().unwrap().clone();
+    assert_eq!(
+        reqs.len(),
+        3 * 24 * 60,
+        "one request per cycle once caught up"
+    );
+    let longest = reqs.iter().skip(1).map(|(f, t)| t - f).max().unwrap();
+    assert!(
+        longest <= (60 + 15 * 60 + 2) * 1000,
+        "window grew to {longest} ms"
+    );
+    let cursor = r
+        .poller
+        .store
+        .cursor("org-1", STREAM)
+        .await
+        .unwrap()
+        .unwrap();
+    let lag = r.clock.now().timestamp_millis() - 60_000 - cursor.cursor_ms;
+    assert!(lag <= (15 * 60 + 2) * 1000, "cursor lags now by {lag} ms");
+}
+
+/// Every activity visible within `overlap - skew` of its createdAt is stored exactly once,
+/// whichever way the clocks are skewed.
+async fn late_arrivals_with_skew(skew_minutes: i64, send_date: bool) {
+    let r = rig(
+        chrono::Duration::minutes(skew_minutes),
+        send_date,
+        settings(),
+    );
+    let max_delay_s = if send_date {
+        14 * 60
+    } else {
+        (15 - skew_minutes.abs()) * 60 - 60
+    };
+    let mut expected = Vec::new();
+    let mut rng = fastrand::Rng::with_seed(7);
+    for minute in 0..180 {
+        // A burst every 30 minutes, a trickle otherwise; delays up to the bound.
+        let n = if minute % 30 == 0 { 200 } else { 3 };
+        for i in 0..n {
+            let created = r.api.server_now() - chrono::Duration::seconds(rng.i64(0..60));
+            let delay = chrono::Duration::seconds(rng.i64(0..=max_delay_s));
+            let id = format!("m{minute}-{i}");
+            r.api.add(created, delay, &id);
+            expected.push(id);
+        }
+        r.cycle().await;
+        r.clock.advance(Duration::from_secs(60));
+    }
+    for _ in 0..30 {
+        r.cycle().await;
+        r.clock.advance(Duration::from_secs(60));
+    }
+    let mut stored = r.stored_ids().await;
+    let n = stored.len();
+    stored.sort();
+    stored.dedup();
+    assert_eq!(stored.len(), n, "no duplicates in the outbox");
+    expected.sort();
+    assert_eq!(
+        stored, expected,
+        "skew {skew_minutes} min: every activity exactly once"
+    );
+}
+
+#[tokio::test]
+async fn burst_of_late_arrivals_is_stored_exactly_once() {
+    late_arrivals_with_skew(0, true).await;
+}
+
+#[tokio::test]
+async fn server_clock_ahead_by_ten_minutes_loses_nothing() {
+    late_arrivals_with_skew(10, true).await;
+}
+
+#[tokio::test]
+async fn server_clock_behind_by_ten_minutes_loses_nothing() {
+    late_arrivals_with_skew(-10, true).await;
+}
+
+#[tokio::test]
+async fn without_a_date_header_skew_within_overlap_loses_nothing() {
+    late_arrivals_with_skew(-5, false).await;
+    late_arrivals_with_skew(5, false).await;
+}
+
+#[tokio::test]
+async fn later_than_overlap_can_be_missed_as_documented() {
+    let r = rig(chrono::Duration::zero(), true, settings());
+    r.cycle().await;
+    r.api.add(
+        r.clock.now() - chrono::Duration::seconds(30),
+        chrono::Duration::minutes(40),
+        "very-late",
+    );
+    for _ in 0..60 {
+        r.clock.advance(Duration::from_secs(60));
+        r.cycle().await;
+    }
+    assert!(
+        r.stored_ids().await.is_empty(),
+        "an activity visible 40 min late with a 15 min overlap is outside the guarantee"
+    );
+}
+
+#[tokio::test]
+async fn fresh_state_backfills_oldest_first_in_max_window_chunks() {
+    let mut s = settings();
+    s.initial_lookback = Duration::from_secs(3 * 86400);
+    s.max_window = Duration::from_secs(6 * 3600);
+    let r = rig(chrono::Duration::zero(), true, s);
+    for h in 0..72 {
+        r.api.add(
+            start() - chrono::Duration::hours(h) - chrono::Duration::minutes(30),
+            chrono::Duration::zero(),
+            &format!("h{h:02}"),
+        );
+    }
+    let stats = r.cycle().await;
+    assert_eq!(stats.windows, 12, "3 days in 6 h chunks");
+    let reqs = r.api.requests.lock().unwrap().clone();
+    for pair in reqs.windows(2) {
+        assert_eq!(
+            pair[1].0, pair[0].1,
+            "backfill chunks are contiguous and do not re-read"
+        );
+    }
+    let ids = r.stored_ids().await;
+    let mut oldest_first: Vec<String> = (0..72).rev().map(|h| format!("h{h:02}")).collect();
+    oldest_first.retain(|id| ids.contains(id));
+    assert_eq!(ids, oldest_first, "outbox order follows createdAt");
+    assert_eq!(ids.len(), 72);
+}
+
+#[tokio::test]
+async fn too_large_windows_are_split_and_the_split_is_remembered() {
+    let mut s = settings();
+    s.initial_lookback = Duration::from_secs(86400);
+    let r = rig(chrono::Duration::zero(), true, s);
+    *r.api.too_large_over.lock().unwrap() = Some(100);
+    for i in 0..1000 {
+        r.api.add(
+            start() - chrono::Duration::seconds(86400 - i * 80),
+            chrono::Duration::zero(),
+            &format!("a{i:04}"),
+        );
+    }
+    let stats = r.cycle().await;
+    assert!(stats.splits >= 3, "{stats:?}");
+    assert_eq!(r.stored_ids().await.len(), 1000);
+    let cursor = r
+        .poller
+        .store
+        .cursor("org-1", STREAM)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        cursor.window_ms.is_some(),
+        "the smaller window is stored with the cursor"
+    );
+    // Every fetch that was not refused stayed under the threshold.
+    let refused = r.api.requests.lock().unwrap().len() as u32 - stats.windows;
+    assert_eq!(refused, stats.splits);
+}
