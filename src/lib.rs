@@ -9,11 +9,20 @@
 //! - `store`: the SQLite outbox, cursors and sink positions (migrations in `migrations/`).
 //! - `sinks`: the `Sink` trait, `SinkConfig` registry, stdout and file sinks.
 
+pub mod cli;
 pub mod config;
+pub mod daemon;
+pub mod demo;
+pub mod dispatch;
 pub mod event;
 pub mod format;
 pub mod health;
+pub mod logging;
 pub mod metrics;
 pub mod poller;
+pub mod server;
+pub mod shutdown;
 pub mod sinks;
+pub mod state_cmd;
 pub mod store;
+pub mod validate;
