@@ -3,3 +3,4 @@
 //!
 //! Module map (one concern each):
 //! - `emulator`: the built-in fake ClickHouse Cloud control-plane API (tests, `demo`, `emulator`).
+pub mod emulator;
