@@ -4,14 +4,15 @@
 //! agents; `serviceId` on service events, `targetKeyId`/`keyUpdateType` on key events.
 //! Writes JSON straight into a `String` (no `serde_json::Value`), so a million rows take seconds.
 
-use chrono::{DateTime, Utc};
+use std::fmt::Write as _;
 
 use super::activity_log::Row;
 use super::activity_types::{ACTIVITY_TYPES, KEY_UPDATE_TYPES};
-use super::jsonfmt::{ActivityJson, from_ms, uuid};
+use super::jsonfmt::{ActivityJson, TsCache, escaped, push_uuid, uuid};
 use super::model::State;
 
-/// What an org's activities can refer to, copied out of the inventory.
+/// What an org's activities can refer to, copied out of the inventory, every string already
+/// JSON-escaped (so rows are written without per-byte checks).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Pools {
     pub(crate) org_id: String,
@@ -28,29 +29,26 @@ impl Pools {
     pub(crate) fn of(state: &State, org_id: &str) -> Pools {
         let Some(org) = state.org(org_id) else {
             return Pools {
-                org_id: org_id.to_owned(),
+                org_id: escaped(org_id),
                 ..Pools::default()
             };
         };
+        let e = |s: &str| escaped(s);
         Pools {
-            org_id: org.id.clone(),
-            service_ids: org.services.iter().map(|s| s.id.clone()).collect(),
+            org_id: e(&org.id),
+            service_ids: org.services.iter().map(|s| e(&s.id)).collect(),
             users: org
                 .members
                 .iter()
-                .map(|m| (m.user_id.clone(), format!("{} <{}>", m.name, m.email)))
+                .map(|m| (e(&m.user_id), e(&format!("{} <{}>", m.name, m.email))))
                 .collect(),
             keys: state
                 .keys
                 .iter()
                 .filter(|k| k.orgs.iter().any(|o| o == org_id))
-                .map(|k| (k.id.clone(), k.name.clone()))
+                .map(|k| (e(&k.id), e(&k.name)))
                 .collect(),
-            roles: org
-                .roles
-                .iter()
-                .map(|r| (r.id.clone(), r.name.clone()))
-                .collect(),
+            roles: org.roles.iter().map(|r| (e(&r.id), e(&r.name))).collect(),
         }
     }
 }
@@ -83,6 +81,15 @@ const COMMON: &[(&str, u32)] = &[
     ("backup_delete", 3),
     ("role_update", 3),
 ];
+
+const COMMON_TOTAL: u32 = {
+    let (mut i, mut sum) = (0, 0);
+    while i < COMMON.len() {
+        sum += COMMON[i].1;
+        i += 1;
+    }
+    sum
+};
 
 /// Types no spec version knows yet: clients must pass them through.
 const UNKNOWN_TYPES: &[&str] = &[
@@ -146,8 +153,7 @@ fn pick_type(rng: &mut fastrand::Rng) -> &'static str {
     if r < 250 {
         return pick_str(rng, &ACTIVITY_TYPES);
     }
-    let total: u32 = COMMON.iter().map(|(_, w)| w).sum();
-    let mut x = rng.u32(..total);
+    let mut x = rng.u32(..COMMON_TOTAL);
     for (t, w) in COMMON {
         if x < *w {
             return t;
@@ -157,23 +163,27 @@ fn pick_type(rng: &mut fastrand::Rng) -> &'static str {
     "user_login"
 }
 
-fn ip(rng: &mut fastrand::Rng) -> String {
-    match rng.u8(..10) {
-        0..=5 => format!("203.0.113.{}", rng.u8(1..255)),
-        6..=7 => format!("198.51.100.{}", rng.u8(1..255)),
-        _ => format!("2001:db8:{:x}::{:x}", rng.u16(..), rng.u16(1..)),
-    }
+/// Appends a documentation-range IPv4 (80%) or IPv6 (20%) address.
+fn push_ip(buf: &mut String, rng: &mut fastrand::Rng) {
+    let _ = match rng.u8(..10) {
+        0..=5 => write!(buf, "203.0.113.{}", rng.u8(1..255)),
+        6..=7 => write!(buf, "198.51.100.{}", rng.u8(1..255)),
+        _ => write!(buf, "2001:db8:{:x}::{:x}", rng.u16(..), rng.u16(1..)),
+    };
 }
 
-/// One activity of a random type created at `created`.
+/// One activity of a random type created at Unix second `created`.
 pub(crate) fn activity(
     rng: &mut fastrand::Rng,
     pools: &Pools,
-    created: DateTime<Utc>,
+    created: i64,
+    ts: &mut TsCache,
 ) -> (String, usize) {
     let kind = pick_type(rng);
-    let mut a = ActivityJson::new(&uuid(rng));
-    a.ts("createdAt", created).str("type", kind);
+    let mut id = String::with_capacity(36);
+    push_uuid(&mut id, rng);
+    let mut a = ActivityJson::new(&id);
+    a.ts_secs("createdAt", created, ts).str_safe("type", kind);
     let actor = if SYSTEM_TYPES.contains(&kind) {
         "system"
     } else if kind.starts_with("user_") || kind == "organization_member_join" {
@@ -186,42 +196,45 @@ pub(crate) fn activity(
             _ => "system",
         }
     };
-    a.str("actorType", actor);
+    a.str_safe("actorType", actor);
+    let mut ip = String::with_capacity(40);
+    push_ip(&mut ip, rng);
     match actor {
         "user" if !pools.users.is_empty() => {
             let (id, details) = pick(rng, &pools.users);
-            a.str("actorId", id)
-                .str("actorDetails", details)
-                .str("actorIpAddress", &ip(rng));
+            a.str_safe("actorId", id)
+                .str_safe("actorDetails", details)
+                .str_safe("actorIpAddress", &ip);
         }
         "api" if !pools.keys.is_empty() => {
             let (id, name) = pick(rng, &pools.keys);
-            a.str("actorId", id)
-                .str("actorDetails", name)
-                .str("actorIpAddress", &ip(rng));
+            a.str_safe("actorId", id)
+                .str_safe("actorDetails", name)
+                .str_safe("actorIpAddress", &ip);
         }
         "support" => {
-            a.str("actorId", &format!("support-{}", rng.u16(100..999)))
-                .str("actorDetails", "ClickHouse Support");
+            let id = format!("support-{}", rng.u16(100..999));
+            a.str_safe("actorId", &id)
+                .str_safe("actorDetails", "ClickHouse Support");
         }
         _ => {
-            a.str("actorId", "system");
+            a.str_safe("actorId", "system");
         }
     }
-    a.str("organizationId", &pools.org_id);
+    a.str_safe("organizationId", &pools.org_id);
     if kind.starts_with("service_") || kind.starts_with("backup_") {
         if !pools.service_ids.is_empty() && rng.u8(..10) < 9 {
-            a.str("serviceId", pick(rng, &pools.service_ids).as_str());
+            a.str_safe("serviceId", pick(rng, &pools.service_ids).as_str());
         } else {
-            a.str("serviceId", &uuid(rng));
+            a.str_safe("serviceId", &uuid(rng));
         }
     }
     match actor {
         "user" => {
-            a.str("userAgent", pick_str(rng, BROWSER_AGENTS));
+            a.str_safe("userAgent", pick_str(rng, BROWSER_AGENTS));
         }
         "api" => {
-            a.str("userAgent", pick_str(rng, API_AGENTS));
+            a.str_safe("userAgent", pick_str(rng, API_AGENTS));
         }
         _ => {}
     }
@@ -241,12 +254,12 @@ fn key_and_role_targets(rng: &mut fastrand::Rng, pools: &Pools, kind: &str, a: &
     match kind {
         "openapi_key_update" => {
             let k = key_id(rng);
-            a.str("targetKeyId", &k)
-                .str("keyUpdateType", pick_str(rng, &KEY_UPDATE_TYPES));
+            a.str_safe("targetKeyId", &k)
+                .str_safe("keyUpdateType", pick_str(rng, &KEY_UPDATE_TYPES));
         }
         "key_create" | "key_delete" => {
             let k = key_id(rng);
-            a.str("targetKeyId", &k);
+            a.str_safe("targetKeyId", &k);
         }
         _ => {}
     }
@@ -264,15 +277,15 @@ fn key_and_role_targets(rng: &mut fastrand::Rng, pools: &Pools, kind: &str, a: &
         return;
     }
     let (rid, rname) = pick(rng, &pools.roles);
-    a.strs("targetRoleIds", &[rid])
-        .strs("targetRoleNames", &[rname]);
+    // Pool strings are already escaped, so the arrays are written raw.
+    a.raw("targetRoleIds", &format!("[\"{rid}\"]"))
+        .raw("targetRoleNames", &format!("[\"{rname}\"]"));
     if actor_role_kinds.contains(&kind) && !pools.users.is_empty() {
-        let user = format!("user/{}", pick(rng, &pools.users).0);
-        a.strs("targetActorIds", &[&user]);
+        let user = &pick(rng, &pools.users).0;
+        a.raw("targetActorIds", &format!("[\"user/{user}\"]"));
     }
     if kind == "role_resources_delete" {
-        let res = uuid(rng);
-        a.strs("targetResourceIds", &[&res]);
+        a.raw("targetResourceIds", &format!("[\"{}\"]", uuid(rng)));
     }
 }
 
@@ -288,6 +301,7 @@ pub(crate) fn rows(
 ) -> Vec<Row> {
     let span = (to - from).max(0) as f64;
     let mut out = Vec::with_capacity(n);
+    let mut ts = TsCache::default();
     for i in 0..n {
         let slot = if jitter {
             i as f64 + rng.f64()
@@ -296,7 +310,7 @@ pub(crate) fn rows(
         };
         let t = from + (span * slot / n as f64) as i64;
         let created_ms = t.div_euclid(1000) * 1000;
-        let (json, id_end) = activity(rng, pools, from_ms(created_ms));
+        let (json, id_end) = activity(rng, pools, created_ms / 1000, &mut ts);
         let vis = visible(rng, created_ms);
         out.push(Row::new(created_ms, vis, json, id_end));
     }

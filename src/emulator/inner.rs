@@ -11,7 +11,7 @@ use super::activity_log::{ActivityLog, Row};
 use super::faults::Faults;
 use super::generator::{self, Pools};
 use super::handlers::Ctx;
-use super::jsonfmt::{ActivityJson, token, uuid};
+use super::jsonfmt::{ActivityJson, TsCache, token, uuid};
 use super::model::{Credential, Key, State};
 use super::ratelimit::SlidingWindow;
 use super::{EmulatorOptions, RequestRecord, seed};
@@ -202,7 +202,8 @@ impl Inner {
     pub(crate) fn add_live_activity(&self, org: &str, rng: &mut fastrand::Rng) {
         let pools = Pools::of(&self.state(), org);
         let now = self.now();
-        let (json, id_end) = generator::activity(rng, &pools, now);
+        let (json, id_end) =
+            generator::activity(rng, &pools, now.timestamp(), &mut TsCache::default());
         let created = whole_second_ms(now);
         let row = Row::new(created, created + self.delay_ms(rng), json, id_end);
         self.with_log(org, |log| log.insert(row));

@@ -71,12 +71,61 @@ pub(crate) fn from_ms(ms: i64) -> DateTime<Utc> {
 
 /// A version-4 UUID drawn from a seeded generator (so seeded data is reproducible).
 pub(crate) fn uuid(rng: &mut fastrand::Rng) -> String {
-    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    uuid::Builder::from_random_bytes(rng.u128(..).to_le_bytes())
-        .into_uuid()
-        .hyphenated()
-        .encode_lower(&mut buf)
-        .to_owned()
+    let mut s = String::with_capacity(36);
+    push_uuid(&mut s, rng);
+    s
+}
+
+/// Appends a seeded version-4 UUID (via core's integer hex formatting, which stays fast in
+/// debug builds: this runs a million times in bulk generation).
+pub(crate) fn push_uuid(buf: &mut String, rng: &mut fastrand::Rng) {
+    let (hi, lo) = (rng.u64(..), rng.u64(..));
+    let hi = hi & !0xF000 | 0x4000; // version 4
+    let lo = lo & !(0xC << 60) | (0x8 << 60); // RFC 4122 variant
+    let _ = write!(
+        buf,
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        hi >> 32,
+        (hi >> 16) & 0xFFFF,
+        hi & 0xFFFF,
+        lo >> 48,
+        lo & 0xFFFF_FFFF_FFFF
+    );
+}
+
+/// Remembers the `YYYY-MM-DDT` prefix of the last day formatted, so bulk generation formats
+/// timestamps without calendar arithmetic per row.
+#[derive(Debug, Default)]
+pub(crate) struct TsCache {
+    day: Option<i64>,
+    prefix: String,
+}
+
+impl TsCache {
+    /// Appends Unix second `secs` as `YYYY-MM-DDTHH:MM:SSZ`.
+    pub(crate) fn push(&mut self, buf: &mut String, secs: i64) {
+        let (day, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400) as u32);
+        if self.day != Some(day) {
+            self.prefix.clear();
+            push_ts(&mut self.prefix, from_ms(day * 86_400_000));
+            self.prefix.truncate(11);
+            self.day = Some(day);
+        }
+        buf.push_str(&self.prefix);
+        push_2(buf, sod / 3600);
+        buf.push(':');
+        push_2(buf, sod / 60 % 60);
+        buf.push(':');
+        push_2(buf, sod % 60);
+        buf.push('Z');
+    }
+}
+
+/// `s` JSON-escaped, without the surrounding quotes (for values written many times).
+pub(crate) fn escaped(s: &str) -> String {
+    let mut q = String::with_capacity(s.len() + 2);
+    push_json_str(&mut q, s);
+    q[1..q.len() - 1].to_owned()
 }
 
 /// An alphanumeric token of `len` characters from a seeded generator (secrets, passwords).
@@ -110,13 +159,36 @@ impl ActivityJson {
         ActivityJson { buf, id_end }
     }
 
-    pub(crate) fn str(&mut self, key: &str, v: &str) -> &mut Self {
+    pub(crate) fn str(&mut self, key: &'static str, v: &str) -> &mut Self {
         self.key(key);
         push_json_str(&mut self.buf, v);
         self
     }
 
-    pub(crate) fn ts(&mut self, key: &str, t: DateTime<Utc>) -> &mut Self {
+    /// A string value that needs no escaping (ASCII literals, UUIDs, `escaped` text).
+    pub(crate) fn str_safe(&mut self, key: &'static str, v: &str) -> &mut Self {
+        self.key(key);
+        self.buf.push('"');
+        self.buf.push_str(v);
+        self.buf.push('"');
+        self
+    }
+
+    /// `createdAt`-style timestamp of Unix second `secs`, through a day cache.
+    pub(crate) fn ts_secs(
+        &mut self,
+        key: &'static str,
+        secs: i64,
+        cache: &mut TsCache,
+    ) -> &mut Self {
+        self.key(key);
+        self.buf.push('"');
+        cache.push(&mut self.buf, secs);
+        self.buf.push('"');
+        self
+    }
+
+    pub(crate) fn ts(&mut self, key: &'static str, t: DateTime<Utc>) -> &mut Self {
         self.key(key);
         self.buf.push('"');
         push_ts(&mut self.buf, t);
@@ -124,7 +196,7 @@ impl ActivityJson {
         self
     }
 
-    pub(crate) fn strs(&mut self, key: &str, vs: &[&str]) -> &mut Self {
+    pub(crate) fn strs(&mut self, key: &'static str, vs: &[&str]) -> &mut Self {
         self.key(key);
         self.buf.push('[');
         for (i, v) in vs.iter().enumerate() {
@@ -137,24 +209,27 @@ impl ActivityJson {
         self
     }
 
-    /// Any JSON value, written verbatim.
+    /// Any JSON value under any key (escaped), written verbatim.
     pub(crate) fn value(&mut self, key: &str, v: &Value) -> &mut Self {
-        self.key(key);
+        self.buf.push(',');
+        push_json_str(&mut self.buf, key);
+        self.buf.push(':');
         self.buf.push_str(&v.to_string());
         self
     }
 
     /// Pre-serialized JSON, written verbatim.
-    pub(crate) fn raw(&mut self, key: &str, json: &str) -> &mut Self {
+    pub(crate) fn raw(&mut self, key: &'static str, json: &str) -> &mut Self {
         self.key(key);
         self.buf.push_str(json);
         self
     }
 
-    fn key(&mut self, key: &str) {
-        self.buf.push(',');
-        push_json_str(&mut self.buf, key);
-        self.buf.push(':');
+    /// Keys are literals from this crate: plain ASCII, never escaped.
+    fn key(&mut self, key: &'static str) {
+        self.buf.push_str(",\"");
+        self.buf.push_str(key);
+        self.buf.push_str("\":");
     }
 
     /// Closes the object: `(json, id_end)`.
@@ -174,6 +249,22 @@ mod tests {
             .unwrap()
             .with_timezone(&Utc);
         assert_eq!(ts(t), "2024-05-01T02:03:04Z");
+    }
+
+    #[test]
+    fn seeded_uuids_are_v4_and_cached_timestamps_match() {
+        let mut rng = fastrand::Rng::with_seed(3);
+        for _ in 0..100 {
+            let u = uuid::Uuid::parse_str(&uuid(&mut rng)).unwrap();
+            assert_eq!(u.get_version_num(), 4);
+            assert_eq!(u.get_variant(), uuid::Variant::RFC4122);
+        }
+        let mut cache = TsCache::default();
+        for secs in [0_i64, 59, 86_399, 86_400, 1_709_634_030, 1_709_634_031, -1] {
+            let mut s = String::new();
+            cache.push(&mut s, secs);
+            assert_eq!(s, ts(from_ms(secs * 1000)), "{secs}");
+        }
     }
 
     #[test]

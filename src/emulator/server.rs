@@ -226,12 +226,12 @@ fn process(
     if let Some(p) = route.permissions.iter().find(|p| !caller.has(p)) {
         return error(&forbidden(route.operation_id, p), request_id);
     }
+    // Lossy: a User-Agent with non-ASCII bytes is still recorded (as real proxies pass it on).
     let header = |name| {
         parts
             .headers
             .get(name)
-            .and_then(|v: &HeaderValue| v.to_str().ok())
-            .map(str::to_owned)
+            .map(|v: &HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned())
     };
     let ctx = Ctx {
         inner,
