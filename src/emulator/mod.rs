@@ -6,10 +6,26 @@
 //! Faithfulness notes (see `docs/clickhouse-cloud-api.md`): envelope `{status, requestId,
 //! result}`, errors `{status, error: "CODE: message", requestId}`, Basic auth (401), per-key
 //! permissions from the spec's `security` entries (403), per-key sliding-window rate limit with
-//! `X-RateLimit-Reset` (429), unknown org/resource → 404. Module map:
+//! `X-RateLimit-Reset` (429), unknown org/resource → 404.
+//!
+//! Choices where the docs are silent (API notes §9):
+//! - Activities: `from_date`/`to_date` inclusive; a date-only `to_date` covers its whole UTC
+//!   day; no `from_date` = from the start, no `to_date` = up to now; `from > to` → 400.
+//!   Newest first; only rows visible by the emulator clock; `createdAt` on whole seconds.
+//! - Rate limit: every authenticated request takes a slot (403/404/400/injected 5xx included);
+//!   401s and the 429 refusals do not. `X-RateLimit-Reset` = seconds until a slot frees.
+//! - Keys: one id names a key everywhere (Basic-auth username = `ApiKey.id` = `whoami.keyId` =
+//!   `actorId` = `targetKeyId`); `keySuffix` is its last 4 characters. Self-delete → 400.
+//!   `key_create`/`key_delete` also carry `targetKeyId`.
+//! - A key outside an org gets 404 for it; a key without `control-plane:service:view` sees an
+//!   empty service list (the spec says so for prometheus; inferred here).
+//! - `GET /v1` (the spec) needs no auth and bypasses rate limit and faults.
+//!
+//! Module map:
 //! - `server`: accept loop and request pipeline; `routes`: operation table and matching
 //! - `handlers/`: one file per resource; `validate`: request-field checks
-//! - `model`: inventory types and their JSON; `seed`: seeded inventory
+//! - `inner`: the shared state behind `Emulator`; `model`: inventory types and their JSON;
+//!   `seed`: seeded inventory
 //! - `activity_log`: per-org pre-serialized activity rows; `generator` / `live`: activity data
 //! - `dates`: `from_date`/`to_date` parsing; `ratelimit`; `auth`; `faults`; `body`; `jsonfmt`
 

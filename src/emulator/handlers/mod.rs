@@ -7,6 +7,7 @@ mod activities;
 mod keys;
 mod members;
 mod orgs;
+mod service_ops;
 mod services;
 
 use chrono::{DateTime, Utc};
@@ -153,12 +154,14 @@ pub(crate) fn dispatch(route: &RouteInfo, ctx: &Ctx<'_>) -> Result<Reply> {
         "instanceGet" => services::get(ctx, state),
         "instanceUpdate" => services::update(ctx, state),
         "instanceDelete" => services::delete(ctx, state),
-        "instanceStateUpdate" => services::change_state(ctx, state),
-        "instanceScalingUpdate" | "instanceReplicaScalingUpdate" => services::scaling(ctx, state),
-        "instancePasswordUpdate" => services::password(ctx, state),
-        "backupGetList" => services::backups(ctx, state),
-        "backupGet" => services::backup(ctx, state),
-        "backupConfigurationGet" => services::backup_configuration(ctx, state),
+        "instanceStateUpdate" => service_ops::change_state(ctx, state),
+        "instanceScalingUpdate" | "instanceReplicaScalingUpdate" => {
+            service_ops::scaling(ctx, state)
+        }
+        "instancePasswordUpdate" => service_ops::password(ctx, state),
+        "backupGetList" => service_ops::backups(ctx, state),
+        "backupGet" => service_ops::backup(ctx, state),
+        "backupConfigurationGet" => service_ops::backup_configuration(ctx, state),
         "openapiKeyGetList" => keys::list(ctx, state),
         "openapiKeyCreate" => keys::create(ctx, state),
         "openapiKeyGet" => keys::get(ctx, state),
