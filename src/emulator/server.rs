@@ -163,6 +163,54 @@ fn spec(request_id: &str) -> Response<EmuBody> {
     }
 }
 
+/// Why `admit` turned a request away.
+enum Refusal {
+    Error(ApiError),
+    /// 429, with the time until a slot frees.
+    TooMany(Duration),
+}
+
+/// The gate every API request passes: Basic auth (401), the key's rate limit (429), then any
+/// injected failure. `key_id` is set once the header parses, for the request log.
+fn admit(
+    inner: &Inner,
+    parts: &hyper::http::request::Parts,
+    now: chrono::DateTime<chrono::Utc>,
+    at: tokio::time::Instant,
+    key_id: &mut Option<String>,
+) -> Result<auth::Caller, Refusal> {
+    let refuse = |status: u16, msg: String| Err(Refusal::Error(ApiError::new(status, msg)));
+    let Some((id, secret)) = auth::parse_basic(parts.headers.get(AUTHORIZATION)) else {
+        return refuse(
+            401,
+            "Missing or malformed Basic credentials (key ID : key secret)".into(),
+        );
+    };
+    *key_id = Some(id.clone());
+    let caller = match auth::authenticate(&mut inner.state(), &id, &secret, now) {
+        Ok(c) => c,
+        Err(msg) => return refuse(401, msg),
+    };
+    if let Some(limiter) = &inner.limiter {
+        let mut l = limiter.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(wait) = l.check(&caller.key_id, at) {
+            return Err(Refusal::TooMany(wait));
+        }
+    }
+    match inner.faults.take_failure() {
+        None => Ok(caller),
+        Some(429) => {
+            let wait = inner.limiter.as_ref().map_or(Duration::ZERO, |l| {
+                l.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .wait_for(&caller.key_id, at)
+            });
+            Err(Refusal::TooMany(wait.max(Duration::from_secs(1))))
+        }
+        Some(status) => refuse(status, "Injected fault".into()),
+    }
+}
+
 fn process(
     inner: &Inner,
     parts: &hyper::http::request::Parts,
@@ -176,38 +224,12 @@ fn process(
     if method == "GET" && (path == "/v1" || path == "/v1/") {
         return spec(request_id);
     }
-    let Some((id, secret)) = auth::parse_basic(parts.headers.get(AUTHORIZATION)) else {
-        return error(
-            &ApiError::new(
-                401,
-                "Missing or malformed Basic credentials (key ID : key secret)",
-            ),
-            request_id,
-        );
-    };
-    *key_id = Some(id.clone());
     let now = inner.now();
-    let caller = match auth::authenticate(&mut inner.state(), &id, &secret, now) {
+    let caller = match admit(inner, parts, now, at, key_id) {
         Ok(c) => c,
-        Err(msg) => return error(&ApiError::new(401, msg), request_id),
+        Err(Refusal::Error(e)) => return error(&e, request_id),
+        Err(Refusal::TooMany(wait)) => return too_many(inner, wait, request_id),
     };
-    if let Some(limiter) = &inner.limiter {
-        let mut l = limiter.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(wait) = l.check(&caller.key_id, at) {
-            return too_many(inner, wait, request_id);
-        }
-    }
-    if let Some(status) = inner.faults.take_failure() {
-        if status == 429 {
-            let wait = inner.limiter.as_ref().map_or(Duration::ZERO, |l| {
-                l.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .wait_for(&caller.key_id, at)
-            });
-            return too_many(inner, wait.max(Duration::from_secs(1)), request_id);
-        }
-        return error(&ApiError::new(status, "Injected fault"), request_id);
-    }
     let (route, params) = match routes::find(method, path) {
         Ok(found) => found,
         Err(Miss::NotFound) => {
