@@ -1,6 +1,8 @@
-//! The one integration test crate: a module per behaviour, helpers in `support/`.
+//! The one integration test crate (ripgrep style): a module per behaviour, shared helpers in
+//! `support/`.
 
 mod cli;
 mod config;
+mod emulator;
 mod pipeline;
 mod support;

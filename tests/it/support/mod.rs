@@ -1,4 +1,11 @@
-//! Shared test helpers: configs pointing at an emulator, reading NDJSON outputs back.
+//! Helpers shared by the integration tests: an HTTP client for the emulator (`api`), the
+//! vendor OpenAPI spec as a JSON-Schema validator (`spec`), configs pointing at an emulator and
+//! reading NDJSON outputs back.
+
+#![allow(dead_code, reason = "each test module uses a different subset")]
+
+pub mod api;
+pub mod spec;
 
 use std::collections::HashMap;
 use std::path::Path;
