@@ -129,6 +129,12 @@ pub struct EmulatorArgs {
     /// Live activities per minute per organization.
     #[arg(long, default_value_t = 0.0)]
     pub rate: f64,
+    /// Generated history density (activities per day per organization).
+    #[arg(long, default_value_t = 200)]
+    pub history_per_day: u32,
+    /// Serve without the 10 requests / 10 s per-key limit (benchmarks of the exporter itself).
+    #[arg(long)]
+    pub no_rate_limit: bool,
 }
 
 const DEFAULT_CONFIG: &str = "/etc/clickhouse-audit-exporter/config.toml";
@@ -185,11 +191,14 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn run_emulator(args: &EmulatorArgs) -> anyhow::Result<()> {
-    let opts = crate::emulator::EmulatorOptions {
+    use crate::emulator::EmulatorOptions;
+    let opts = EmulatorOptions {
         orgs: args.orgs.max(1),
         seed: args.seed,
         history: args.history,
         rate_per_min: args.rate,
+        history_events_per_day: args.history_per_day,
+        rate_limit: if args.no_rate_limit { None } else { EmulatorOptions::default().rate_limit },
         key: args.key_id.clone().zip(args.key_secret.clone()),
         max_visibility_delay: Duration::from_secs(120),
         ..Default::default()

@@ -112,6 +112,13 @@ async fn handle(
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
+    let mut resp = resp;
+    // The HTTP `Date` comes from the emulator's own clock (skew included), as a real server's
+    // does; hyper only adds its own when none is set.
+    let date = inner.now().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+    if let Ok(v) = HeaderValue::from_str(&date) {
+        resp.headers_mut().insert(hyper::header::DATE, v);
+    }
     Ok(resp)
 }
 
