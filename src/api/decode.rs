@@ -242,6 +242,9 @@ pub(crate) fn error_body(body: &[u8]) -> (Option<String>, String) {
 /// Words a decode failure after `bytes` body bytes: truncated, malformed (with the position)
 /// or of the wrong shape (saying what was expected).
 pub(crate) fn describe(err: &serde_json::Error, bytes: usize) -> String {
+    if bytes == 0 && err.classify() == Category::Eof {
+        return "the response body is empty (expected a JSON envelope)".into();
+    }
     let full = err.to_string();
     let position = format!(" at line {} column {}", err.line(), err.column());
     let what = full.strip_suffix(&position).unwrap_or(&full);
@@ -333,6 +336,9 @@ mod tests {
             err.starts_with("unexpected response shape at line 1 column 24: invalid type: map, expected an array of activities"),
             "{err}"
         );
+
+        let err = decode(&Activities, "").unwrap_err();
+        assert_eq!(err, "the response body is empty (expected a JSON envelope)");
 
         let err = decode(&Activities, "[1]").unwrap_err();
         assert!(err.contains("expected a response envelope object"), "{err}");

@@ -203,8 +203,8 @@ impl fmt::Display for ApiError {
                 message,
             } if *status >= 500 => write!(
                 f,
-                "{status} server error{}: the API failed on every retry — try again later, or \
-                 give ClickHouse Cloud support the request id{}",
+                "{status} server error{}: the API failed — if this persists, give ClickHouse \
+                 Cloud support the request id{}",
                 Req(request_id),
                 Said(message)
             ),
@@ -212,18 +212,27 @@ impl fmt::Display for ApiError {
                 status,
                 request_id,
                 message,
-            } => write!(
+            } if (300..400).contains(status) => write!(
                 f,
                 "unexpected HTTP {status}{}: check api.base_url (expected \
-                 https://api.clickhouse.cloud){}",
+                 https://api.clickhouse.cloud); {message}",
+                Req(request_id),
+            ),
+            ApiError::Server {
+                status,
+                request_id,
+                message,
+            } => write!(
+                f,
+                "HTTP {status}{}: the API could not serve the request now{}",
                 Req(request_id),
                 Said(message)
             ),
             ApiError::Timeout { endpoint } => write!(
                 f,
-                "request to the {endpoint} endpoint timed out on every retry (api.request_timeout) \
-                 — the API is slow or unreachable; for activities, a shorter activities.max_window \
-                 makes answers smaller"
+                "request to the {endpoint} endpoint timed out (api.request_timeout) — the API is \
+                 slow or unreachable; for activities, a shorter activities.max_window makes \
+                 answers smaller"
             ),
             ApiError::Transport { message } => write!(
                 f,
@@ -288,11 +297,21 @@ mod tests {
         let e = ApiError::Server {
             status: 302,
             request_id: None,
-            message: "redirect to https://example.com/".into(),
+            message: "redirected to https://example.com/".into(),
         };
-        assert!(
-            e.to_string()
-                .starts_with("unexpected HTTP 302: check api.base_url")
+        assert_eq!(
+            e.to_string(),
+            "unexpected HTTP 302: check api.base_url (expected https://api.clickhouse.cloud); \
+             redirected to https://example.com/"
+        );
+        let e = ApiError::Server {
+            status: 409,
+            request_id: None,
+            message: "CONFLICT: busy".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "HTTP 409: the API could not serve the request now; the API said: CONFLICT: busy"
         );
     }
 

@@ -21,6 +21,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
@@ -105,6 +107,8 @@ struct Inner {
     base: Url,
     key_id: String,
     key_secret: SecretString,
+    /// base64 of `key_id:key_secret`, as sent in the Authorization header (for `scrub`).
+    basic_credentials: SecretString,
     limiter: RateLimiter,
     metrics: Arc<Metrics>,
     max_retries: u32,
@@ -151,11 +155,17 @@ impl Client {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .context("building the HTTP client")?;
+        let basic_credentials = SecretString::from(STANDARD.encode(format!(
+            "{}:{}",
+            creds.key_id,
+            creds.key_secret.expose_secret()
+        )));
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
                 base_url,
                 base,
+                basic_credentials,
                 key_id: creds.key_id,
                 key_secret: creds.key_secret,
                 limiter: RateLimiter::new(cfg.rate_limit_requests, cfg.rate_limit_window),

@@ -12,7 +12,6 @@ use tokio::time::{Instant, sleep_until};
 
 /// A sliding-window log of send instants (not a refilling token bucket: a bucket allows a burst
 /// of `max` right after a window's worth of sends, i.e. up to 2×`max` in one rolling window).
-#[derive(Debug)]
 pub struct RateLimiter {
     max: usize,
     window: Duration,
@@ -22,6 +21,15 @@ pub struct RateLimiter {
     /// No send before this instant (set from a 429's reset). A plain mutex: never held across
     /// an await, so a 429 handler can extend it while a waiter sleeps on `sends`.
     blocked_until: StdMutex<Option<Instant>>,
+}
+
+impl std::fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimiter")
+            .field("max", &self.max)
+            .field("window", &self.window)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How long one `acquire` waited, by cause (for `api_rate_limit_wait_seconds_total{reason}`).
