@@ -4,7 +4,8 @@
 //! decoded in one streaming pass that keeps each object's exact bytes (`decode`, `models`).
 //! Facts and uncertainties about the API: ../shared/docs/clickhouse-cloud-api.md.
 //!
-//! Files: `call.rs` (one call: limiter, send, read, classify, retry), `decode.rs` (envelopes),
+//! Files: `call.rs` (one call: limiter, send, retry, pages), `response.rs` (read one answer:
+//! stream into the decoder, or classify the error), `decode.rs` (envelopes),
 //! `models.rs` (wire types), `dates.rs` (window bounds, `createdAt`), `error.rs` (`ApiError`),
 //! `ratelimit.rs` (`RateLimiter`).
 
@@ -14,6 +15,7 @@ mod decode;
 pub mod error;
 pub mod models;
 pub mod ratelimit;
+mod response;
 
 use std::fmt;
 use std::sync::Arc;
