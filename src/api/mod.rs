@@ -148,6 +148,9 @@ impl Client {
         if !matches!(base.scheme(), "http" | "https") || base.host().is_none() {
             bail!("api.base_url {base_url:?} must be an http(s) URL with a host");
         }
+        if !base.username().is_empty() || base.password().is_some() {
+            bail!("api.base_url must not carry credentials: set api.key_id/api.key_secret");
+        }
         if creds.key_secret.expose_secret().is_empty() {
             bail!("the API key secret is empty");
         }

@@ -101,6 +101,22 @@ async fn base_url_path_prefix_is_kept_and_ids_cannot_add_path_levels() {
     );
 }
 
+#[test]
+fn base_urls_that_cannot_work_are_refused_up_front() {
+    let metrics = Arc::new(Metrics::new());
+    for (url, why) in [
+        ("ftp://api.clickhouse.cloud", "must be an http(s) URL"),
+        ("not a url", "is not a URL"),
+        (
+            "https://id:secret@api.clickhouse.cloud",
+            "must not carry credentials",
+        ),
+    ] {
+        let err = Client::new(&config(url), creds(), metrics.clone()).unwrap_err();
+        assert!(format!("{err:#}").contains(why), "{url}: {err:#}");
+    }
+}
+
 #[tokio::test]
 async fn bad_request_is_not_retried_and_keeps_the_api_message() {
     let server = TestServer::script(vec![error_json(400, "BAD_REQUEST: unknown filter")]).await;
