@@ -2,7 +2,7 @@
 //! and inventory to SIEM sinks, deduplicating through a local SQLite outbox.
 //!
 //! Module map (one concern each):
-//! - `api`: the ClickHouse Cloud control-plane client (auth, envelope, shared rate limiter, retries).
+//! - `api`: the ClickHouse Cloud API client (rate limiter, retries, envelope decoding, wire types).
 //! - `cli`: the command line and its dispatch; `main.rs` only maps errors to exit codes.
 //! - `config`: the TOML/env configuration, its defaults and validation (exit 2 on errors).
 //! - `daemon`: wiring for `run` and `once`: store, client, pollers, sink tasks, server, shutdown.

@@ -2,6 +2,7 @@
 //! `support/`.
 
 mod cli;
+mod client;
 mod config;
 mod emulator;
 mod pipeline;

@@ -5,6 +5,7 @@
 #![allow(dead_code, reason = "each test module uses a different subset")]
 
 pub mod api;
+pub mod http;
 pub mod spec;
 
 use std::collections::HashMap;
