@@ -198,7 +198,11 @@ async fn run_emulator(args: &EmulatorArgs) -> anyhow::Result<()> {
         history: args.history,
         rate_per_min: args.rate,
         history_events_per_day: args.history_per_day,
-        rate_limit: if args.no_rate_limit { None } else { EmulatorOptions::default().rate_limit },
+        rate_limit: if args.no_rate_limit {
+            None
+        } else {
+            EmulatorOptions::default().rate_limit
+        },
         key: args.key_id.clone().zip(args.key_secret.clone()),
         max_visibility_delay: Duration::from_secs(120),
         ..Default::default()

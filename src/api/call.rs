@@ -24,6 +24,8 @@ pub(crate) struct Page<T> {
     pub next_cursor: Option<String>,
     /// Body bytes received (summed over pages by `pages`).
     pub bytes: usize,
+    /// The server's HTTP `Date` (of the first page).
+    pub date: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// First retry waits up to this long (full jitter), doubling up to `api.max_backoff`.

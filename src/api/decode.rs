@@ -28,11 +28,18 @@ pub(crate) struct Envelope<T> {
 pub(crate) trait ResultShape: Clone + Send + 'static {
     type Output: Send + 'static;
     fn deserialize<'de, D: de::Deserializer<'de>>(&self, d: D) -> Result<Self::Output, D::Error>;
+    /// Abandon the answer once its body passes this many bytes (`ApiError::TooLarge`).
+    fn max_bytes(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// `result` of the activities list.
 #[derive(Clone)]
-pub(crate) struct Activities;
+pub(crate) struct Activities {
+    /// See `ResultShape::max_bytes`.
+    pub max_bytes: Option<usize>,
+}
 
 /// Activities and quarantined elements, in the order received.
 #[derive(Debug, Default)]
@@ -43,6 +50,9 @@ pub(crate) struct ActivityList {
 
 impl ResultShape for Activities {
     type Output = ActivityList;
+    fn max_bytes(&self) -> Option<usize> {
+        self.max_bytes
+    }
     fn deserialize<'de, D: de::Deserializer<'de>>(&self, d: D) -> Result<ActivityList, D::Error> {
         elements(
             d,
@@ -297,7 +307,7 @@ mod tests {
         let body = format!(
             r#"{{"result": [ {a1} , {{"id":"x2","createdAt":"2025-03-04T10:15:31"}} ], "status": 200, "requestId": "r-9"}}"#
         );
-        let env = decode(&Activities, &body).unwrap();
+        let env = decode(&Activities { max_bytes: None }, &body).unwrap();
         assert_eq!(env.request_id.as_deref(), Some("r-9"));
         let list = env.result.unwrap();
         assert_eq!(list.activities.len(), 2);
@@ -316,7 +326,7 @@ mod tests {
     #[test]
     fn failures_are_worded_as_truncated_malformed_or_wrong_shape() {
         let err = decode(
-            &Activities,
+            &Activities { max_bytes: None },
             r#"{"status":200,"result":[{"id":"a","createdAt":"20"#,
         )
         .unwrap_err();
@@ -325,25 +335,33 @@ mod tests {
             "{err}"
         );
 
-        let err = decode(&Activities, r#"{"status":200,"result":[{"id" "a"}]}"#).unwrap_err();
+        let err = decode(
+            &Activities { max_bytes: None },
+            r#"{"status":200,"result":[{"id" "a"}]}"#,
+        )
+        .unwrap_err();
         assert_eq!(
             err, "malformed JSON at line 1 column 31: expected `:`",
             "{err}"
         );
 
-        let err = decode(&Activities, r#"{"status":200,"result":{"id":"a"}}"#).unwrap_err();
+        let err = decode(
+            &Activities { max_bytes: None },
+            r#"{"status":200,"result":{"id":"a"}}"#,
+        )
+        .unwrap_err();
         assert!(
             err.starts_with("unexpected response shape at line 1 column 24: invalid type: map, expected an array of activities"),
             "{err}"
         );
 
-        let err = decode(&Activities, "").unwrap_err();
+        let err = decode(&Activities { max_bytes: None }, "").unwrap_err();
         assert_eq!(err, "the response body is empty (expected a JSON envelope)");
 
-        let err = decode(&Activities, "[1]").unwrap_err();
+        let err = decode(&Activities { max_bytes: None }, "[1]").unwrap_err();
         assert!(err.contains("expected a response envelope object"), "{err}");
 
-        let err = decode(&Activities, r#"{"result":[]} trailing"#).unwrap_err();
+        let err = decode(&Activities { max_bytes: None }, r#"{"result":[]} trailing"#).unwrap_err();
         assert!(
             err.starts_with("malformed JSON at line 1 column 15: trailing characters"),
             "{err}"

@@ -45,6 +45,12 @@ pub enum ApiError {
     Timeout { endpoint: &'static str },
     /// Connection refused/reset, DNS, TLS, …: the request never got an answer.
     Transport { message: String },
+    /// The answer passed the byte cap the caller set: split the request (activities window).
+    TooLarge {
+        endpoint: &'static str,
+        limit: usize,
+        bytes: usize,
+    },
     /// An answer that could not be read: truncated transfer, malformed JSON, unexpected shape.
     Decode {
         endpoint: &'static str,
@@ -68,6 +74,7 @@ impl ApiError {
             ApiError::Timeout { .. } => "timeout",
             ApiError::Transport { .. } => "transport",
             ApiError::Decode { .. } => "decode",
+            ApiError::TooLarge { .. } => "too_large",
         }
     }
 
@@ -84,7 +91,8 @@ impl ApiError {
             ApiError::Unauthorized { .. }
             | ApiError::Forbidden { .. }
             | ApiError::NotFound { .. }
-            | ApiError::BadRequest { .. } => false,
+            | ApiError::BadRequest { .. }
+            | ApiError::TooLarge { .. } => false,
         }
     }
 
@@ -98,7 +106,9 @@ impl ApiError {
             | ApiError::RateLimited { request_id, .. }
             | ApiError::Server { request_id, .. }
             | ApiError::Decode { request_id, .. } => request_id.as_deref(),
-            ApiError::Timeout { .. } | ApiError::Transport { .. } => None,
+            ApiError::Timeout { .. } | ApiError::Transport { .. } | ApiError::TooLarge { .. } => {
+                None
+            }
         }
     }
 }
@@ -237,6 +247,15 @@ impl fmt::Display for ApiError {
             ApiError::Transport { message } => write!(
                 f,
                 "cannot reach the API: {message} — check api.base_url, DNS, proxies and firewalls"
+            ),
+            ApiError::TooLarge {
+                endpoint,
+                limit,
+                bytes,
+            } => write!(
+                f,
+                "the {endpoint} answer passed {bytes} bytes, over the {limit}-byte cap \
+                 (activities.max_response_bytes): the window will be split"
             ),
             ApiError::Decode {
                 endpoint,

@@ -228,14 +228,28 @@ impl Client {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<ActivityBatch, ApiError> {
+        self.activities_capped(org, from, to, None).await
+    }
+
+    /// `activities`, abandoning the answer with `ApiError::TooLarge` once its body passes
+    /// `max_bytes` (the poller then splits the window): memory stays bounded however much the
+    /// window holds.
+    pub async fn activities_capped(
+        &self,
+        org: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        max_bytes: Option<usize>,
+    ) -> Result<ActivityBatch, ApiError> {
         let format = self.effective_date_format();
-        let r = match self.activities_in(org, from, to, format).await {
+        let r = match self.activities_in(org, from, to, format, max_bytes).await {
             Err(ApiError::BadRequest {
                 request_id,
                 message,
             }) if format != DateFormat::Date && message.to_lowercase().contains("date") => {
                 self.fall_back_to_dates(format, request_id.as_deref(), &message);
-                self.activities_in(org, from, to, DateFormat::Date).await
+                self.activities_in(org, from, to, DateFormat::Date, max_bytes)
+                    .await
             }
             r => r,
         };
@@ -248,6 +262,7 @@ impl Client {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         format: DateFormat,
+        max_bytes: Option<usize>,
     ) -> Result<ActivityBatch, ApiError> {
         let mut url = self.url(&["v1", "organizations", org, "activities"]);
         let (from_date, to_date) = dates::window_params(format, from, to);
@@ -256,10 +271,15 @@ impl Client {
             .append_pair("to_date", &to_date);
         let page = self
             .inner
-            .pages(Endpoint::Activities, url, &Activities, |acc, more| {
-                acc.activities.extend(more.activities);
-                acc.quarantined.extend(more.quarantined);
-            })
+            .pages(
+                Endpoint::Activities,
+                url,
+                &Activities { max_bytes },
+                |acc, more| {
+                    acc.activities.extend(more.activities);
+                    acc.quarantined.extend(more.quarantined);
+                },
+            )
             .await?;
         let Page {
             request_id,
@@ -269,6 +289,7 @@ impl Client {
                     quarantined,
                 },
             bytes,
+            date,
             ..
         } = page;
         Ok(ActivityBatch {
@@ -276,6 +297,7 @@ impl Client {
             quarantined,
             request_id,
             body_bytes: bytes,
+            server_date: date,
         })
     }
 

@@ -49,6 +49,8 @@ pub struct ActivityBatch {
     pub request_id: Option<String>,
     /// Body bytes received for this batch.
     pub body_bytes: usize,
+    /// The server's clock when it answered (HTTP `Date`), if it sent one.
+    pub server_date: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// One inventory object, verbatim. `id` comes from `id`, or `userId` for members; `None` when

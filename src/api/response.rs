@@ -37,6 +37,17 @@ impl Inner {
         header_id: Option<String>,
     ) -> Result<Page<S::Output>, ApiError> {
         let expected = resp.content_length();
+        let max_bytes = shape.max_bytes();
+        let date = server_date(resp.headers());
+        if let (Some(max), Some(len)) = (max_bytes, expected) {
+            if len > max as u64 {
+                return Err(ApiError::TooLarge {
+                    endpoint: ep.label(),
+                    limit: max,
+                    bytes: len as usize,
+                });
+            }
+        }
         let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
         let decoder = tokio::task::spawn_blocking(move || {
             let reader = ChannelReader {
@@ -58,6 +69,10 @@ impl Inner {
                         .api_bytes_received
                         .with_label_values(&[ep.label()])
                         .inc_by(chunk.len() as u64);
+                    if max_bytes.is_some_and(|max| bytes > max) {
+                        let _ = tx.send(Err(())).await;
+                        break Some(Err(max_bytes.unwrap_or(0)));
+                    }
                     if head.len() < EXCERPT_CHARS * 4 {
                         head.extend_from_slice(&chunk[..chunk.len().min(EXCERPT_CHARS * 4)]);
                     }
@@ -68,7 +83,7 @@ impl Inner {
                 Ok(None) => break None,
                 Err(e) => {
                     let _ = tx.send(Err(())).await;
-                    break Some(e);
+                    break Some(Ok(e));
                 }
             }
         };
@@ -82,6 +97,18 @@ impl Inner {
             request_id,
             message,
             excerpt: self.scrub(excerpt(&head, EXCERPT_CHARS)),
+        };
+        let read_error = match read_error {
+            Some(Err(limit)) => {
+                // The decoder saw an error chunk and stopped; the rest of the body is dropped.
+                return Err(ApiError::TooLarge {
+                    endpoint: ep.label(),
+                    limit,
+                    bytes,
+                });
+            }
+            Some(Ok(e)) => Some(e),
+            None => None,
         };
         if let Some(e) = read_error {
             if e.is_timeout() {
@@ -115,6 +142,7 @@ impl Inner {
             result,
             next_cursor: env.next_cursor,
             bytes,
+            date,
         })
     }
 
@@ -300,4 +328,12 @@ mod tests {
         );
         assert_eq!(reset_after(&HeaderMap::new()), None);
     }
+}
+
+/// The HTTP `Date` of an answer: the server's clock when it answered (1 s resolution).
+fn server_date(headers: &HeaderMap) -> Option<chrono::DateTime<chrono::Utc>> {
+    let text = headers.get(reqwest::header::DATE)?.to_str().ok()?;
+    chrono::DateTime::parse_from_rfc2822(text)
+        .ok()
+        .map(|d| d.to_utc())
 }

@@ -40,14 +40,21 @@ async fn version_and_help_with_examples() {
     c.arg("--help");
     let (code, out, _) = output(c).await;
     assert_eq!(code, 0);
-    assert!(out.contains("Examples:") && out.contains("demo") && out.contains("Exit codes"), "{out}");
+    assert!(
+        out.contains("Examples:") && out.contains("demo") && out.contains("Exit codes"),
+        "{out}"
+    );
 }
 
 #[tokio::test]
 async fn bad_config_exits_2_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.toml");
-    std::fs::write(&path, "[activities]\ninterval = \"often\"\n[[sinks]]\nname = \"o\"\ntype = \"stdout\"\n").unwrap();
+    std::fs::write(
+        &path,
+        "[activities]\ninterval = \"often\"\n[[sinks]]\nname = \"o\"\ntype = \"stdout\"\n",
+    )
+    .unwrap();
     let mut c = bin();
     c.arg("-c").arg(&path).arg("validate").arg("--offline");
     let (code, out, err) = output(c).await;
@@ -66,7 +73,12 @@ async fn bad_config_exits_2_naming_the_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validate_against_the_emulator_passes_and_names_each_problem() {
-    let emu = Emulator::start(EmulatorOptions { rate_limit: None, ..Default::default() }).await.unwrap();
+    let emu = Emulator::start(EmulatorOptions {
+        rate_limit: None,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let write = |toml: String| {
         let p = dir.path().join("c.toml");
@@ -74,23 +86,36 @@ async fn validate_against_the_emulator_passes_and_names_each_problem() {
         p
     };
     let sinks = "[[sinks]]\nname = \"o\"\ntype = \"stdout\"\n";
-    let good = write(config_toml(&emu, dir.path(), sinks).replace("[inventory]\nenabled = false", "[inventory]\nenabled = true"));
+    let good = write(config_toml(&emu, dir.path(), sinks).replace(
+        "[inventory]\nenabled = false",
+        "[inventory]\nenabled = true",
+    ));
     let mut c = bin();
     c.arg("-c").arg(&good).arg("validate");
     let (code, out, err) = output(c).await;
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("✓ credentials accepted") && out.contains("all checks passed"), "{out}");
+    assert!(
+        out.contains("✓ credentials accepted") && out.contains("all checks passed"),
+        "{out}"
+    );
 
-    let wrong = write(config_toml(&emu, dir.path(), sinks).replace(&emu.emulator.key_secret(), "wrong-secret"));
+    let wrong = write(
+        config_toml(&emu, dir.path(), sinks).replace(&emu.emulator.key_secret(), "wrong-secret"),
+    );
     let mut c = bin();
     c.arg("-c").arg(&wrong).arg("validate");
     let (code, out, _) = output(c).await;
     assert_eq!(code, 1);
-    assert!(out.contains("✗ credentials accepted") && out.contains("401"), "{out}");
+    assert!(
+        out.contains("✗ credentials accepted") && out.contains("401"),
+        "{out}"
+    );
     assert!(!out.contains("wrong-secret"), "the secret is never printed");
 
     let org = emu.emulator.org_ids()[0].clone();
-    let (kid, ksecret) = emu.emulator.create_key(&org, &["control-plane:organization:view"]);
+    let (kid, ksecret) = emu
+        .emulator
+        .create_key(&org, &["control-plane:organization:view"]);
     let limited = write(
         config_toml(&emu, dir.path(), sinks)
             .replace(&emu.emulator.key_id(), &kid)
@@ -100,7 +125,10 @@ async fn validate_against_the_emulator_passes_and_names_each_problem() {
     c.arg("-c").arg(&limited).arg("validate");
     let (code, out, _) = output(c).await;
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("✗") && out.contains("control-plane:organization:view-activities"), "{out}");
+    assert!(
+        out.contains("✗") && out.contains("control-plane:organization:view-activities"),
+        "{out}"
+    );
 }
 
 #[tokio::test]
@@ -109,12 +137,23 @@ async fn demo_prints_json_envelopes_to_stdout() {
     c.args(["demo", "--duration", "6s", "--rate", "120"]);
     let (code, out, err) = output(c).await;
     assert_eq!(code, 0, "{err}");
-    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).expect("stdout is pure NDJSON")).collect();
-    assert!(lines.len() > 5, "history arrives within seconds: {} lines; stderr: {err}", lines.len());
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("stdout is pure NDJSON"))
+        .collect();
+    assert!(
+        lines.len() > 5,
+        "history arrives within seconds: {} lines; stderr: {err}",
+        lines.len()
+    );
     for v in &lines {
         assert_eq!(v["kind"], "activity");
         assert!(v["event_id"].as_str().unwrap().starts_with("activity:"));
-        assert!(v["occurred_at"].is_string() && v["observed_at"].is_string() && v["activity"]["id"].is_string());
+        assert!(
+            v["occurred_at"].is_string()
+                && v["observed_at"].is_string()
+                && v["activity"]["id"].is_string()
+        );
     }
 }
 
@@ -132,7 +171,11 @@ async fn sigkill_at_random_points_loses_nothing_and_duplicates_stay_within_a_bat
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("a.ndjson"), dir.path().join("b.ndjson"));
     let batch = 40;
-    let toml = config_toml(&emu, dir.path(), &format!("{}{}", file_sink("a", &a, batch), file_sink("b", &b, batch)));
+    let toml = config_toml(
+        &emu,
+        dir.path(),
+        &format!("{}{}", file_sink("a", &a, batch), file_sink("b", &b, batch)),
+    );
     let cfg_path = dir.path().join("c.toml");
     std::fs::write(&cfg_path, toml).unwrap();
     let mut rng = fastrand::Rng::with_seed(42);
@@ -140,9 +183,21 @@ async fn sigkill_at_random_points_loses_nothing_and_duplicates_stay_within_a_bat
     for round in 0..kills {
         for i in 0..20 {
             let now = chrono::Utc::now();
-            emu.emulator.add_activity(&org, serde_json::json!({"type": "user_login", "n": round * 100 + i}), now, now);
+            emu.emulator.add_activity(
+                &org,
+                serde_json::json!({"type": "user_login", "n": round * 100 + i}),
+                now,
+                now,
+            );
         }
-        let mut child = bin().arg("-c").arg(&cfg_path).arg("run").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let mut child = bin()
+            .arg("-c")
+            .arg(&cfg_path)
+            .arg("run")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(rng.u64(150..1500))).await;
         child.start_kill().unwrap();
         let _ = child.wait().await;
@@ -158,8 +213,17 @@ async fn sigkill_at_random_points_loses_nothing_and_duplicates_stay_within_a_bat
         let c = counts(&ids);
         let mut unique: Vec<String> = c.keys().map(|s| s.to_string()).collect();
         unique.sort();
-        assert_eq!(unique, expected, "{}: every activity at least once", path.display());
+        assert_eq!(
+            unique,
+            expected,
+            "{}: every activity at least once",
+            path.display()
+        );
         let dups = ids.len() - unique.len();
-        assert!(dups <= batch * kills, "{}: {dups} duplicates > one batch ({batch}) per kill ({kills})", path.display());
+        assert!(
+            dups <= batch * kills,
+            "{}: {dups} duplicates > one batch ({batch}) per kill ({kills})",
+            path.display()
+        );
     }
 }

@@ -12,11 +12,19 @@ type = "stdout"
 "#;
 
 fn err(toml: &str) -> String {
-    Config::from_toml(toml, Some(HashMap::new())).err().expect("config should be rejected").to_string()
+    Config::from_toml(toml, Some(HashMap::new()))
+        .err()
+        .expect("config should be rejected")
+        .to_string()
 }
 
 fn env(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
-    Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    Some(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
 }
 
 #[test]
@@ -26,7 +34,10 @@ fn the_shipped_example_config_loads_with_its_documented_defaults() {
     let defaults = Config::from_toml(MINIMAL, Some(HashMap::new())).unwrap();
     assert_eq!(cfg.activities.overlap, defaults.activities.overlap);
     assert_eq!(cfg.activities.interval, defaults.activities.interval);
-    assert_eq!(cfg.activities.max_response_bytes, defaults.activities.max_response_bytes);
+    assert_eq!(
+        cfg.activities.max_response_bytes,
+        defaults.activities.max_response_bytes
+    );
     assert_eq!(cfg.api.rate_limit_requests, 10);
     assert_eq!(cfg.api.base_url, defaults.api.base_url);
     assert_eq!(cfg.state.retention, defaults.state.retention);
@@ -47,7 +58,9 @@ fn unknown_keys_are_named() {
 
 #[test]
 fn bad_durations_name_the_key_and_value() {
-    let e = err(&format!("[activities]\ninterval = \"5 parsecs\"\n{MINIMAL}"));
+    let e = err(&format!(
+        "[activities]\ninterval = \"5 parsecs\"\n{MINIMAL}"
+    ));
     assert!(e.contains("interval") && e.contains("5 parsecs"), "{e}");
 }
 
@@ -64,21 +77,32 @@ fn sink_list_errors_are_named() {
     let e = err("");
     assert!(e.contains("`sinks`") && e.contains("empty"), "{e}");
     let e = err(&format!("{MINIMAL}{MINIMAL}"));
-    assert!(e.contains("sinks[1].name") && e.contains("\"out\"") && e.contains("duplicate"), "{e}");
+    assert!(
+        e.contains("sinks[1].name") && e.contains("\"out\"") && e.contains("duplicate"),
+        "{e}"
+    );
     let e = err("[[sinks]]\nname = \"x\"\ntype = \"carrier_pigeon\"\n");
-    assert!(e.contains("sinks[0].type") && e.contains("carrier_pigeon"), "{e}");
+    assert!(
+        e.contains("sinks[0].type") && e.contains("carrier_pigeon"),
+        "{e}"
+    );
     let e = err("[[sinks]]\nname = \"x\"\ntype = \"stdout\"\nformat = \"xml\"\n");
     assert!(e.contains("sinks[0].format") && e.contains("xml"), "{e}");
     let e = err("[[sinks]]\nname = \"x\"\ntype = \"stdout\"\nbatch_max_events = 0\n");
     assert!(e.contains("sinks[0].batch_max_events"), "{e}");
-    let e = err("[[sinks]]\nname = \"x\"\ntype = \"file\"\npath = \"/tmp/x\"\nmax_bytes = \"12 parsecs\"\n");
+    let e = err(
+        "[[sinks]]\nname = \"x\"\ntype = \"file\"\npath = \"/tmp/x\"\nmax_bytes = \"12 parsecs\"\n",
+    );
     assert!(e.contains("12 parsecs"), "{e}");
 }
 
 #[test]
 fn other_bad_values_are_named() {
     let e = err(&format!("[server]\nlisten = \"everywhere\"\n{MINIMAL}"));
-    assert!(e.contains("server.listen") && e.contains("everywhere"), "{e}");
+    assert!(
+        e.contains("server.listen") && e.contains("everywhere"),
+        "{e}"
+    );
     let e = err(&format!("[state]\nretention = \"10m\"\n{MINIMAL}"));
     assert!(e.contains("state.retention") && e.contains("10m"), "{e}");
     let e = err(&format!("[api]\ndate_format = \"julian\"\n{MINIMAL}"));
@@ -102,13 +126,20 @@ fn environment_overrides_every_section() {
     assert_eq!(cfg.activities.interval, std::time::Duration::from_secs(5));
     assert_eq!(cfg.api.rate_limit_requests, 3);
     assert_eq!(cfg.api.organizations, ["a", "b"]);
-    let e = Config::from_toml(MINIMAL, env(&[("CH_AUDIT__ACTIVITIES__OVERLAP", "soon")])).err().unwrap().to_string();
+    let e = Config::from_toml(MINIMAL, env(&[("CH_AUDIT__ACTIVITIES__OVERLAP", "soon")]))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("overlap") && e.contains("soon"), "{e}");
 }
 
 #[test]
 fn secrets_never_show_in_debug() {
-    let cfg = Config::from_toml(&format!("[api]\nkey_id = \"kid\"\nkey_secret = \"s3cr3t-VALUE\"\n{MINIMAL}"), Some(HashMap::new())).unwrap();
+    let cfg = Config::from_toml(
+        &format!("[api]\nkey_id = \"kid\"\nkey_secret = \"s3cr3t-VALUE\"\n{MINIMAL}"),
+        Some(HashMap::new()),
+    )
+    .unwrap();
     let dbg = format!("{cfg:?} {:?}", cfg.credentials().unwrap());
     assert!(!dbg.contains("s3cr3t-VALUE"), "{dbg}");
     assert!(cfg.summary().to_string().contains("kid"));
@@ -117,7 +148,9 @@ fn secrets_never_show_in_debug() {
 
 #[test]
 fn secret_file_and_inline_secret_together_are_ambiguous() {
-    let e = err(&format!("[api]\nkey_secret = \"a\"\nkey_secret_file = \"/x\"\n{MINIMAL}"));
+    let e = err(&format!(
+        "[api]\nkey_secret = \"a\"\nkey_secret_file = \"/x\"\n{MINIMAL}"
+    ));
     assert!(e.contains("key_secret_file"), "{e}");
 }
 
@@ -128,9 +161,15 @@ fn secret_file_is_read_and_trimmed() {
     let f = dir.path().join("secret");
     std::fs::write(&f, "from-file\n").unwrap();
     let cfg = Config::from_toml(
-        &format!("[api]\nkey_id = \"k\"\nkey_secret_file = \"{}\"\n{MINIMAL}", f.display()),
+        &format!(
+            "[api]\nkey_id = \"k\"\nkey_secret_file = \"{}\"\n{MINIMAL}",
+            f.display()
+        ),
         Some(HashMap::new()),
     )
     .unwrap();
-    assert_eq!(cfg.credentials().unwrap().key_secret.expose_secret(), "from-file");
+    assert_eq!(
+        cfg.credentials().unwrap().key_secret.expose_secret(),
+        "from-file"
+    );
 }

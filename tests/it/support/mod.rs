@@ -44,29 +44,49 @@ listen = ""
         base = emu.base_url,
         id = emu.emulator.key_id(),
         secret = emu.emulator.key_secret(),
-        orgs = emu.emulator.org_ids().iter().map(|o| format!("{o:?}")).collect::<Vec<_>>().join(","),
+        orgs = emu
+            .emulator
+            .org_ids()
+            .iter()
+            .map(|o| format!("{o:?}"))
+            .collect::<Vec<_>>()
+            .join(","),
         state = dir.join("state.db").display(),
     )
 }
 
 pub fn config(emu: &EmulatorHandle, dir: &Path, extra: &str) -> Config {
-    Config::from_toml(&config_toml(emu, dir, extra), Some(HashMap::new())).expect("test config is valid")
+    Config::from_toml(&config_toml(emu, dir, extra), Some(HashMap::new()))
+        .expect("test config is valid")
 }
 
 /// A file sink block.
 pub fn file_sink(name: &str, path: &Path, batch: usize) -> String {
-    format!("[[sinks]]\nname = \"{name}\"\ntype = \"file\"\npath = \"{}\"\nbatch_max_events = {batch}\n", path.display())
+    format!(
+        "[[sinks]]\nname = \"{name}\"\ntype = \"file\"\npath = \"{}\"\nbatch_max_events = {batch}\n",
+        path.display()
+    )
 }
 
 /// Parses every line of an NDJSON file.
 pub fn read_ndjson(path: &Path) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}"))).collect()
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
 }
 
 /// Activity ids of envelope lines, in file order.
 pub fn activity_ids(lines: &[serde_json::Value]) -> Vec<String> {
-    lines.iter().map(|v| v["activity"]["id"].as_str().expect("activity id").to_string()).collect()
+    lines
+        .iter()
+        .map(|v| {
+            v["activity"]["id"]
+                .as_str()
+                .expect("activity id")
+                .to_string()
+        })
+        .collect()
 }
 
 /// Counts per id.
