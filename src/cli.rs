@@ -205,7 +205,6 @@ async fn run_emulator(args: &EmulatorArgs) -> anyhow::Result<()> {
         },
         key: args.key_id.clone().zip(args.key_secret.clone()),
         max_visibility_delay: Duration::from_secs(120),
-        ..Default::default()
     };
     let token = tokio_util::sync::CancellationToken::new();
     let (reopen, _) = tokio::sync::watch::channel(0);

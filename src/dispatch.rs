@@ -190,8 +190,10 @@ impl SinkTask {
             };
             self.health
                 .sink_failed(&self.name, err.kind(), err.to_string());
-            if let Mode::Drain { give_up_after } = mode {
-                if first_failure.elapsed() + delay > give_up_after {
+            if let Mode::Drain { give_up_after } = mode
+                && first_failure.elapsed() + delay > give_up_after
+            {
+                {
                     return Err(DispatchError::GaveUp {
                         sink: self.name.clone(),
                         secs: first_failure.elapsed().as_secs(),

@@ -39,14 +39,15 @@ impl Inner {
         let expected = resp.content_length();
         let max_bytes = shape.max_bytes();
         let date = server_date(resp.headers());
-        if let (Some(max), Some(len)) = (max_bytes, expected) {
-            if len > max as u64 {
-                return Err(ApiError::TooLarge {
-                    endpoint: ep.label(),
-                    limit: max,
-                    bytes: len as usize,
-                });
-            }
+        if let (Some(max), Some(len)) = (max_bytes, expected)
+            && len > max as u64
+        {
+            // Announced too large: refuse before reading a byte of it.
+            return Err(ApiError::TooLarge {
+                endpoint: ep.label(),
+                limit: max,
+                bytes: len as usize,
+            });
         }
         let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
         let decoder = tokio::task::spawn_blocking(move || {
@@ -283,6 +284,14 @@ impl io::Read for ChannelReader {
     }
 }
 
+/// The HTTP `Date` of an answer: the server's clock when it answered (1 s resolution).
+fn server_date(headers: &HeaderMap) -> Option<chrono::DateTime<chrono::Utc>> {
+    let text = headers.get(reqwest::header::DATE)?.to_str().ok()?;
+    chrono::DateTime::parse_from_rfc2822(text)
+        .ok()
+        .map(|d| d.to_utc())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,12 +337,4 @@ mod tests {
         );
         assert_eq!(reset_after(&HeaderMap::new()), None);
     }
-}
-
-/// The HTTP `Date` of an answer: the server's clock when it answered (1 s resolution).
-fn server_date(headers: &HeaderMap) -> Option<chrono::DateTime<chrono::Utc>> {
-    let text = headers.get(reqwest::header::DATE)?.to_str().ok()?;
-    chrono::DateTime::parse_from_rfc2822(text)
-        .ok()
-        .map(|d| d.to_utc())
 }

@@ -13,8 +13,7 @@ type = "stdout"
 
 fn err(toml: &str) -> String {
     Config::from_toml(toml, Some(HashMap::new()))
-        .err()
-        .expect("config should be rejected")
+        .expect_err("config should be rejected")
         .to_string()
 }
 
