@@ -14,6 +14,7 @@
 //! - `health`: what pollers and sinks last did, for `/readyz`, `/status` and `once`.
 //! - `logging`: tracing to stderr, text or JSON.
 //! - `metrics`: every Prometheus metric, one registry per instance.
+//! - `notify`: systemd's sd_notify protocol (READY, STATUS, RELOADING, STOPPING, WATCHDOG).
 //! - `poller`: activity polling (windows, cursor rule, dedupe) behind `ActivitySource`.
 //! - `server`: /metrics /healthz /readyz /status.
 //! - `shutdown`: SIGTERM/SIGINT/SIGHUP handling.
@@ -34,6 +35,7 @@ pub mod format;
 pub mod health;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod poller;
 pub mod server;
 pub mod shutdown;
