@@ -232,18 +232,22 @@ impl SinkTask {
 
     async fn update_backlog(&self, position: i64) {
         if let Ok((count, oldest)) = self.store.backlog(position).await {
-            self.metrics
-                .sink_backlog
-                .with_label_values(&[&self.name])
-                .set(count);
-            let age = oldest
-                .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
-                .map(|t| (chrono::Utc::now() - t.to_utc()).num_milliseconds() as f64 / 1000.0)
-                .unwrap_or(0.0);
-            self.metrics
-                .sink_oldest_undelivered_age
-                .with_label_values(&[&self.name])
-                .set(age.max(0.0));
+            set_backlog_gauges(&self.metrics, &self.name, count, oldest.as_deref());
         }
     }
+}
+
+/// Sets `sink_backlog_events` and `sink_oldest_undelivered_age_seconds` of `sink` from the
+/// outbox's answer (`oldest`: `observed_at` of the oldest undelivered event). Used after each
+/// delivery and by the daemon's periodic refresh, so a stuck sink's backlog keeps growing.
+pub fn set_backlog_gauges(metrics: &Metrics, sink: &str, count: i64, oldest: Option<&str>) {
+    metrics.sink_backlog.with_label_values(&[sink]).set(count);
+    let age = oldest
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| (chrono::Utc::now() - t.to_utc()).num_milliseconds() as f64 / 1000.0)
+        .unwrap_or(0.0);
+    metrics
+        .sink_oldest_undelivered_age
+        .with_label_values(&[sink])
+        .set(age.max(0.0));
 }

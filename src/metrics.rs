@@ -33,6 +33,7 @@ pub struct Metrics {
     pub window_splits: IntCounterVec,
     pub poll_errors: IntCounterVec,
     pub overlap_seconds: Gauge,
+    pub interval_seconds: Gauge,
     // outbox
     pub outbox_events: IntGaugeVec,
     pub sink_backlog: IntGaugeVec,
@@ -47,6 +48,18 @@ pub struct Metrics {
     pub state_db_bytes: IntGauge,
     pub state_pruned_events: IntCounter,
     pub build_info: IntGaugeVec,
+    // operations
+    pub ready: IntGauge,
+    pub config_reloads: IntCounterVec,
+    pub config_last_reload_successful: IntGauge,
+    pub config_last_reload_success: Gauge,
+    // inventory and findings: declared here so dashboards and alerts have stable names; the
+    // inventory poller (issue 6) sets them.
+    pub findings_open: IntGaugeVec,
+    pub api_key_expiry: GaugeVec,
+    /// Every family name registered above (a labelled family shows up in `render` only once a
+    /// series exists; tests of dashboards and alerts check names against this list too).
+    pub declared: Vec<String>,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -57,9 +70,15 @@ impl Metrics {
     /// Builds and registers every metric (plus process metrics where the platform has them).
     pub fn new() -> Metrics {
         let registry = Registry::new();
+        let mut declared = Vec::new();
         macro_rules! reg {
             ($m:expr) => {{
                 let m = $m.expect("metric definitions are static and valid");
+                declared.extend(
+                    prometheus::core::Collector::desc(&m)
+                        .iter()
+                        .map(|d| d.fq_name.clone()),
+                );
                 registry
                     .register(Box::new(m.clone()))
                     .expect("metric names are unique");
@@ -69,7 +88,7 @@ impl Metrics {
         let dur_buckets = vec![
             0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
         ];
-        let m = Metrics {
+        let mut m = Metrics {
             api_requests: reg!(IntCounterVec::new(
                 opts(
                     "api_requests_total",
@@ -195,6 +214,10 @@ impl Metrics {
                 "activities_overlap_seconds",
                 "The configured overlap: activities visible later than this after createdAt can be missed."
             ))),
+            interval_seconds: reg!(Gauge::with_opts(opts(
+                "activities_interval_seconds",
+                "The configured activity poll interval (alerts compare cursor lag with it)."
+            ))),
             outbox_events: reg!(IntGaugeVec::new(
                 opts("outbox_events", "Events stored in the outbox, by kind."),
                 &["kind"]
@@ -264,8 +287,49 @@ impl Metrics {
                 ),
                 &["version", "commit"]
             )),
+            ready: reg!(IntGauge::with_opts(opts(
+                "ready",
+                "1 when /readyz answers 200 (every poller succeeded recently, no sink stuck), else 0."
+            ))),
+            config_reloads: reg!(IntCounterVec::new(
+                opts(
+                    "config_reloads_total",
+                    "Configuration reloads on SIGHUP, by result (success, failure)."
+                ),
+                &["result"]
+            )),
+            config_last_reload_successful: reg!(IntGauge::with_opts(opts(
+                "config_last_reload_successful",
+                "1 when the last reload attempt succeeded (or none was tried), 0 when the running configuration is older than the file."
+            ))),
+            config_last_reload_success: reg!(Gauge::with_opts(opts(
+                "config_last_reload_success_timestamp_seconds",
+                "Unix time the running configuration was loaded."
+            ))),
+            findings_open: reg!(IntGaugeVec::new(
+                opts(
+                    "findings_open",
+                    "Open inventory findings by rule and severity (critical, high, medium, low)."
+                ),
+                &["rule", "severity"]
+            )),
+            api_key_expiry: reg!(GaugeVec::new(
+                opts(
+                    "api_key_expiry_timestamp_seconds",
+                    "Unix time an organization's API key expires (keys without an expiry have no series)."
+                ),
+                &["org", "key_id", "key_name"]
+            )),
             registry,
+            declared: Vec::new(),
         };
+        m.declared = declared;
+        for result in ["success", "failure"] {
+            m.config_reloads.with_label_values(&[result]);
+        }
+        m.config_last_reload_successful.set(1);
+        m.config_last_reload_success
+            .set(chrono::Utc::now().timestamp() as f64);
         m.build_info
             .with_label_values(&[
                 env!("CARGO_PKG_VERSION"),
