@@ -161,10 +161,11 @@ impl Writer {
 
     fn write_batch(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.ensure_open()?;
-        if let Some(max) = self.cfg.max_bytes {
-            if self.size > 0 && self.size + bytes.len() as u64 > max {
-                self.rotate()?;
-            }
+        if let Some(max) = self.cfg.max_bytes
+            && self.size > 0
+            && self.size + bytes.len() as u64 > max
+        {
+            self.rotate()?;
         }
         let fsync = self.cfg.fsync;
         let before = self.size;

@@ -133,7 +133,7 @@ impl SinkConfig {
                 .as_u64()
                 .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
             {
-                Some(n) if n >= 1 && n <= 1_000_000 => n as usize,
+                Some(n) if (1..=1_000_000).contains(&n) => n as usize,
                 _ => {
                     return Err(ConfigError(format!(
                         "config key `{}` = {v}: must be an integer from 1 to 1000000",

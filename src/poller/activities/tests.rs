@@ -80,10 +80,10 @@ impl ActivitySource for FakeApi {
                 }
             })
             .collect();
-        if let (Some(limit), Some(over)) = (max_bytes, *self.too_large_over.lock().unwrap()) {
-            if activities.len() > over {
-                return Err(FetchError::TooLarge { limit });
-            }
+        if let (Some(limit), Some(over)) = (max_bytes, *self.too_large_over.lock().unwrap())
+            && activities.len() > over
+        {
+            return Err(FetchError::TooLarge { limit });
         }
         let server_date = self
             .send_date
