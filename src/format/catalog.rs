@@ -370,6 +370,11 @@ const TABLE: &[(&str, Class, Act, Severity)] = &[
     ("warehouse_update_release_channel", Ent, Update, Info),
 ];
 
+/// Every catalogued activity type, sorted.
+pub fn types() -> impl Iterator<Item = &'static str> {
+    TABLE.iter().map(|row| row.0)
+}
+
 /// The catalogue row of `ty`, if catalogued.
 pub fn lookup(ty: &str) -> Option<TypeInfo> {
     TABLE.binary_search_by(|row| row.0.cmp(ty)).ok().map(|i| {

@@ -79,8 +79,15 @@ fn open(h: &Head, out: &mut Vec<u8>) {
     push_int(out, h.time_ms);
 }
 
-/// `metadata`, then `cloud`.
-fn metadata(event: &Event, event_code: Option<&str>, log_name: &str, out: &mut Vec<u8>) {
+/// `metadata` (`original_time`: the source's time text, `createdAt` for activities), then
+/// `cloud`.
+fn metadata(
+    event: &Event,
+    event_code: Option<&str>,
+    original_time: &str,
+    log_name: &str,
+    out: &mut Vec<u8>,
+) {
     out.extend_from_slice(b",\"metadata\":{\"version\":\"");
     out.extend_from_slice(OCSF_VERSION.as_bytes());
     out.extend_from_slice(
@@ -92,7 +99,7 @@ fn metadata(event: &Event, event_code: Option<&str>, log_name: &str, out: &mut V
         push_json_str(out, code);
     }
     out.extend_from_slice(b",\"original_time\":");
-    push_json_str(out, &event.occurred_at);
+    push_json_str(out, original_time);
     if let Some(ms) = super::view::parse_time_ms(&event.observed_at) {
         out.extend_from_slice(b",\"logged_time\":");
         push_int(out, ms);
@@ -189,7 +196,13 @@ fn encode_activity(event: &Event, out: &mut Vec<u8>) {
     );
     out.extend_from_slice(b",\"message\":");
     push_json_str(out, ty);
-    metadata(event, a.kind.get(), "activity", out);
+    metadata(
+        event,
+        a.kind.get(),
+        a.created_at.non_empty().unwrap_or(&event.occurred_at),
+        "activity",
+        out,
+    );
 
     let actor_type = user_type(a.actor_type.get());
     let actor_id = a.actor_id.non_empty();
@@ -342,7 +355,7 @@ fn encode_inventory(event: &Event, out: &mut Vec<u8>) {
             v.action.get().unwrap_or("observed")
         ),
     );
-    metadata(event, None, "inventory", out);
+    metadata(event, None, &event.occurred_at, "inventory", out);
     let name = v.object_name();
     let push_entity = |out: &mut Vec<u8>, data: Option<&serde_json::value::RawValue>| {
         out.extend_from_slice(b"{\"type\":");
@@ -404,7 +417,7 @@ fn encode_finding(event: &Event, out: &mut Vec<u8>) {
     let summary = f.summary.non_empty().unwrap_or(rule);
     out.extend_from_slice(b",\"message\":");
     push_json_str(out, summary);
-    metadata(event, None, "finding", out);
+    metadata(event, None, &event.occurred_at, "finding", out);
     out.extend_from_slice(b",\"finding_info\":{\"uid\":");
     let resource_id = f.resource_id.get().unwrap_or("");
     push_json_str(out, &format!("{}:{rule}:{resource_id}", event.org_id));
