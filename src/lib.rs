@@ -4,10 +4,12 @@
 //! Module map (one concern each):
 //! - `config`: the TOML/env configuration, its defaults and validation (exit 2 on errors).
 //! - `event`: the outbox event as sinks see it (envelope fields + verbatim payload).
-//! - `format`: event encoders (`json` envelope, `raw`).
+//! - `format`: event encoders (`json` envelope, `raw`, and the SIEM formats `ecs`, `ocsf`,
+//!   `cef` over one activity-type catalogue).
 //! - `metrics`: every Prometheus metric, one registry per instance.
 //! - `store`: the SQLite outbox, cursors and sink positions (migrations in `migrations/`).
-//! - `sinks`: the `Sink` trait, `SinkConfig` registry, stdout and file sinks.
+//! - `sinks`: the `Sink` trait, `SinkConfig` registry, stdout, file and webhook (Standard
+//!   Webhooks signing) sinks.
 
 pub mod config;
 pub mod event;
