@@ -490,3 +490,49 @@ async fn a_receiver_outage_loses_nothing_and_does_not_hold_up_a_file_sink() {
     assert_eq!(id_per_batch.len(), 8, "one webhook-id per batch of 50");
     assert!(id_per_batch.values().all(|bodies| bodies.len() == 1));
 }
+
+#[test]
+fn ca_file_is_loaded_at_build_and_a_bad_one_fails_early() {
+    let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/data/test-ca.pem");
+    let toml = |path: &str| {
+        format!(
+            "[[sinks]]\nname = \"w\"\ntype = \"webhook\"\nurl = \"https://siem.example/in\"\nca_file = \"{path}\"\n"
+        )
+    };
+    sink_configs(&toml(ca))[0]
+        .build()
+        .expect("a PEM CA certificate is accepted");
+
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate").unwrap();
+    for path in [
+        junk.display().to_string(),
+        "/nonexistent/ca.pem".to_string(),
+    ] {
+        let err = sink_configs(&toml(&path))[0].build().err().expect("fails");
+        assert!(format!("{err:#}").contains("ca_file"), "{err:#}");
+    }
+}
+
+/// TLS verification is on: a receiver whose certificate chains to an unknown CA is refused
+/// (a transient error: the operator fixes trust, the batch waits), and `ca_file` makes it
+/// trusted.
+#[tokio::test]
+async fn https_receivers_are_verified_and_ca_file_extends_the_trust() {
+    let rx = Receiver::start_tls("test-server.pem", "test-server.key").await;
+    let mut untrusting = webhook("", &rx.url());
+    match untrusting.deliver(&batch(1)).await {
+        Err(SinkError::Transient { message, .. }) => {
+            assert!(message.contains("https://127.0.0.1"), "{message}");
+            assert!(message.contains("certificate"), "{message}");
+        }
+        other => panic!("an unknown CA must be refused, got {other:?}"),
+    }
+    assert!(rx.received().is_empty());
+
+    let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/data/test-ca.pem");
+    let mut trusting = webhook(&format!("ca_file = \"{ca}\""), &rx.url());
+    trusting.deliver(&batch(2)).await.unwrap();
+    assert_eq!(ids_in(&rx.received()[0].body).len(), 2);
+}

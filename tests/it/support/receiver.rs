@@ -76,29 +76,54 @@ pub struct Receiver {
     pub addr: SocketAddr,
     state: Arc<Mutex<State>>,
     running: Mutex<Option<CancellationToken>>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Receiver {
     pub async fn start() -> Receiver {
+        Self::start_with(None).await
+    }
+
+    /// An HTTPS receiver with the certificate and key (PEM files) under `tests/it/data/`.
+    pub async fn start_tls(cert: &str, key: &str) -> Receiver {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/data");
+        let certs = CertificateDer::pem_file_iter(dir.join(cert))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(dir.join(key)).unwrap();
+        let config = tokio_rustls::rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        Self::start_with(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+    }
+
+    async fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let r = Receiver {
             addr,
             state: Arc::new(Mutex::new(State::default())),
             running: Mutex::new(None),
+            tls,
         };
         r.serve(listener);
         r
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}/ingest", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}/ingest", self.addr)
     }
 
     fn serve(&self, listener: TcpListener) {
         let token = CancellationToken::new();
         *self.running.lock().unwrap() = Some(token.clone());
         let state = self.state.clone();
+        let tls = self.tls.clone();
         tokio::spawn(async move {
             loop {
                 let stream = tokio::select! {
@@ -108,14 +133,23 @@ impl Receiver {
                         Err(_) => continue,
                     },
                 };
-                let (state, token) = (state.clone(), token.clone());
+                let (state, token, tls) = (state.clone(), token.clone(), tls.clone());
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service);
+                    let http = hyper::server::conn::http1::Builder::new();
                     tokio::select! {
                         _ = token.cancelled() => {}
-                        _ = conn => {}
+                        _ = async {
+                            match tls {
+                                None => {
+                                    let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                                }
+                                // A failed handshake (client refusing the certificate) just ends.
+                                Some(tls) => if let Ok(stream) = tls.accept(stream).await {
+                                    let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                                },
+                            }
+                        } => {}
                     }
                 });
             }
