@@ -80,12 +80,14 @@ fn open(h: &Head, out: &mut Vec<u8>) {
 }
 
 /// `metadata` (`original_time`: the source's time text, `createdAt` for activities), then
-/// `cloud`.
+/// `cloud`. `actor_via_host` lists the host profile, through which User Access Management
+/// (3005) gets its `actor` attribute.
 fn metadata(
     event: &Event,
     event_code: Option<&str>,
     original_time: &str,
     log_name: &str,
+    actor_via_host: bool,
     out: &mut Vec<u8>,
 ) {
     out.extend_from_slice(b",\"metadata\":{\"version\":\"");
@@ -106,7 +108,11 @@ fn metadata(
     }
     out.extend_from_slice(b",\"log_name\":\"");
     out.extend_from_slice(log_name.as_bytes());
-    out.extend_from_slice(b"\",\"profiles\":[\"cloud\"]}");
+    out.extend_from_slice(if actor_via_host {
+        b"\",\"profiles\":[\"cloud\",\"host\"]}"
+    } else {
+        b"\",\"profiles\":[\"cloud\"]}"
+    });
     out.extend_from_slice(b",\"cloud\":{\"provider\":\"ClickHouse Cloud\",\"account\":{\"uid\":");
     push_json_str(out, &event.org_id);
     out.extend_from_slice(b"}}");
@@ -201,6 +207,7 @@ fn encode_activity(event: &Event, out: &mut Vec<u8>) {
         a.kind.get(),
         a.created_at.non_empty().unwrap_or(&event.occurred_at),
         "activity",
+        class == Class::UserAccess,
         out,
     );
 
@@ -355,7 +362,7 @@ fn encode_inventory(event: &Event, out: &mut Vec<u8>) {
             v.action.get().unwrap_or("observed")
         ),
     );
-    metadata(event, None, &event.occurred_at, "inventory", out);
+    metadata(event, None, &event.occurred_at, "inventory", false, out);
     let name = v.object_name();
     let push_entity = |out: &mut Vec<u8>, data: Option<&serde_json::value::RawValue>| {
         out.extend_from_slice(b"{\"type\":");
@@ -417,7 +424,7 @@ fn encode_finding(event: &Event, out: &mut Vec<u8>) {
     let summary = f.summary.non_empty().unwrap_or(rule);
     out.extend_from_slice(b",\"message\":");
     push_json_str(out, summary);
-    metadata(event, None, &event.occurred_at, "finding", out);
+    metadata(event, None, &event.occurred_at, "finding", false, out);
     out.extend_from_slice(b",\"finding_info\":{\"uid\":");
     let resource_id = f.resource_id.get().unwrap_or("");
     push_json_str(out, &format!("{}:{rule}:{resource_id}", event.org_id));

@@ -130,6 +130,9 @@ def check(event):
         elif key not in INCLUDED:
             errors.append(f"{key}: not an attribute of {model.__name__} (1.3.0)")
     if "actor" in event and "actor" not in model.model_fields:
+        # Only through the host profile (IAM classes), which the event must then declare.
+        if "host" not in event.get("metadata", {}).get("profiles", []):
+            errors.append(f"actor on {model.__name__} needs metadata.profiles to list 'host'")
         unknown_keys(event["actor"], O.Actor, "actor", errors)
     return errors
 
