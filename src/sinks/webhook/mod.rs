@@ -16,6 +16,8 @@
 //! and the sink moves on. 401/403/404/405/407 blame the credentials or the URL, not the batch:
 //! they are `Rejected` and never dead-lettered, so a revoked token cannot empty the backlog into
 //! the dead-letter file. Redirects are not followed (a POST must not turn into a GET).
+//! Dispatch logs and counts the errors it gets back; a dead-lettered batch looks delivered to
+//! dispatch, so this sink logs it itself, at ERROR.
 
 pub mod config;
 pub mod signing;
