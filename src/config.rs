@@ -500,6 +500,13 @@ impl Config {
                 "expected host:port such as 127.0.0.1:9187, or \"\" to disable",
             ));
         }
+        if self.state.retention < self.activities.overlap + Duration::from_secs(3600) {
+            return Err(ConfigError::key(
+                "state.retention",
+                format!("\"{}\"", humantime::format_duration(self.state.retention)),
+                "must exceed activities.overlap by at least 1h (dedupe keys live as long as events)",
+            ));
+        }
         if self.sink_configs.is_empty() {
             return Err(ConfigError(
                 "config key `sinks` is empty: add at least one [[sinks]] table (e.g. type = \"stdout\")"
@@ -517,6 +524,30 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// A secret-free summary for `/status` and logs.
+    pub fn summary(&self) -> serde_json::Value {
+        serde_json::json!({
+            "api": {
+                "base_url": self.api.base_url,
+                "key_id": self.api.key_id,
+                "organizations": self.api.organizations,
+                "date_format": format!("{:?}", self.api.date_format).to_lowercase(),
+                "rate_limit": format!("{} per {}", self.api.rate_limit_requests, humantime::format_duration(self.api.rate_limit_window)),
+            },
+            "activities": {
+                "enabled": self.activities.enabled,
+                "interval": humantime::format_duration(self.activities.interval).to_string(),
+                "overlap": humantime::format_duration(self.activities.overlap).to_string(),
+                "initial_lookback": humantime::format_duration(self.activities.initial_lookback).to_string(),
+                "max_window": humantime::format_duration(self.activities.max_window).to_string(),
+            },
+            "state": { "path": self.state.path, "retention": humantime::format_duration(self.state.retention).to_string() },
+            "sinks": self.sink_configs.iter().map(|s| serde_json::json!({
+                "name": s.name, "type": s.kind.type_name(), "format": s.format.as_str(), "batch_max_events": s.batch_max_events,
+            })).collect::<Vec<_>>(),
+        })
     }
 
     /// Resolves API credentials: `api.key_id` or `CLICKHOUSE_CLOUD_API_KEY`; the secret from

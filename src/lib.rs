@@ -2,20 +2,44 @@
 //! and inventory to SIEM sinks, deduplicating through a local SQLite outbox.
 //!
 //! Module map (one concern each):
+//! - `api`: the ClickHouse Cloud API client (rate limiter, retries, envelope decoding, wire types).
+//! - `cli`: the command line and its dispatch; `main.rs` only maps errors to exit codes.
 //! - `config`: the TOML/env configuration, its defaults and validation (exit 2 on errors).
+//! - `daemon`: wiring for `run` and `once`: store, client, pollers, sink tasks, server, shutdown.
+//! - `demo`: the daemon against the built-in emulator with a stdout sink.
+//! - `dispatch`: one task per sink: read after its position, deliver with retry, commit.
+//! - `emulator`: the built-in fake ClickHouse Cloud control-plane API (tests, `demo`, `emulator`).
 //! - `event`: the outbox event as sinks see it (envelope fields + verbatim payload).
 //! - `format`: event encoders (`json` envelope, `raw`, and the SIEM formats `ecs`, `ocsf`,
 //!   `cef` over one activity-type catalogue).
+//! - `health`: what pollers and sinks last did, for `/readyz`, `/status` and `once`.
+//! - `logging`: tracing to stderr, text or JSON.
 //! - `metrics`: every Prometheus metric, one registry per instance.
-//! - `store`: the SQLite outbox, cursors and sink positions (migrations in `migrations/`).
+//! - `poller`: activity polling (windows, cursor rule, dedupe) behind `ActivitySource`.
+//! - `server`: /metrics /healthz /readyz /status.
+//! - `shutdown`: SIGTERM/SIGINT/SIGHUP handling.
 //! - `sinks`: the `Sink` trait, `SinkConfig` registry, stdout, file and webhook (Standard
 //!   Webhooks signing) sinks.
+//! - `state_cmd`: `state show | rewind | verify`.
+//! - `store`: the SQLite outbox, cursors and sink positions (migrations in `migrations/`).
+//! - `validate`: the `validate` command's config, credential and permission checks.
 
+pub mod api;
+pub mod cli;
 pub mod config;
+pub mod daemon;
+pub mod demo;
+pub mod dispatch;
+pub mod emulator;
 pub mod event;
 pub mod format;
 pub mod health;
+pub mod logging;
 pub mod metrics;
 pub mod poller;
+pub mod server;
+pub mod shutdown;
 pub mod sinks;
+pub mod state_cmd;
 pub mod store;
+pub mod validate;

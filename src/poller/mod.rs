@@ -75,3 +75,54 @@ pub trait ActivitySource: Send + Sync {
         max_bytes: Option<usize>,
     ) -> Result<Fetched, FetchError>;
 }
+
+/// The API client as an `ActivitySource`: typed errors become metric kinds and messages,
+/// verbatim activities become owned text without a copy.
+#[derive(Clone)]
+pub struct ClientSource(pub crate::api::Client);
+
+#[async_trait]
+impl ActivitySource for ClientSource {
+    async fn fetch(
+        &self,
+        org: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        max_bytes: Option<usize>,
+    ) -> Result<Fetched, FetchError> {
+        use crate::api::ApiError;
+        let batch = match self.0.activities_capped(org, from, to, max_bytes).await {
+            Ok(b) => b,
+            Err(ApiError::TooLarge { limit, .. }) => return Err(FetchError::TooLarge { limit }),
+            Err(e) => {
+                return Err(FetchError::Api {
+                    kind: e.kind(),
+                    message: e.to_string(),
+                });
+            }
+        };
+        Ok(Fetched {
+            activities: batch
+                .activities
+                .into_iter()
+                .map(|a| FetchedActivity {
+                    id: a.id,
+                    created_at: a.created_at,
+                    created_at_raw: a.created_at_raw,
+                    raw: a.raw.into(),
+                })
+                .collect(),
+            quarantined: batch
+                .quarantined
+                .into_iter()
+                .map(|q| QuarantineRow {
+                    reason: q.reason.to_string(),
+                    detail: q.detail,
+                    payload: q.raw.into(),
+                })
+                .collect(),
+            server_date: batch.server_date,
+            body_bytes: batch.body_bytes,
+        })
+    }
+}

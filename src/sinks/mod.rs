@@ -53,7 +53,7 @@ impl SinkError {
 
 /// A destination for events.
 #[async_trait]
-pub trait Sink: Send {
+pub trait Sink: Send + Sync {
     /// Delivers the whole batch or fails. After a failure the same batch comes back, so
     /// delivering twice must be harmless.
     async fn deliver(&mut self, batch: &[Event]) -> Result<(), SinkError>;

@@ -1,6 +1,11 @@
-//! The integration test crate: one module per behaviour, shared helpers in `support/`.
+//! The one integration test crate (ripgrep style): a module per behaviour, shared helpers in
+//! `support/`.
 
-mod support;
-
+mod cli;
+mod client;
+mod config;
+mod emulator;
 mod formats;
+mod pipeline;
+mod support;
 mod webhook;

@@ -1,0 +1,185 @@
+//! Dates on the wire: the activity window bounds (`from_date`/`to_date`) written per
+//! `api.date_format`, and the lenient parser for an activity's `createdAt`. The vendor documents
+//! neither precisely (docs/clickhouse-cloud-api.md §3.2, §3.4), so bounds only ever widen the
+//! window and parsing accepts every ISO-8601 form seen from official clients.
+
+use chrono::{DateTime, Days, NaiveDateTime, TimeDelta, Timelike, Utc};
+
+use crate::config::DateFormat;
+
+/// `(from_date, to_date)` for `[from, to]`, rounded outwards so the window never shrinks:
+/// - `naive`: `YYYY-MM-DDTHH:MM:SS.000`, UTC without a zone (what the vendor's Splunk poller
+///   sends); `from` floored and `to` ceiled to the second.
+/// - `rfc3339`: the same with a trailing `Z` (JavaScript `toISOString()` form).
+/// - `date`: `YYYY-MM-DD`; `from` floored to its day, `to` ceiled to the next midnight (the day
+///   after `to`'s day, unless `to` is exactly midnight). Whether the API treats `to_date` as that
+///   day's start or end is unknown; either way the answer covers `[from, to]` and the extra
+///   activities are deduplicated downstream.
+pub fn window_params(
+    format: DateFormat,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> (String, String) {
+    match format {
+        DateFormat::Naive => (
+            floor_second(from)
+                .format("%Y-%m-%dT%H:%M:%S.000")
+                .to_string(),
+            ceil_second(to).format("%Y-%m-%dT%H:%M:%S.000").to_string(),
+        ),
+        DateFormat::Rfc3339 => (
+            floor_second(from)
+                .format("%Y-%m-%dT%H:%M:%S.000Z")
+                .to_string(),
+            ceil_second(to).format("%Y-%m-%dT%H:%M:%S.000Z").to_string(),
+        ),
+        DateFormat::Date => {
+            let from_day = from.date_naive();
+            let to_day = if to.time() == chrono::NaiveTime::MIN {
+                to.date_naive()
+            } else {
+                to.date_naive()
+                    .checked_add_days(Days::new(1))
+                    .unwrap_or(to.date_naive())
+            };
+            (
+                from_day.format("%Y-%m-%d").to_string(),
+                to_day.format("%Y-%m-%d").to_string(),
+            )
+        }
+    }
+}
+
+fn floor_second(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.with_nanosecond(0).unwrap_or(t)
+}
+
+fn ceil_second(t: DateTime<Utc>) -> DateTime<Utc> {
+    let floored = floor_second(t);
+    if floored == t {
+        t
+    } else {
+        floored + TimeDelta::seconds(1)
+    }
+}
+
+/// Parses `createdAt` leniently: RFC 3339 with or without a fraction, with `Z` or an offset
+/// (`+00:00` or `+0000`), `T` or a space; or a naive `YYYY-MM-DDTHH:MM:SS[.f]`, taken as UTC.
+///
+/// # Errors
+/// A short reason naming the value, for `Quarantined::detail`.
+pub fn parse_created_at(text: &str) -> Result<DateTime<Utc>, String> {
+    let t = text.trim();
+    if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
+        return Ok(dt.to_utc());
+    }
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z"] {
+        if let Ok(dt) = DateTime::parse_from_str(t, fmt) {
+            return Ok(dt.to_utc());
+        }
+    }
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(dt) = NaiveDateTime::parse_from_str(t, fmt) {
+            return Ok(dt.and_utc());
+        }
+    }
+    Err(format!(
+        "createdAt {:?} is not an ISO-8601 date-time",
+        crate::api::decode::excerpt(t.as_bytes(), 64)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
+    #[test]
+    fn naive_and_rfc3339_bounds_widen_to_whole_seconds() {
+        let (from, to) = (
+            utc("2025-03-04T10:15:30.250Z"),
+            utc("2025-03-04T11:00:00.001Z"),
+        );
+        assert_eq!(
+            window_params(DateFormat::Naive, from, to),
+            (
+                "2025-03-04T10:15:30.000".into(),
+                "2025-03-04T11:00:01.000".into()
+            )
+        );
+        assert_eq!(
+            window_params(DateFormat::Rfc3339, from, to),
+            (
+                "2025-03-04T10:15:30.000Z".into(),
+                "2025-03-04T11:00:01.000Z".into()
+            )
+        );
+        let exact = utc("2025-03-04T11:00:00Z");
+        assert_eq!(
+            window_params(DateFormat::Naive, exact, exact).1,
+            "2025-03-04T11:00:00.000"
+        );
+    }
+
+    #[test]
+    fn date_bounds_floor_from_and_ceil_to_to_the_next_midnight() {
+        let from = utc("2025-03-04T10:15:30Z");
+        assert_eq!(
+            window_params(DateFormat::Date, from, utc("2025-03-05T00:00:01Z")),
+            ("2025-03-04".into(), "2025-03-06".into())
+        );
+        assert_eq!(
+            window_params(DateFormat::Date, from, utc("2025-03-05T00:00:00Z")),
+            ("2025-03-04".into(), "2025-03-05".into())
+        );
+        assert_eq!(
+            window_params(DateFormat::Date, from, utc("2025-12-31T23:59:59Z")).1,
+            "2026-01-01"
+        );
+    }
+
+    #[test]
+    fn created_at_parses_every_iso_form_seen() {
+        let want = Utc.with_ymd_and_hms(2024, 5, 1, 12, 34, 56).unwrap();
+        for text in [
+            "2024-05-01T12:34:56Z",
+            "2024-05-01T12:34:56+00:00",
+            "2024-05-01T14:34:56+02:00",
+            "2024-05-01T12:34:56+0000",
+            "2024-05-01T07:34:56-0500",
+            "2024-05-01 12:34:56Z",
+            "2024-05-01T12:34:56",
+            "2024-05-01 12:34:56",
+            " 2024-05-01T12:34:56Z ",
+        ] {
+            assert_eq!(parse_created_at(text), Ok(want), "{text}");
+        }
+        let frac = want + TimeDelta::milliseconds(123);
+        for text in [
+            "2024-05-01T12:34:56.123Z",
+            "2024-05-01T12:34:56.123000+00:00",
+            "2024-05-01T12:34:56.123",
+            "2024-05-01T12:34:56.123+0000",
+        ] {
+            assert_eq!(parse_created_at(text), Ok(frac), "{text}");
+        }
+    }
+
+    #[test]
+    fn created_at_rejects_what_is_not_a_date_time() {
+        for text in [
+            "",
+            "yesterday",
+            "2024-05-01",
+            "2024-13-01T00:00:00Z",
+            "1714566896",
+        ] {
+            let err = parse_created_at(text).unwrap_err();
+            assert!(err.contains("not an ISO-8601 date-time"), "{err}");
+        }
+    }
+}

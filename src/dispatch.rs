@@ -1,0 +1,249 @@
+//! Delivery: one task per sink. It reads the next batch after its own position in the outbox,
+//! delivers it, and only then commits the position — so a crash re-delivers at most that batch.
+//! Failures retry with capped exponential backoff + full jitter (rejections at the cap); a
+//! failing sink never blocks polling or other sinks. Pollers wake sinks via a `watch` of the
+//! highest stored seq, so nothing polls SQLite in a loop.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::event::Event;
+use crate::health::Health;
+use crate::metrics::Metrics;
+use crate::sinks::{Sink, SinkError};
+use crate::store::Store;
+
+/// How a sink task ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The daemon: wait for new events until cancelled.
+    Follow,
+    /// `once`: deliver everything stored, then stop; give up after `give_up_after` of
+    /// continuous failure.
+    Drain { give_up_after: Duration },
+}
+
+/// Retry timing.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Backoff {
+    /// Full jitter over `initial * 2^attempt`, capped.
+    fn delay(&self, attempt: u32) -> Duration {
+        let exp = self
+            .initial
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.max);
+        exp.mul_f64(0.5 + fastrand::f64() * 0.5)
+    }
+}
+
+/// Why a sink task stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    #[error("sink {sink}: {error}")]
+    Fatal { sink: String, error: String },
+    #[error("sink {sink}: still failing after {secs} s: {error}")]
+    GaveUp {
+        sink: String,
+        secs: u64,
+        error: String,
+    },
+    #[error("sink {sink}: state error: {error:#}")]
+    State { sink: String, error: anyhow::Error },
+}
+
+/// One sink's delivery loop and what it needs.
+pub struct SinkTask {
+    pub name: String,
+    pub sink: Box<dyn Sink>,
+    pub batch_max_events: usize,
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    pub backoff: Backoff,
+    /// Highest stored seq, bumped by pollers.
+    pub wake: watch::Receiver<i64>,
+    /// Bumped on SIGHUP: reopen files.
+    pub reopen: watch::Receiver<u64>,
+}
+
+impl SinkTask {
+    /// Runs until cancelled (Follow) or drained (Drain). On cancel the batch in hand is finished
+    /// (or abandoned while backing off: it stays in the outbox and is delivered next start).
+    pub async fn run(mut self, mode: Mode, token: CancellationToken) -> Result<u64, DispatchError> {
+        let state_err = |name: &str, error| DispatchError::State {
+            sink: name.to_string(),
+            error,
+        };
+        let mut position = self
+            .store
+            .position(&self.name)
+            .await
+            .map_err(|e| state_err(&self.name, e))?;
+        let mut delivered = 0u64;
+        self.update_backlog(position).await;
+        loop {
+            if self.reopen.has_changed().unwrap_or(false) {
+                self.reopen.borrow_and_update();
+                self.sink.reopen();
+            }
+            let batch = self
+                .store
+                .read_batch(position, self.batch_max_events)
+                .await
+                .map_err(|e| state_err(&self.name, e))?;
+            if batch.is_empty() {
+                if matches!(mode, Mode::Drain { .. }) || token.is_cancelled() {
+                    break;
+                }
+                tokio::select! {
+                    _ = token.cancelled() => break,
+                    r = self.wake.changed() => if r.is_err() { break },
+                    _ = self.reopen.changed() => {}
+                }
+                continue;
+            }
+            let Some(last) = batch.last().map(|e| e.seq) else {
+                continue;
+            };
+            if !self.deliver_with_retry(&batch, mode, &token).await? {
+                break; // cancelled while backing off: the batch stays for next time
+            }
+            self.store
+                .commit_position(&self.name, last)
+                .await
+                .map_err(|e| state_err(&self.name, e))?;
+            position = last;
+            delivered += batch.len() as u64;
+            self.update_backlog(position).await;
+            if token.is_cancelled() && matches!(mode, Mode::Follow) {
+                break;
+            }
+        }
+        if let Err(e) = self.sink.flush().await {
+            tracing::warn!(sink = %self.name, error = %e, "flush on shutdown failed");
+        }
+        Ok(delivered)
+    }
+
+    /// Delivers `batch` until it succeeds. Returns false if cancelled while waiting to retry.
+    async fn deliver_with_retry(
+        &mut self,
+        batch: &[Event],
+        mode: Mode,
+        token: &CancellationToken,
+    ) -> Result<bool, DispatchError> {
+        let mut attempt = 0u32;
+        let first_failure = Instant::now();
+        loop {
+            let started = Instant::now();
+            let err = match self.sink.deliver(batch).await {
+                Ok(()) => {
+                    self.record_success(batch.len(), started.elapsed());
+                    return Ok(true);
+                }
+                Err(e) => e,
+            };
+            self.metrics
+                .sink_failures
+                .with_label_values(&[&self.name, err.kind()])
+                .inc();
+            let delay = match &err {
+                SinkError::Fatal(msg) => {
+                    tracing::error!(sink = %self.name, error = %msg, "sink stopped; other sinks and polling go on");
+                    self.health.sink_stopped(&self.name, msg.clone());
+                    return Err(DispatchError::Fatal {
+                        sink: self.name.clone(),
+                        error: msg.clone(),
+                    });
+                }
+                SinkError::Rejected(msg) => {
+                    tracing::error!(sink = %self.name, events = batch.len(), error = %msg, "receiver rejected the batch; keeping it and retrying at the maximum backoff");
+                    self.backoff.max
+                }
+                SinkError::Transient {
+                    message,
+                    retry_after,
+                } => {
+                    let d = retry_after
+                        .unwrap_or_else(|| self.backoff.delay(attempt))
+                        .min(self.backoff.max.max(Duration::from_secs(1)) * 5);
+                    tracing::warn!(sink = %self.name, attempt, retry_in_ms = d.as_millis() as u64, error = %message, "delivery failed; will retry");
+                    d
+                }
+            };
+            self.health
+                .sink_failed(&self.name, err.kind(), err.to_string());
+            if let Mode::Drain { give_up_after } = mode
+                && first_failure.elapsed() + delay > give_up_after
+            {
+                {
+                    return Err(DispatchError::GaveUp {
+                        sink: self.name.clone(),
+                        secs: first_failure.elapsed().as_secs(),
+                        error: err.to_string(),
+                    });
+                }
+            }
+            attempt = attempt.saturating_add(1);
+            tokio::select! {
+                _ = token.cancelled() => return Ok(false),
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    fn record_success(&self, events: usize, took: Duration) {
+        let name = &self.name;
+        self.metrics
+            .sink_events_delivered
+            .with_label_values(&[name])
+            .inc_by(events as u64);
+        self.metrics
+            .sink_batches_delivered
+            .with_label_values(&[name])
+            .inc();
+        self.metrics
+            .sink_delivery_duration
+            .with_label_values(&[name])
+            .observe(took.as_secs_f64());
+        self.metrics
+            .sink_last_success
+            .with_label_values(&[name])
+            .set(chrono::Utc::now().timestamp() as f64);
+        self.health.sink_ok(name);
+    }
+
+    async fn update_backlog(&self, position: i64) {
+        if let Ok((count, oldest)) = self.store.backlog(position).await {
+            self.metrics
+                .sink_backlog
+                .with_label_values(&[&self.name])
+                .set(count);
+            let age = oldest
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+                .map(|t| (chrono::Utc::now() - t.to_utc()).num_milliseconds() as f64 / 1000.0)
+                .unwrap_or(0.0);
+            self.metrics
+                .sink_oldest_undelivered_age
+                .with_label_values(&[&self.name])
+                .set(age.max(0.0));
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! `validate`: the config, then (unless `--offline`) the API: credentials and each permission
+//! the enabled streams need, one ✓/✗ line per check with the fix. Exit 0 only if all pass.
+
+use std::process::ExitCode;
+
+use crate::api::{ApiError, Client, WhoAmI};
+use crate::config::{Config, Resource};
+
+struct Report {
+    failed: usize,
+}
+
+impl Report {
+    fn check<T>(&mut self, what: &str, res: Result<T, String>) -> Option<T> {
+        match res {
+            Ok(v) => {
+                println!("✓ {what}");
+                Some(v)
+            }
+            Err(e) => {
+                println!("✗ {what}: {e}");
+                self.failed += 1;
+                None
+            }
+        }
+    }
+}
+
+fn api_err(e: ApiError) -> String {
+    e.to_string()
+}
+
+/// Runs the checks and prints the report.
+pub async fn run(cfg: &Config, offline: bool) -> anyhow::Result<ExitCode> {
+    let mut r = Report { failed: 0 };
+    r.check(
+        &format!(
+            "config: {} sink(s) [{}], state {}",
+            cfg.sink_configs.len(),
+            cfg.sink_configs
+                .iter()
+                .map(|s| format!("{} ({})", s.name, s.kind.type_name()))
+                .collect::<Vec<_>>()
+                .join(", "),
+            cfg.state.path.display()
+        ),
+        Ok(()),
+    );
+    if offline {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(creds) = r.check(
+        "credentials configured",
+        cfg.credentials().map_err(|e| e.to_string()),
+    ) else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+    let client = Client::new(&cfg.api, creds, metrics)?;
+    let who = client.whoami().await;
+    let orgs: Vec<String> = match who {
+        Ok(Some(WhoAmI::ApiKey {
+            key_id,
+            name,
+            organization_id,
+        })) => {
+            r.check(
+                &format!(
+                    "credentials accepted: key {key_id} ({}) of organization {organization_id}",
+                    name.unwrap_or_default()
+                ),
+                Ok(()),
+            );
+            vec![organization_id]
+        }
+        Ok(_) => {
+            let list = client.organizations().await.map_err(api_err);
+            match r.check("credentials accepted (organizations listed)", list) {
+                Some(list) => list.into_iter().filter_map(|o| o.id).collect(),
+                None => return Ok(ExitCode::FAILURE),
+            }
+        }
+        Err(e) => {
+            r.check("credentials accepted", Err::<(), _>(api_err(e)));
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let orgs = if cfg.api.organizations.is_empty() {
+        orgs
+    } else {
+        cfg.api.organizations.clone()
+    };
+    for org in &orgs {
+        if cfg.activities.enabled {
+            let now = chrono::Utc::now();
+            let res = client
+                .activities(org, now - chrono::Duration::minutes(1), now)
+                .await;
+            r.check(
+                &format!(
+                    "org {org}: activities readable (control-plane:organization:view-activities)"
+                ),
+                res.map(|_| ()).map_err(api_err),
+            );
+        }
+        if cfg.inventory.enabled {
+            let mut services = None;
+            for res in &cfg.inventory.resources {
+                let (label, out) = match res {
+                    Resource::Services => {
+                        let s = client.services(org).await;
+                        let out = s.as_ref().map(|_| ()).map_err(|e| e.to_string());
+                        services = s.ok();
+                        ("services readable", out)
+                    }
+                    Resource::Keys => (
+                        "API keys readable (control-plane:organization:view-api-keys)",
+                        client.keys(org).await.map(|_| ()).map_err(api_err),
+                    ),
+                    Resource::Members => (
+                        "members readable (control-plane:organization:view)",
+                        client.members(org).await.map(|_| ()).map_err(api_err),
+                    ),
+                    Resource::Invitations => (
+                        "invitations readable (control-plane:organization:view)",
+                        client.invitations(org).await.map(|_| ()).map_err(api_err),
+                    ),
+                    Resource::Backups => continue,
+                };
+                r.check(&format!("org {org}: {label}"), out);
+            }
+            if cfg.inventory.resources.contains(&Resource::Backups) {
+                let first = match &services {
+                    Some(list) => list.iter().find_map(|s| s.id.clone()),
+                    None => client
+                        .services(org)
+                        .await
+                        .ok()
+                        .and_then(|l| l.into_iter().find_map(|s| s.id)),
+                };
+                match first {
+                    Some(service) => {
+                        let res = client
+                            .backups(org, &service)
+                            .await
+                            .map(|_| ())
+                            .map_err(api_err);
+                        r.check(
+                            &format!(
+                                "org {org}: backups readable (control-plane:service:view-backups)"
+                            ),
+                            res,
+                        );
+                    }
+                    None => println!("- org {org}: backups not checked (no service visible)"),
+                }
+            }
+        }
+    }
+    if r.failed == 0 {
+        println!("all checks passed");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("{} check(s) failed", r.failed);
+        Ok(ExitCode::FAILURE)
+    }
+}

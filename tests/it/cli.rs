@@ -1,0 +1,229 @@
+//! The real binary: exit codes, `validate` against the emulator, `demo`, and the crash test
+//! (SIGKILL at random points while the emulator adds activity; restart on the same state).
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use clickhouse_audit_exporter::emulator::{Emulator, EmulatorOptions};
+use tokio::process::Command;
+
+use crate::support::{activity_ids, config_toml, counts, file_sink, read_ndjson};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_clickhouse-audit-exporter"));
+    c.env_remove("CH_AUDIT_CONFIG")
+        .env_remove("CLICKHOUSE_CLOUD_API_KEY")
+        .env_remove("CLICKHOUSE_CLOUD_API_SECRET")
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .env_remove("RUST_LOG")
+        .kill_on_drop(true);
+    c
+}
+
+async fn output(mut c: Command) -> (i32, String, String) {
+    let out = c.stdin(Stdio::null()).output().await.unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn version_and_help_with_examples() {
+    let mut c = bin();
+    c.arg("--version");
+    let (code, out, _) = output(c).await;
+    assert_eq!(code, 0);
+    assert!(out.contains(env!("CARGO_PKG_VERSION")));
+    let mut c = bin();
+    c.arg("--help");
+    let (code, out, _) = output(c).await;
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("Examples:") && out.contains("demo") && out.contains("Exit codes"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn bad_config_exits_2_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(
+        &path,
+        "[activities]\ninterval = \"often\"\n[[sinks]]\nname = \"o\"\ntype = \"stdout\"\n",
+    )
+    .unwrap();
+    let mut c = bin();
+    c.arg("-c").arg(&path).arg("validate").arg("--offline");
+    let (code, out, err) = output(c).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("interval") && err.contains("often"), "{err}");
+    assert!(out.is_empty(), "errors go to stderr");
+    let mut c = bin();
+    c.arg("-c").arg(dir.path().join("missing.toml")).arg("run");
+    let (code, _, err) = output(c).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("missing.toml"), "{err}");
+    let mut c = bin();
+    c.arg("no-such-command");
+    assert_eq!(output(c).await.0, 2, "usage errors exit 2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_against_the_emulator_passes_and_names_each_problem() {
+    let emu = Emulator::start(EmulatorOptions {
+        rate_limit: None,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |toml: String| {
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, toml).unwrap();
+        p
+    };
+    let sinks = "[[sinks]]\nname = \"o\"\ntype = \"stdout\"\n";
+    let good = write(config_toml(&emu, dir.path(), sinks).replace(
+        "[inventory]\nenabled = false",
+        "[inventory]\nenabled = true",
+    ));
+    let mut c = bin();
+    c.arg("-c").arg(&good).arg("validate");
+    let (code, out, err) = output(c).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("✓ credentials accepted") && out.contains("all checks passed"),
+        "{out}"
+    );
+
+    let wrong = write(
+        config_toml(&emu, dir.path(), sinks).replace(&emu.emulator.key_secret(), "wrong-secret"),
+    );
+    let mut c = bin();
+    c.arg("-c").arg(&wrong).arg("validate");
+    let (code, out, _) = output(c).await;
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("✗ credentials accepted") && out.contains("401"),
+        "{out}"
+    );
+    assert!(!out.contains("wrong-secret"), "the secret is never printed");
+
+    let org = emu.emulator.org_ids()[0].clone();
+    let (kid, ksecret) = emu
+        .emulator
+        .create_key(&org, &["control-plane:organization:view"]);
+    let limited = write(
+        config_toml(&emu, dir.path(), sinks)
+            .replace(&emu.emulator.key_id(), &kid)
+            .replace(&emu.emulator.key_secret(), &ksecret),
+    );
+    let mut c = bin();
+    c.arg("-c").arg(&limited).arg("validate");
+    let (code, out, _) = output(c).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("✗") && out.contains("control-plane:organization:view-activities"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn demo_prints_json_envelopes_to_stdout() {
+    let mut c = bin();
+    c.args(["demo", "--duration", "6s", "--rate", "120"]);
+    let (code, out, err) = output(c).await;
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("stdout is pure NDJSON"))
+        .collect();
+    assert!(
+        lines.len() > 5,
+        "history arrives within seconds: {} lines; stderr: {err}",
+        lines.len()
+    );
+    for v in &lines {
+        assert_eq!(v["kind"], "activity");
+        assert!(v["event_id"].as_str().unwrap().starts_with("activity:"));
+        assert!(
+            v["occurred_at"].is_string()
+                && v["observed_at"].is_string()
+                && v["activity"]["id"].is_string()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_points_loses_nothing_and_duplicates_stay_within_a_batch() {
+    let emu = Emulator::start(EmulatorOptions {
+        history: Duration::from_secs(2 * 86400),
+        history_events_per_day: 2000,
+        rate_limit: None,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let org = emu.emulator.org_ids()[0].clone();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.ndjson"), dir.path().join("b.ndjson"));
+    let batch = 40;
+    let toml = config_toml(
+        &emu,
+        dir.path(),
+        &format!("{}{}", file_sink("a", &a, batch), file_sink("b", &b, batch)),
+    );
+    let cfg_path = dir.path().join("c.toml");
+    std::fs::write(&cfg_path, toml).unwrap();
+    let mut rng = fastrand::Rng::with_seed(42);
+    let kills = 6;
+    for round in 0..kills {
+        for i in 0..20 {
+            let now = chrono::Utc::now();
+            emu.emulator.add_activity(
+                &org,
+                serde_json::json!({"type": "user_login", "n": round * 100 + i}),
+                now,
+                now,
+            );
+        }
+        let mut child = bin()
+            .arg("-c")
+            .arg(&cfg_path)
+            .arg("run")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(rng.u64(150..1500))).await;
+        child.start_kill().unwrap();
+        let _ = child.wait().await;
+    }
+    let mut c = bin();
+    c.arg("-c").arg(&cfg_path).arg("once");
+    let (code, _, err) = output(c).await;
+    assert_eq!(code, 0, "{err}");
+    let mut expected = emu.emulator.all_activity_ids(&org);
+    expected.sort();
+    for path in [&a, &b] {
+        let ids = activity_ids(&read_ndjson(path));
+        let c = counts(&ids);
+        let mut unique: Vec<String> = c.keys().map(|s| s.to_string()).collect();
+        unique.sort();
+        assert_eq!(
+            unique,
+            expected,
+            "{}: every activity at least once",
+            path.display()
+        );
+        let dups = ids.len() - unique.len();
+        assert!(
+            dups <= batch * kills,
+            "{}: {dups} duplicates > one batch ({batch}) per kill ({kills})",
+            path.display()
+        );
+    }
+}

@@ -1,0 +1,174 @@
+//! Config loading: every error names its key and value; env overrides; secrets stay hidden;
+//! the shipped example loads.
+
+use std::collections::HashMap;
+
+use clickhouse_audit_exporter::config::Config;
+
+const MINIMAL: &str = r#"
+[[sinks]]
+name = "out"
+type = "stdout"
+"#;
+
+fn err(toml: &str) -> String {
+    Config::from_toml(toml, Some(HashMap::new()))
+        .expect_err("config should be rejected")
+        .to_string()
+}
+
+fn env(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
+    Some(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+#[test]
+fn the_shipped_example_config_loads_with_its_documented_defaults() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.toml");
+    let cfg = Config::load_with_env(&path, true, Some(HashMap::new())).unwrap();
+    let defaults = Config::from_toml(MINIMAL, Some(HashMap::new())).unwrap();
+    assert_eq!(cfg.activities.overlap, defaults.activities.overlap);
+    assert_eq!(cfg.activities.interval, defaults.activities.interval);
+    assert_eq!(
+        cfg.activities.max_response_bytes,
+        defaults.activities.max_response_bytes
+    );
+    assert_eq!(cfg.api.rate_limit_requests, 10);
+    assert_eq!(cfg.api.base_url, defaults.api.base_url);
+    assert_eq!(cfg.state.retention, defaults.state.retention);
+    assert_eq!(cfg.server.listen, defaults.server.listen);
+    assert_eq!(cfg.sink_configs.len(), 2);
+    assert_eq!(cfg.sink_configs[1].batch_max_events, 500);
+}
+
+#[test]
+fn unknown_keys_are_named() {
+    let e = err(&format!("[api]\nbase_ur = \"https://x\"\n{MINIMAL}"));
+    assert!(e.contains("base_ur"), "{e}");
+    let e = err("[[sinks]]\nname = \"a\"\ntype = \"file\"\npath = \"/tmp/x\"\nfsnyc = false\n");
+    assert!(e.contains("fsnyc") && e.contains("sinks[0]"), "{e}");
+    let e = err(&format!("[nonsense]\nx = 1\n{MINIMAL}"));
+    assert!(e.contains("nonsense"), "{e}");
+}
+
+#[test]
+fn bad_durations_name_the_key_and_value() {
+    let e = err(&format!(
+        "[activities]\ninterval = \"5 parsecs\"\n{MINIMAL}"
+    ));
+    assert!(e.contains("interval") && e.contains("5 parsecs"), "{e}");
+}
+
+#[test]
+fn bad_urls_name_the_key_and_value() {
+    let e = err(&format!("[api]\nbase_url = \"not a url\"\n{MINIMAL}"));
+    assert!(e.contains("api.base_url") && e.contains("not a url"), "{e}");
+    let e = err(&format!("[api]\nbase_url = \"ftp://x\"\n{MINIMAL}"));
+    assert!(e.contains("api.base_url") && e.contains("ftp://x"), "{e}");
+}
+
+#[test]
+fn sink_list_errors_are_named() {
+    let e = err("");
+    assert!(e.contains("`sinks`") && e.contains("empty"), "{e}");
+    let e = err(&format!("{MINIMAL}{MINIMAL}"));
+    assert!(
+        e.contains("sinks[1].name") && e.contains("\"out\"") && e.contains("duplicate"),
+        "{e}"
+    );
+    let e = err("[[sinks]]\nname = \"x\"\ntype = \"carrier_pigeon\"\n");
+    assert!(
+        e.contains("sinks[0].type") && e.contains("carrier_pigeon"),
+        "{e}"
+    );
+    let e = err("[[sinks]]\nname = \"x\"\ntype = \"stdout\"\nformat = \"xml\"\n");
+    assert!(e.contains("sinks[0].format") && e.contains("xml"), "{e}");
+    let e = err("[[sinks]]\nname = \"x\"\ntype = \"stdout\"\nbatch_max_events = 0\n");
+    assert!(e.contains("sinks[0].batch_max_events"), "{e}");
+    let e = err(
+        "[[sinks]]\nname = \"x\"\ntype = \"file\"\npath = \"/tmp/x\"\nmax_bytes = \"12 parsecs\"\n",
+    );
+    assert!(e.contains("12 parsecs"), "{e}");
+}
+
+#[test]
+fn other_bad_values_are_named() {
+    let e = err(&format!("[server]\nlisten = \"everywhere\"\n{MINIMAL}"));
+    assert!(
+        e.contains("server.listen") && e.contains("everywhere"),
+        "{e}"
+    );
+    let e = err(&format!("[state]\nretention = \"10m\"\n{MINIMAL}"));
+    assert!(e.contains("state.retention") && e.contains("10m"), "{e}");
+    let e = err(&format!("[api]\ndate_format = \"julian\"\n{MINIMAL}"));
+    assert!(e.contains("date_format") || e.contains("julian"), "{e}");
+}
+
+#[test]
+fn environment_overrides_every_section() {
+    let cfg = Config::from_toml(
+        MINIMAL,
+        env(&[
+            ("CH_AUDIT__API__BASE_URL", "http://127.0.0.1:1"),
+            ("CH_AUDIT__ACTIVITIES__INTERVAL", "5s"),
+            ("CH_AUDIT__API__RATE_LIMIT_REQUESTS", "3"),
+            ("CH_AUDIT__API__ORGANIZATIONS", "a,b"),
+            ("CH_AUDIT__LOG__LEVEL", "debug"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(cfg.api.base_url, "http://127.0.0.1:1");
+    assert_eq!(cfg.activities.interval, std::time::Duration::from_secs(5));
+    assert_eq!(cfg.api.rate_limit_requests, 3);
+    assert_eq!(cfg.api.organizations, ["a", "b"]);
+    let e = Config::from_toml(MINIMAL, env(&[("CH_AUDIT__ACTIVITIES__OVERLAP", "soon")]))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("overlap") && e.contains("soon"), "{e}");
+}
+
+#[test]
+fn secrets_never_show_in_debug() {
+    let cfg = Config::from_toml(
+        &format!("[api]\nkey_id = \"kid\"\nkey_secret = \"s3cr3t-VALUE\"\n{MINIMAL}"),
+        Some(HashMap::new()),
+    )
+    .unwrap();
+    let dbg = format!("{cfg:?} {:?}", cfg.credentials().unwrap());
+    assert!(!dbg.contains("s3cr3t-VALUE"), "{dbg}");
+    assert!(cfg.summary().to_string().contains("kid"));
+    assert!(!cfg.summary().to_string().contains("s3cr3t-VALUE"));
+}
+
+#[test]
+fn secret_file_and_inline_secret_together_are_ambiguous() {
+    let e = err(&format!(
+        "[api]\nkey_secret = \"a\"\nkey_secret_file = \"/x\"\n{MINIMAL}"
+    ));
+    assert!(e.contains("key_secret_file"), "{e}");
+}
+
+#[test]
+fn secret_file_is_read_and_trimmed() {
+    use secrecy::ExposeSecret;
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("secret");
+    std::fs::write(&f, "from-file\n").unwrap();
+    let cfg = Config::from_toml(
+        &format!(
+            "[api]\nkey_id = \"k\"\nkey_secret_file = \"{}\"\n{MINIMAL}",
+            f.display()
+        ),
+        Some(HashMap::new()),
+    )
+    .unwrap();
+    assert_eq!(
+        cfg.credentials().unwrap().key_secret.expose_secret(),
+        "from-file"
+    );
+}
