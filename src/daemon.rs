@@ -97,6 +97,7 @@ impl Pipeline {
                     backoff: Backoff::default(),
                     wake: self.wake.subscribe(),
                     reopen: self.reopen.subscribe(),
+                    producers_done: None,
                 })
             })
             .collect()
@@ -194,25 +195,35 @@ impl Pipeline {
         Ok(())
     }
 
-    /// One cycle per org, then deliver everything pending to every sink.
+    /// One cycle per org, delivering while it polls, then everything pending to every sink.
     pub async fn once(self) -> anyhow::Result<()> {
         let token = CancellationToken::new();
-        let mut failures = Vec::new();
-        if self.cfg.activities.enabled {
-            for org in &self.orgs {
-                if let Err(e) = self.poller(org).cycle_logged(&token).await {
-                    failures.push(format!("org {org}: {e:#}"));
-                }
-            }
-        }
+        let polled = CancellationToken::new();
         let mode = Mode::Drain {
             give_up_after: Duration::from_secs(60),
         };
         let handles: Vec<_> = self
             .sink_tasks()?
             .into_iter()
-            .map(|t| tokio::spawn(t.run(mode, token.clone())))
+            .map(|mut t| {
+                t.producers_done = Some(polled.clone());
+                tokio::spawn(t.run(mode, token.clone()))
+            })
             .collect();
+        let mut failures = Vec::new();
+        if self.cfg.activities.enabled {
+            let cycles = self.orgs.iter().map(|org| {
+                let poller = self.poller(org);
+                let token = token.clone();
+                async move { (org, poller.cycle_logged(&token).await) }
+            });
+            for (org, result) in futures_util::future::join_all(cycles).await {
+                if let Err(e) = result {
+                    failures.push(format!("org {org}: {e:#}"));
+                }
+            }
+        }
+        polled.cancel();
         for h in handles {
             match h.await {
                 Ok(Ok(_)) => {}

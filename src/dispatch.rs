@@ -81,6 +81,9 @@ pub struct SinkTask {
     pub wake: watch::Receiver<i64>,
     /// Bumped on SIGHUP: reopen files.
     pub reopen: watch::Receiver<u64>,
+    /// Drain mode only: keep waiting for new events until this is cancelled (the pollers of
+    /// `once` are done), so delivery overlaps polling instead of following it.
+    pub producers_done: Option<CancellationToken>,
 }
 
 impl SinkTask {
@@ -109,13 +112,19 @@ impl SinkTask {
                 .await
                 .map_err(|e| state_err(&self.name, e))?;
             if batch.is_empty() {
-                if matches!(mode, Mode::Drain { .. }) || token.is_cancelled() {
+                let producing = self
+                    .producers_done
+                    .as_ref()
+                    .is_some_and(|t| !t.is_cancelled());
+                if (matches!(mode, Mode::Drain { .. }) && !producing) || token.is_cancelled() {
                     break;
                 }
+                let done = self.producers_done.clone().unwrap_or_default();
                 tokio::select! {
                     _ = token.cancelled() => break,
                     r = self.wake.changed() => if r.is_err() { break },
                     _ = self.reopen.changed() => {}
+                    _ = done.cancelled(), if producing => {}
                 }
                 continue;
             }
