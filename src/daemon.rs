@@ -91,6 +91,7 @@ impl Pipeline {
                         .build()
                         .with_context(|| format!("building sink {:?}", sc.name))?,
                     batch_max_events: sc.batch_max_events,
+                    batch_timeout: sc.batch_timeout(),
                     store: self.store.clone(),
                     metrics: self.metrics.clone(),
                     health: self.health.clone(),
