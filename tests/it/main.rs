@@ -5,5 +5,6 @@ mod cli;
 mod client;
 mod config;
 mod emulator;
+mod inventory;
 mod pipeline;
 mod support;
