@@ -262,7 +262,7 @@ pub fn evaluate(view: &View, now: DateTime<Utc>, cfg: &FindingsConfig) -> Vec<Ev
                         summary: format!(
                             "API key \"{}\" expires in {} ({})",
                             label(&o.v),
-                            human(chrono::Duration::seconds((e - now).num_seconds())),
+                            human(chrono::Duration::hours((e - now).num_hours().max(1))),
                             s(&o.v, "expireAt").unwrap_or("")
                         ),
                         evidence: json!({"name": name(&o.v), "expireAt": o.v.get("expireAt")}),
