@@ -211,6 +211,15 @@ impl InventoryPoller {
         m.inventory_backups_deferred
             .with_label_values(&[org])
             .set(i64::from(stats.backups_deferred));
+        if started.elapsed() > cfg.interval {
+            tracing::warn!(
+                org,
+                requests = stats.requests,
+                duration_s = started.elapsed().as_secs(),
+                interval_s = cfg.interval.as_secs(),
+                "the inventory cycle took longer than inventory.interval (the shared API budget is the bottleneck): lower inventory.backups_per_cycle or raise inventory.interval / inventory.backup_interval"
+            );
+        }
         tracing::info!(
             org,
             requests = stats.requests,

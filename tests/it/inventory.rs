@@ -598,4 +598,19 @@ async fn three_orgs_of_fifty_services_stay_within_the_rate_limit() {
     );
     let observed = of_kind(&lines, "inventory").len();
     assert!(observed > 3 * 50 * 5, "{observed} objects observed");
+    // The next cycle lists only what is due: no backups within backup_interval (1 h).
+    rig.emu.emulator.clear_request_log();
+    // Each `once` builds a new client whose limiter starts empty (like a restart): let the
+    // emulator's window drain first (paused clock: no real waiting).
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (r, lines) = rig.try_cycle("").await;
+    r.unwrap();
+    assert!(of_kind(&lines, "inventory").is_empty());
+    let log = rig.emu.emulator.request_log();
+    assert_eq!(
+        log.len(),
+        3 * 4,
+        "{:?}",
+        log.iter().map(|r| &r.path).collect::<Vec<_>>()
+    );
 }
