@@ -34,6 +34,8 @@ struct Rig {
     inventory: String,
     /// Replaces the emulator's admin key in the config.
     key: Option<(String, String)>,
+    /// The metrics of the last cycle's pipeline.
+    metrics: Option<std::sync::Arc<clickhouse_audit_exporter::metrics::Metrics>>,
 }
 
 impl Rig {
@@ -49,6 +51,7 @@ impl Rig {
             seen: 0,
             inventory: INVENTORY.into(),
             key: None,
+            metrics: None,
         }
     }
 
@@ -72,6 +75,7 @@ impl Rig {
     /// One `once` run (inventory cycle + delivery); returns the lines it added.
     async fn try_cycle(&mut self, api_extra: &str) -> (anyhow::Result<()>, Vec<Value>) {
         let pipeline = Pipeline::build(self.config(api_extra)).await.unwrap();
+        self.metrics = Some(pipeline.metrics.clone());
         let r = pipeline.once().await;
         let lines = read_ndjson(&self.out);
         let new = lines[self.seen..].to_vec();
@@ -185,6 +189,60 @@ async fn a_first_run_observes_every_object_and_a_second_run_is_quiet() {
     );
     let again = rig.cycle().await;
     assert!(again.is_empty(), "nothing changed: {again:#?}");
+    let text = rig.metrics.as_ref().unwrap().render();
+    let admin = rig.emu.emulator.key_id();
+    for want in [
+        format!(
+            "clickhouse_audit_api_key_expiry_timestamp_seconds{{key_id=\"{admin}\",key_name=\"emulator-admin\",org=\"{}\"}} inf",
+            rig.org
+        ),
+        "clickhouse_audit_findings_open{rule=\"service_open_to_internet\",severity=\"high\"} 1"
+            .into(),
+        format!(
+            "clickhouse_audit_inventory_objects{{org=\"{}\",resource=\"services\",state=\"running\"}} 1",
+            rig.org
+        ),
+        format!(
+            "clickhouse_audit_inventory_cycle_requests{{org=\"{}\"}} 7",
+            rig.org
+        ),
+        "clickhouse_audit_backup_last_success_age_seconds{".into(),
+    ] {
+        assert!(text.contains(&want), "{want} missing from:\n{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_lists_beyond_the_per_cycle_budget_wait_for_the_next_cycle() {
+    let mut rig = Rig::start(unlimited()).await;
+    rig.inventory = "[inventory]\nenabled = true\nbackups_per_cycle = 3\n".into();
+    let backup_calls = |rig: &Rig| {
+        let n = rig
+            .emu
+            .emulator
+            .request_log()
+            .iter()
+            .filter(|r| r.path.ends_with("/backups"))
+            .count();
+        rig.emu.emulator.clear_request_log();
+        n
+    };
+    rig.cycle().await;
+    assert_eq!(backup_calls(&rig), 3, "4 services, 3 per cycle");
+    let lines = rig.cycle().await;
+    assert_eq!(
+        backup_calls(&rig),
+        1,
+        "the deferred one, then nothing is due"
+    );
+    assert!(
+        of_kind(&lines, "inventory")
+            .iter()
+            .all(|l| l["resource"] == "backup" && l["action"] == "observed"),
+        "a deferred first listing is still a baseline: {lines:#?}"
+    );
+    rig.cycle().await;
+    assert_eq!(backup_calls(&rig), 0, "within backup_interval");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
