@@ -1,5 +1,5 @@
 //! Wiring: open the store, build the API client and sinks, resolve organizations, then either
-//! run the daemon (pollers + sink tasks + server until SIGTERM, then drain within the grace
+//! run the daemon (activity and inventory pollers + sink tasks + server until SIGTERM, then drain within the grace
 //! period) or `once` (one cycle per org, deliver everything pending, report failures).
 
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use crate::dispatch::{Backoff, Mode, SinkTask};
 use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::poller::activities::{self, ActivityPoller};
+use crate::poller::inventory::{self, InventoryPoller};
 use crate::poller::{ClientSource, SystemClock};
 use crate::server::{self, ServerState};
 use crate::store::Store;
@@ -80,6 +81,21 @@ impl Pipeline {
         }
     }
 
+    fn inventory_poller(&self, org: &str) -> InventoryPoller {
+        InventoryPoller::new(
+            org.to_string(),
+            inventory::Shared {
+                client: self.client.clone(),
+                store: self.store.clone(),
+                cfg: Arc::new(self.cfg.inventory.clone()),
+                metrics: self.metrics.clone(),
+                health: self.health.clone(),
+                wake: self.wake.clone(),
+                clock: Arc::new(SystemClock),
+            },
+        )
+    }
+
     fn sink_tasks(&self) -> anyhow::Result<Vec<SinkTask>> {
         self.cfg
             .sink_configs
@@ -105,19 +121,21 @@ impl Pipeline {
     }
 
     fn server_state(&self) -> ServerState {
-        let pollers = if self.cfg.activities.enabled {
-            self.orgs
-                .iter()
-                .map(|o| {
-                    (
-                        format!("{o}/{}", activities::STREAM),
-                        self.cfg.activities.interval,
-                    )
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let mut pollers = Vec::new();
+        for o in &self.orgs {
+            if self.cfg.activities.enabled {
+                pollers.push((
+                    format!("{o}/{}", activities::STREAM),
+                    self.cfg.activities.interval,
+                ));
+            }
+            if self.cfg.inventory.enabled {
+                pollers.push((
+                    format!("{o}/{}", inventory::STREAM),
+                    self.cfg.inventory.interval,
+                ));
+            }
+        }
         ServerState {
             metrics: self.metrics.clone(),
             health: self.health.clone(),
@@ -157,6 +175,11 @@ impl Pipeline {
         if self.cfg.activities.enabled {
             for org in &self.orgs {
                 tasks.spawn(self.poller(org).run(token.clone()));
+            }
+        }
+        if self.cfg.inventory.enabled {
+            for org in &self.orgs {
+                tasks.spawn(self.inventory_poller(org).run(token.clone()));
             }
         }
         tasks.spawn(prune_loop(
@@ -224,6 +247,13 @@ impl Pipeline {
                 }
             }
         }
+        if self.cfg.inventory.enabled {
+            for org in &self.orgs {
+                if let Err(e) = self.inventory_poller(org).cycle_logged(&token).await {
+                    failures.push(format!("org {org} inventory: {e:#}"));
+                }
+            }
+        }
         polled.cancel();
         for h in handles {
             match h.await {
@@ -256,6 +286,9 @@ async fn prune_loop(
             _ = tick.tick() => {}
         }
         let cutoff = chrono::Utc::now().timestamp_millis() - retention.as_millis() as i64;
+        if let Err(e) = store.prune_inventory(cutoff).await {
+            tracing::error!(error = %format!("{e:#}"), "pruning inventory tombstones failed");
+        }
         match store.prune(sinks.clone(), cutoff).await {
             Ok(n) => {
                 metrics.state_pruned_events.inc_by(n);

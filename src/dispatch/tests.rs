@@ -10,12 +10,15 @@ use super::*;
 use crate::event::EventKind;
 use crate::store::NewEvent;
 
+/// How many of the next deliveries fail, and with what.
+type FailPlan = Arc<Mutex<(u32, Option<fn() -> SinkError>)>>;
+
 /// Records every delivered batch; fails the next `fail` deliveries with `error`.
 #[derive(Default)]
 struct MemorySink {
     batches: Arc<Mutex<Vec<Vec<i64>>>>,
     attempts: Arc<Mutex<Vec<Vec<i64>>>>,
-    fail: Arc<Mutex<(u32, Option<fn() -> SinkError>)>>,
+    fail: FailPlan,
 }
 
 #[async_trait]

@@ -6,6 +6,7 @@ mod client;
 mod config;
 mod emulator;
 mod formats;
+mod inventory;
 mod pipeline;
 mod support;
 mod webhook;
