@@ -95,7 +95,7 @@ async fn transient_failures_resend_the_same_batch_and_commit_only_after_success(
         *batches.lock().unwrap(),
         vec![vec![1, 2, 3, 4], vec![5, 6, 7, 8], vec![9, 10]]
     );
-    let attempts = attempts.lock().unwrap();
+    let attempts = attempts.lock().unwrap().clone();
     assert_eq!(
         attempts[..4],
         [
