@@ -1,6 +1,7 @@
 //! Wiring: open the store, build the API client and sinks, resolve organizations, then either
-//! run the daemon (pollers + sink tasks + server until SIGTERM, then drain within the grace
-//! period) or `once` (one cycle per org, deliver everything pending, report failures).
+//! run the daemon (activity and inventory pollers + sink tasks + server until SIGTERM, then
+//! drain within the grace period) or `once` (one cycle per org, deliver everything pending,
+//! report failures).
 //!
 //! The daemon's tasks form a *generation* (pollers, sink tasks, prune and gauge refresh);
 //! `supervise` owns it together with the server, systemd notifications and SIGHUP. A SIGHUP
@@ -31,6 +32,7 @@ use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::poller::activities::{self, ActivityPoller};
+use crate::poller::inventory::{self, InventoryPoller};
 use crate::poller::{ClientSource, SystemClock};
 use crate::server::{self, ServerState, View};
 use crate::store::Store;
@@ -146,6 +148,21 @@ impl Pipeline {
         }
     }
 
+    fn inventory_poller(&self, org: &str) -> InventoryPoller {
+        InventoryPoller::new(
+            org.to_string(),
+            inventory::Shared {
+                client: self.client.clone(),
+                store: self.store.clone(),
+                cfg: Arc::new(self.cfg.inventory.clone()),
+                metrics: self.metrics.clone(),
+                health: self.health.clone(),
+                wake: self.wake.clone(),
+                clock: Arc::new(SystemClock),
+            },
+        )
+    }
+
     fn sink_tasks(&self) -> anyhow::Result<Vec<SinkTask>> {
         self.cfg
             .sink_configs
@@ -157,25 +174,41 @@ impl Pipeline {
                         .build()
                         .with_context(|| format!("building sink {:?}", sc.name))?,
                     batch_max_events: sc.batch_max_events,
+                    batch_timeout: sc.batch_timeout(),
                     store: self.store.clone(),
                     metrics: self.metrics.clone(),
                     health: self.health.clone(),
                     backoff: Backoff::default(),
                     wake: self.wake.subscribe(),
                     reopen: self.reopen.subscribe(),
+                    producers_done: None,
                 })
             })
             .collect()
     }
 
-    fn poller_keys(&self) -> Vec<String> {
-        if !self.cfg.activities.enabled {
-            return Vec::new();
+    /// Every poller (`org/stream`) this configuration runs, with its interval.
+    fn pollers(&self) -> Vec<(String, Duration)> {
+        let mut pollers = Vec::new();
+        for o in &self.orgs {
+            if self.cfg.activities.enabled {
+                pollers.push((
+                    format!("{o}/{}", activities::STREAM),
+                    self.cfg.activities.interval,
+                ));
+            }
+            if self.cfg.inventory.enabled {
+                pollers.push((
+                    format!("{o}/{}", inventory::STREAM),
+                    self.cfg.inventory.interval,
+                ));
+            }
         }
-        self.orgs
-            .iter()
-            .map(|o| format!("{o}/{}", activities::STREAM))
-            .collect()
+        pollers
+    }
+
+    fn poller_keys(&self) -> Vec<String> {
+        self.pollers().into_iter().map(|(k, _)| k).collect()
     }
 
     fn sink_names(&self) -> Vec<String> {
@@ -189,11 +222,7 @@ impl Pipeline {
     fn view(&self) -> View {
         View {
             store: self.store.clone(),
-            pollers: self
-                .poller_keys()
-                .into_iter()
-                .map(|k| (k, self.cfg.activities.interval))
-                .collect(),
+            pollers: self.pollers(),
             sinks: self.sink_names(),
             sink_failure_threshold: SINK_FAILURE_THRESHOLD,
             config_summary: self.cfg.summary(),
@@ -235,6 +264,15 @@ impl Pipeline {
                 });
             }
         }
+        if self.cfg.inventory.enabled {
+            for org in &self.orgs {
+                let poller = self.inventory_poller(org);
+                let stop = g.stop.clone();
+                g.spawn_loop(format!("poller {org}/{}", inventory::STREAM), async move {
+                    poller.run(stop).await
+                });
+            }
+        }
         let stop = g.stop.clone();
         g.spawn_loop(
             "prune".into(),
@@ -266,25 +304,42 @@ impl Pipeline {
         g
     }
 
-    /// One cycle per org, then deliver everything pending to every sink.
+    /// One cycle per org, delivering while it polls, then everything pending to every sink.
     pub async fn once(self) -> anyhow::Result<()> {
         let token = CancellationToken::new();
-        let mut failures = Vec::new();
-        if self.cfg.activities.enabled {
-            for org in &self.orgs {
-                if let Err(e) = self.poller(org).cycle_logged(&token).await {
-                    failures.push(format!("org {org}: {e:#}"));
-                }
-            }
-        }
+        let polled = CancellationToken::new();
         let mode = Mode::Drain {
             give_up_after: Duration::from_secs(60),
         };
         let handles: Vec<_> = self
             .sink_tasks()?
             .into_iter()
-            .map(|t| tokio::spawn(t.run(mode, token.clone())))
+            .map(|mut t| {
+                t.producers_done = Some(polled.clone());
+                tokio::spawn(t.run(mode, token.clone()))
+            })
             .collect();
+        let mut failures = Vec::new();
+        if self.cfg.activities.enabled {
+            let cycles = self.orgs.iter().map(|org| {
+                let poller = self.poller(org);
+                let token = token.clone();
+                async move { (org, poller.cycle_logged(&token).await) }
+            });
+            for (org, result) in futures_util::future::join_all(cycles).await {
+                if let Err(e) = result {
+                    failures.push(format!("org {org}: {e:#}"));
+                }
+            }
+        }
+        if self.cfg.inventory.enabled {
+            for org in &self.orgs {
+                if let Err(e) = self.inventory_poller(org).cycle_logged(&token).await {
+                    failures.push(format!("org {org} inventory: {e:#}"));
+                }
+            }
+        }
+        polled.cancel();
         for h in handles {
             match h.await {
                 Ok(Ok(_)) => {}
@@ -603,9 +658,9 @@ fn forget_removed(old: &Pipeline, new: &Pipeline) {
     for org in old.orgs.iter().filter(|o| !new.orgs.contains(o)) {
         let _ = m.cursor_timestamp.remove_label_values(&[org]);
         let _ = m.cursor_lag.remove_label_values(&[org]);
-        let _ = m
-            .last_success
-            .remove_label_values(&[org, activities::STREAM]);
+        for stream in [activities::STREAM, inventory::STREAM] {
+            let _ = m.last_success.remove_label_values(&[org, stream]);
+        }
     }
     let sinks = new.sink_names();
     for sink in old.sink_names().iter().filter(|s| !sinks.contains(s)) {
@@ -692,6 +747,9 @@ async fn prune_loop(
             _ = tick.tick() => {}
         }
         let cutoff = chrono::Utc::now().timestamp_millis() - retention.as_millis() as i64;
+        if let Err(e) = store.prune_inventory(cutoff).await {
+            tracing::error!(error = %format!("{e:#}"), "pruning inventory tombstones failed");
+        }
         match store.prune(sinks.clone(), cutoff).await {
             Ok(n) => {
                 metrics.state_pruned_events.inc_by(n);

@@ -81,6 +81,12 @@ pub struct SinkTask {
     pub wake: watch::Receiver<i64>,
     /// Bumped on SIGHUP: reopen files.
     pub reopen: watch::Receiver<u64>,
+    /// Wait up to this long for a partial batch to fill (webhook `batch_timeout`): fewer,
+    /// fuller requests. None = deliver what is there at once.
+    pub batch_timeout: Option<Duration>,
+    /// Drain mode only: keep waiting for new events until this is cancelled (the pollers of
+    /// `once` are done), so delivery overlaps polling instead of following it.
+    pub producers_done: Option<CancellationToken>,
 }
 
 impl SinkTask {
@@ -109,16 +115,26 @@ impl SinkTask {
                 .await
                 .map_err(|e| state_err(&self.name, e))?;
             if batch.is_empty() {
-                if matches!(mode, Mode::Drain { .. }) || token.is_cancelled() {
+                let producing = self
+                    .producers_done
+                    .as_ref()
+                    .is_some_and(|t| !t.is_cancelled());
+                if (matches!(mode, Mode::Drain { .. }) && !producing) || token.is_cancelled() {
                     break;
                 }
+                let done = self.producers_done.clone().unwrap_or_default();
                 tokio::select! {
                     _ = token.cancelled() => break,
                     r = self.wake.changed() => if r.is_err() { break },
                     _ = self.reopen.changed() => {}
+                    _ = done.cancelled(), if producing => {}
                 }
                 continue;
             }
+            let batch = self
+                .fill(batch, mode, &token)
+                .await
+                .map_err(|e| state_err(&self.name, e))?;
             let Some(last) = batch.last().map(|e| e.seq) else {
                 continue;
             };
@@ -140,6 +156,34 @@ impl SinkTask {
             tracing::warn!(sink = %self.name, error = %e, "flush on shutdown failed");
         }
         Ok(delivered)
+    }
+
+    /// Tops up a partial batch for at most `batch_timeout` while new events keep arriving
+    /// (following mode only; draining and shutdown deliver what is there).
+    async fn fill(
+        &mut self,
+        mut batch: Vec<Event>,
+        mode: Mode,
+        token: &CancellationToken,
+    ) -> anyhow::Result<Vec<Event>> {
+        let Some(timeout) = self.batch_timeout.filter(|_| mode == Mode::Follow) else {
+            return Ok(batch);
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        while batch.len() < self.batch_max_events && !token.is_cancelled() {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => break,
+                _ = token.cancelled() => break,
+                r = self.wake.changed() => if r.is_err() { break },
+            }
+            let after = batch.last().map_or(0, |e| e.seq);
+            let more = self
+                .store
+                .read_batch(after, self.batch_max_events - batch.len())
+                .await?;
+            batch.extend(more);
+        }
+        Ok(batch)
     }
 
     /// Delivers `batch` until it succeeds. Returns false if cancelled while waiting to retry.
@@ -251,3 +295,6 @@ pub fn set_backlog_gauges(metrics: &Metrics, sink: &str, count: i64, oldest: Opt
         .with_label_values(&[sink])
         .set(age.max(0.0));
 }
+
+#[cfg(test)]
+mod tests;

@@ -10,17 +10,21 @@
 //! - `dispatch`: one task per sink: read after its position, deliver with retry, commit.
 //! - `emulator`: the built-in fake ClickHouse Cloud control-plane API (tests, `demo`, `emulator`).
 //! - `event`: the outbox event as sinks see it (envelope fields + verbatim payload).
-//! - `format`: event encoders (`json` envelope, `raw`).
+//! - `format`: event encoders (`json` envelope, `raw`, and the SIEM formats `ecs`, `ocsf`,
+//!   `cef` over one activity-type catalogue).
 //! - `health`: what pollers and sinks last did, for `/readyz`, `/status` and `once`.
 //! - `logging`: tracing to stderr, text or JSON.
 //! - `metrics`: every Prometheus metric, one registry per instance.
 //! - `notify`: systemd's sd_notify protocol (READY, STATUS, RELOADING, STOPPING, WATCHDOG).
-//! - `poller`: activity polling (windows, cursor rule, dedupe) behind `ActivitySource`.
+//! - `poller`: activity polling (windows, cursor rule, dedupe) behind `ActivitySource`; inventory
+//!   polling (snapshots, change events, posture findings).
 //! - `server`: /metrics /healthz /readyz /status.
 //! - `shutdown`: SIGTERM/SIGINT/SIGHUP handling.
-//! - `sinks`: the `Sink` trait, `SinkConfig` registry, stdout and file sinks.
+//! - `sinks`: the `Sink` trait, `SinkConfig` registry, stdout, file and webhook (Standard
+//!   Webhooks signing) sinks.
 //! - `state_cmd`: `state show | rewind | verify`.
-//! - `store`: the SQLite outbox, cursors and sink positions (migrations in `migrations/`).
+//! - `store`: the SQLite outbox, cursors, sink positions, inventory snapshots and findings
+//!   (migrations in `migrations/`).
 //! - `validate`: the `validate` command's config, credential and permission checks.
 
 pub mod api;

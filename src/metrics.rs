@@ -53,13 +53,20 @@ pub struct Metrics {
     pub config_reloads: IntCounterVec,
     pub config_last_reload_successful: IntGauge,
     pub config_last_reload_success: Gauge,
-    // inventory and findings: declared here so dashboards and alerts have stable names; the
-    // inventory poller (issue 6) sets them.
-    pub findings_open: IntGaugeVec,
+    // inventory and findings (issue #6)
+    pub inventory_objects: IntGaugeVec,
     pub api_key_expiry: GaugeVec,
-    /// Every family name registered above (a labelled family shows up in `render` only once a
-    /// series exists; tests of dashboards and alerts check names against this list too).
-    pub declared: Vec<String>,
+    pub findings_open: IntGaugeVec,
+    pub backup_last_success_age: GaugeVec,
+    pub inventory_poll_duration: HistogramVec,
+    pub inventory_poll_errors: IntCounterVec,
+    pub inventory_requests: IntCounterVec,
+    pub inventory_cycle_requests: IntGaugeVec,
+    pub inventory_cycle_duration: GaugeVec,
+    pub inventory_backups_deferred: IntGaugeVec,
+    pub inventory_resource_disabled: IntGaugeVec,
+    pub inventory_events: IntCounterVec,
+    pub finding_events: IntCounterVec,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -70,15 +77,9 @@ impl Metrics {
     /// Builds and registers every metric (plus process metrics where the platform has them).
     pub fn new() -> Metrics {
         let registry = Registry::new();
-        let mut declared = Vec::new();
         macro_rules! reg {
             ($m:expr) => {{
                 let m = $m.expect("metric definitions are static and valid");
-                declared.extend(
-                    prometheus::core::Collector::desc(&m)
-                        .iter()
-                        .map(|d| d.fq_name.clone()),
-                );
                 registry
                     .register(Box::new(m.clone()))
                     .expect("metric names are unique");
@@ -88,7 +89,7 @@ impl Metrics {
         let dur_buckets = vec![
             0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
         ];
-        let mut m = Metrics {
+        let m = Metrics {
             api_requests: reg!(IntCounterVec::new(
                 opts(
                     "api_requests_total",
@@ -262,7 +263,7 @@ impl Metrics {
                     "sink_delivery_duration_seconds",
                     "Time to deliver one batch."
                 ))
-                .buckets(dur_buckets),
+                .buckets(dur_buckets.clone()),
                 &["sink"]
             )),
             sink_last_success: reg!(GaugeVec::new(
@@ -306,24 +307,100 @@ impl Metrics {
                 "config_last_reload_success_timestamp_seconds",
                 "Unix time the running configuration was loaded."
             ))),
-            findings_open: reg!(IntGaugeVec::new(
+            inventory_objects: reg!(IntGaugeVec::new(
                 opts(
-                    "findings_open",
-                    "Open inventory findings by rule and severity (critical, high, medium, low)."
+                    "inventory_objects",
+                    "Inventory objects in the last snapshot, by resource and state (services: state; keys: enabled|disabled; backups: status; members, invitations: present)."
                 ),
-                &["rule", "severity"]
+                &["org", "resource", "state"]
             )),
             api_key_expiry: reg!(GaugeVec::new(
                 opts(
                     "api_key_expiry_timestamp_seconds",
-                    "Unix time an organization's API key expires (keys without an expiry have no series)."
+                    "Unix time each API key expires (+Inf: never)."
                 ),
                 &["org", "key_id", "key_name"]
             )),
+            findings_open: reg!(IntGaugeVec::new(
+                opts(
+                    "findings_open",
+                    "Open posture findings, by rule and severity."
+                ),
+                &["rule", "severity"]
+            )),
+            backup_last_success_age: reg!(GaugeVec::new(
+                opts(
+                    "backup_last_success_age_seconds",
+                    "Seconds since the service's newest successful backup finished, as of the last inventory cycle (+Inf: none listed)."
+                ),
+                &["org", "service_id", "service_name"]
+            )),
+            inventory_poll_duration: reg!(HistogramVec::new(
+                HistogramOpts::from(opts(
+                    "inventory_poll_duration_seconds",
+                    "Duration of one inventory list call (backups: one service), retries and rate-limit waits included."
+                ))
+                .buckets(dur_buckets),
+                &["org", "resource"]
+            )),
+            inventory_poll_errors: reg!(IntCounterVec::new(
+                opts(
+                    "inventory_poll_errors_total",
+                    "Inventory list calls that failed for good, by resource and error kind."
+                ),
+                &["org", "resource", "kind"]
+            )),
+            inventory_requests: reg!(IntCounterVec::new(
+                opts(
+                    "inventory_requests_total",
+                    "Inventory list calls made (each spends the shared API budget; retries add to api_requests_total)."
+                ),
+                &["org", "resource"]
+            )),
+            inventory_cycle_requests: reg!(IntGaugeVec::new(
+                opts(
+                    "inventory_cycle_requests",
+                    "API calls the last inventory cycle of the organization made."
+                ),
+                &["org"]
+            )),
+            inventory_cycle_duration: reg!(GaugeVec::new(
+                opts(
+                    "inventory_cycle_duration_seconds",
+                    "Duration of the last inventory cycle of the organization."
+                ),
+                &["org"]
+            )),
+            inventory_backups_deferred: reg!(IntGaugeVec::new(
+                opts(
+                    "inventory_backups_deferred",
+                    "Backup lists due but left for the next cycle (inventory.backups_per_cycle)."
+                ),
+                &["org"]
+            )),
+            inventory_resource_disabled: reg!(IntGaugeVec::new(
+                opts(
+                    "inventory_resource_disabled",
+                    "1 when a resource's inventory is off because the API key lacks its permission (403)."
+                ),
+                &["org", "resource"]
+            )),
+            inventory_events: reg!(IntCounterVec::new(
+                opts(
+                    "inventory_events_total",
+                    "Inventory change events stored, by resource and action."
+                ),
+                &["org", "resource", "action"]
+            )),
+            finding_events: reg!(IntCounterVec::new(
+                opts(
+                    "finding_events_total",
+                    "Finding events stored, by rule and status (open|resolved)."
+                ),
+                &["org", "rule", "status"]
+            )),
             registry,
-            declared: Vec::new(),
         };
-        m.declared = declared;
         for result in ["success", "failure"] {
             m.config_reloads.with_label_values(&[result]);
         }

@@ -49,8 +49,43 @@ pub fn encode_raw(event: &Event, out: &mut Vec<u8>) {
 
 /// Appends `s` as a JSON string literal.
 pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
-    // serde_json's escaping writes into any io::Write; a Vec never fails.
-    let _ = serde_json::to_writer(&mut *out, s);
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    push_json_str_contents(out, s);
+    out.push(b'"');
+}
+
+/// Appends `s` JSON-escaped, without the quotes (RFC 8259: `"`, `\\` and control characters;
+/// everything else, including non-ASCII, verbatim). Runs of plain bytes are copied at once.
+pub fn push_json_str_contents(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b >= 0x20 && b != b'"' && b != b'\\' {
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        start = i + 1;
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            _ => out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ]),
+        }
+    }
+    out.extend_from_slice(&bytes[start..]);
 }
 
 #[cfg(test)]
@@ -96,6 +131,22 @@ mod tests {
         assert_eq!(v["kind"], "inventory");
         assert_eq!(v["resource"], "key");
         assert_eq!(v["action"], "observed");
+    }
+
+    #[test]
+    fn strings_escape_like_serde_json() {
+        for s in [
+            "",
+            "plain",
+            "q\"b\\",
+            "nl\n\r\t\u{8}\u{c}\u{0}\u{1f}\u{7f}",
+            "ü€😀",
+            "\u{2028}",
+        ] {
+            let mut out = Vec::new();
+            push_json_str(&mut out, s);
+            assert_eq!(out, serde_json::to_vec(s).unwrap(), "{s:?}");
+        }
     }
 
     #[test]

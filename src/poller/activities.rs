@@ -152,15 +152,19 @@ impl ActivityPoller {
     }
 
     /// Fetches windows from the cursor to now. Stops early (between windows) on cancel.
+    ///
+    /// Pipelined: while window k is being stored, window k+1 is already being fetched (its
+    /// bounds only depend on k's answer). Store writes stay strictly in order — each waits for
+    /// the previous one — so the cursor never moves past an uncommitted window.
     pub async fn cycle(&self, token: &CancellationToken) -> anyhow::Result<CycleStats> {
         let s = &self.settings;
-        let max_window = ms(s.max_window).max(ms(s.min_window));
+        let (min_window, max_window) = (ms(s.min_window), ms(s.max_window).max(ms(s.min_window)));
         let (mut cursor, mut window) = match self.store.cursor(&self.org, STREAM).await? {
             Some(c) => (
                 c.cursor_ms,
                 c.window_ms
                     .unwrap_or(max_window)
-                    .clamp(ms(s.min_window), max_window),
+                    .clamp(min_window, max_window),
             ),
             None => (
                 self.clock.now().timestamp_millis() - ms(s.initial_lookback),
@@ -168,6 +172,7 @@ impl ActivityPoller {
             ),
         };
         let mut stats = CycleStats::default();
+        let mut pending: Option<tokio::task::JoinHandle<anyhow::Result<WindowStats>>> = None;
         while !token.is_cancelled() {
             let now = self.clock.now().timestamp_millis();
             let to = if now > cursor {
@@ -175,31 +180,32 @@ impl ActivityPoller {
             } else {
                 cursor + window.min(ms(s.interval))
             };
-            let splittable = window > ms(s.min_window);
+            let splittable = window > min_window;
             let sent = self.clock.now();
             let cap = splittable.then_some(s.max_response_bytes);
             let fetched = match self.source.fetch(&self.org, at(cursor), at(to), cap).await {
                 Ok(f) => f,
-                Err(FetchError::TooLarge { limit }) => {
-                    window = (window / 2).max(ms(s.min_window));
+                Err(FetchError::TooLarge { limit, bytes }) => {
+                    // At least halve; shrink further when the answer's size is known.
+                    let fit = (window as f64 * FILL * limit as f64 / bytes.max(1) as f64) as i64;
+                    window = fit.min(window / 2).max(min_window);
                     stats.splits += 1;
                     self.metrics
                         .window_splits
                         .with_label_values(&[&self.org])
                         .inc();
-                    tracing::info!(org = %self.org, limit, window_s = window / 1000, "activity window too large; splitting it");
+                    tracing::info!(org = %self.org, limit, bytes, window_s = window / 1000, "activity window too large; splitting it");
+                    stats.add(join(pending.take()).await?);
+                    let state = self.cursor_state(cursor, window, max_window);
                     self.store
-                        .insert_window(
-                            &self.org,
-                            STREAM,
-                            Vec::new(),
-                            Vec::new(),
-                            Some(self.cursor_state(cursor, window, max_window)),
-                        )
+                        .insert_window(&self.org, STREAM, Vec::new(), Vec::new(), Some(state))
                         .await?;
                     continue;
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    stats.add(join(pending.take()).await?);
+                    return Err(e.into());
+                }
             };
             let received = self.clock.now();
             // F: a lower bound of the server's clock when the query ran (see the module docs).
@@ -209,26 +215,22 @@ impl ActivityPoller {
             }
             .timestamp_millis();
             let new_cursor = cursor.max(to.min(f - ms(s.overlap)));
-            let count = fetched.activities.len();
+            let (count, bytes) = (fetched.activities.len(), fetched.body_bytes);
             if count > s.split_threshold && splittable {
-                window = (window / 2).max(ms(s.min_window));
                 stats.splits += 1;
                 self.metrics
                     .window_splits
                     .with_label_values(&[&self.org])
                     .inc();
-            } else if count < s.split_threshold / 4
-                && fetched.body_bytes < s.max_response_bytes / 4
-                && window < max_window
-            {
-                window = (window * 2).min(max_window);
             }
-            self.store_window(
-                fetched,
-                self.cursor_state(new_cursor, window, max_window),
-                &mut stats,
-            )
-            .await?;
+            window = next_window(window, (to - cursor).max(1), count, bytes, s)
+                .clamp(min_window, max_window);
+            let state = self.cursor_state(new_cursor, window, max_window);
+            stats.add(join(pending.take()).await?);
+            pending = Some(tokio::spawn(store_window(self.writer(), fetched, state)));
+            if !PIPELINE {
+                stats.add(join(pending.take()).await?);
+            }
             stats.windows += 1;
             cursor = new_cursor;
             let lag = (Utc::now().timestamp_millis() - cursor) as f64 / 1000.0;
@@ -244,7 +246,17 @@ impl ActivityPoller {
                 break;
             }
         }
+        stats.add(join(pending.take()).await?);
         Ok(stats)
+    }
+
+    fn writer(&self) -> Writer {
+        Writer {
+            org: self.org.clone(),
+            store: self.store.clone(),
+            metrics: self.metrics.clone(),
+            wake: self.wake.clone(),
+        }
     }
 
     fn cursor_state(&self, cursor_ms: i64, window: i64, max_window: i64) -> CursorState {
@@ -253,71 +265,140 @@ impl ActivityPoller {
             window_ms: (window < max_window).then_some(window),
         }
     }
+}
 
-    /// Sorts the window by createdAt, stores it and the new cursor in one transaction, counts.
-    async fn store_window(
-        &self,
-        fetched: Fetched,
-        cursor: CursorState,
-        stats: &mut CycleStats,
-    ) -> anyhow::Result<()> {
-        let Fetched {
-            mut activities,
-            quarantined,
-            ..
-        } = fetched;
-        activities.sort_unstable_by(|a, b| {
-            a.created_at
-                .cmp(&b.created_at)
-                .then_with(|| a.id.cmp(&b.id))
-        });
-        let fetched_count = activities.len() as u64;
-        let events: Vec<NewEvent> = activities
-            .into_iter()
-            .map(|a| NewEvent {
-                occurred_ms: a.created_at.timestamp_millis(),
-                event_id: Event::activity_id(&self.org, &a.id),
-                kind: EventKind::Activity,
-                org_id: self.org.clone(),
-                occurred_at: a.created_at_raw,
-                payload: a.raw,
-            })
-            .collect();
-        for q in &quarantined {
-            self.metrics
-                .activities_quarantined
-                .with_label_values(&[&self.org, &q.reason])
-                .inc();
-        }
-        let inserted = self
-            .store
-            .insert_window(&self.org, STREAM, events, quarantined.clone(), Some(cursor))
-            .await?;
-        if inserted.quarantined_new > 0 {
-            let reasons: Vec<&str> = quarantined.iter().map(|q| q.reason.as_str()).collect();
-            tracing::warn!(org = %self.org, count = inserted.quarantined_new, ?reasons, "activities without a usable id or createdAt were quarantined in the state DB (not exported); see `state show`");
-        }
-        self.metrics
-            .activities_fetched
-            .with_label_values(&[&self.org])
-            .inc_by(fetched_count);
-        self.metrics
-            .activities_new
-            .with_label_values(&[&self.org])
-            .inc_by(inserted.new);
-        self.metrics
-            .activities_duplicates
-            .with_label_values(&[&self.org])
-            .inc_by(inserted.duplicates);
-        stats.fetched += fetched_count;
-        stats.new += inserted.new;
-        stats.duplicates += inserted.duplicates;
-        stats.quarantined += inserted.quarantined_new;
-        if inserted.new > 0 {
-            self.wake.send_replace(inserted.max_seq);
-        }
-        Ok(())
+/// Fraction of the byte cap / split threshold a window aims to fill: close enough to the cap
+/// to spend few requests of the shared budget, far enough that density noise rarely overflows.
+const FILL: f64 = 0.7;
+const PIPELINE: bool = false;
+
+/// The next window length: sized so the answer fills about `FILL` of the caps (at least halved
+/// when over the split threshold, at most doubled when small), from this window's answer.
+fn next_window(window: i64, span: i64, count: usize, bytes: usize, s: &Settings) -> i64 {
+    let by_bytes = if bytes > 0 {
+        span as f64 * FILL * s.max_response_bytes as f64 / bytes as f64
+    } else {
+        f64::MAX
+    };
+    let by_count = if count > 0 {
+        span as f64 * FILL * s.split_threshold as f64 / count as f64
+    } else {
+        f64::MAX
+    };
+    let fit = by_bytes.min(by_count);
+    if count > s.split_threshold {
+        (fit as i64).min(window / 2)
+    } else if fit >= (2 * window) as f64 {
+        window * 2
+    } else if span < window {
+        // A short live-edge window says little about density: keep the length.
+        window
+    } else {
+        (fit as i64).max(window / 2)
     }
+}
+
+/// What one stored window added.
+#[derive(Debug, Default, Clone, Copy)]
+struct WindowStats {
+    fetched: u64,
+    new: u64,
+    duplicates: u64,
+    quarantined: u64,
+}
+
+impl CycleStats {
+    fn add(&mut self, w: WindowStats) {
+        self.fetched += w.fetched;
+        self.new += w.new;
+        self.duplicates += w.duplicates;
+        self.quarantined += w.quarantined;
+    }
+}
+
+async fn join(
+    pending: Option<tokio::task::JoinHandle<anyhow::Result<WindowStats>>>,
+) -> anyhow::Result<WindowStats> {
+    match pending {
+        None => Ok(WindowStats::default()),
+        Some(h) => h
+            .await
+            .map_err(|e| anyhow::anyhow!("storing a window failed: {e}"))?,
+    }
+}
+
+/// What storing a window needs (owned, so it can run while the next window is fetched).
+struct Writer {
+    org: String,
+    store: Store,
+    metrics: Arc<Metrics>,
+    wake: watch::Sender<i64>,
+}
+
+/// Sorts the window by createdAt, stores it and the new cursor in one transaction, counts,
+/// and wakes the sinks.
+async fn store_window(
+    w: Writer,
+    fetched: Fetched,
+    cursor: CursorState,
+) -> anyhow::Result<WindowStats> {
+    let Fetched {
+        mut activities,
+        quarantined,
+        ..
+    } = fetched;
+    activities.sort_unstable_by(|a, b| {
+        a.created_at
+            .cmp(&b.created_at)
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    let fetched_count = activities.len() as u64;
+    let events: Vec<NewEvent> = activities
+        .into_iter()
+        .map(|a| NewEvent {
+            occurred_ms: a.created_at.timestamp_millis(),
+            event_id: Event::activity_id(&w.org, &a.id),
+            kind: EventKind::Activity,
+            org_id: w.org.clone(),
+            occurred_at: a.created_at_raw,
+            payload: a.raw,
+        })
+        .collect();
+    for q in &quarantined {
+        w.metrics
+            .activities_quarantined
+            .with_label_values(&[&w.org, &q.reason])
+            .inc();
+    }
+    let reasons: Vec<String> = quarantined.iter().map(|q| q.reason.clone()).collect();
+    let inserted = w
+        .store
+        .insert_window(&w.org, STREAM, events, quarantined, Some(cursor))
+        .await?;
+    if inserted.quarantined_new > 0 {
+        tracing::warn!(org = %w.org, count = inserted.quarantined_new, ?reasons, "activities without a usable id or createdAt were quarantined in the state DB (not exported); see `state show`");
+    }
+    w.metrics
+        .activities_fetched
+        .with_label_values(&[&w.org])
+        .inc_by(fetched_count);
+    w.metrics
+        .activities_new
+        .with_label_values(&[&w.org])
+        .inc_by(inserted.new);
+    w.metrics
+        .activities_duplicates
+        .with_label_values(&[&w.org])
+        .inc_by(inserted.duplicates);
+    if inserted.new > 0 {
+        w.wake.send_replace(inserted.max_seq);
+    }
+    Ok(WindowStats {
+        fetched: fetched_count,
+        new: inserted.new,
+        duplicates: inserted.duplicates,
+        quarantined: inserted.quarantined_new,
+    })
 }
 
 #[cfg(test)]

@@ -1,8 +1,10 @@
-//! Pollers: `activities` (the audit log, windows + overlap + dedupe). Each runs one task per
+//! Pollers: `activities` (the audit log, windows + overlap + dedupe) and `inventory` (snapshots,
+//! change events, posture findings). Each runs one task per
 //! organization, writes to the store and wakes the sinks through a `watch` of the max seq.
 //! `ActivitySource` and `Clock` are seams so the cursor rule is tested without HTTP or real time.
 
 pub mod activities;
+pub mod inventory;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -45,9 +47,10 @@ pub struct Fetched {
 /// Why a window fetch failed.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    /// The answer exceeded the byte cap: the window must be split.
+    /// The answer exceeded the byte cap: the window must be split. `bytes` is its size when
+    /// announced (Content-Length), else how much was read before giving up.
     #[error("the answer for this window exceeded {limit} bytes")]
-    TooLarge { limit: usize },
+    TooLarge { limit: usize, bytes: usize },
     /// Anything else; `kind` is a metric label (unauthorized, forbidden, rate_limited, …).
     #[error("{message}")]
     Api { kind: &'static str, message: String },
@@ -93,7 +96,9 @@ impl ActivitySource for ClientSource {
         use crate::api::ApiError;
         let batch = match self.0.activities_capped(org, from, to, max_bytes).await {
             Ok(b) => b,
-            Err(ApiError::TooLarge { limit, .. }) => return Err(FetchError::TooLarge { limit }),
+            Err(ApiError::TooLarge { limit, bytes, .. }) => {
+                return Err(FetchError::TooLarge { limit, bytes });
+            }
             Err(e) => {
                 return Err(FetchError::Api {
                     kind: e.kind(),

@@ -4,6 +4,7 @@
 
 pub mod file;
 pub mod stdout;
+pub mod webhook;
 
 use std::time::Duration;
 
@@ -78,16 +79,25 @@ pub struct SinkConfig {
 /// Type-specific settings, chosen by `type`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once at startup; boxing would only add noise"
+)]
 pub enum SinkKind {
     Stdout(stdout::StdoutConfig),
     File(file::FileConfig),
+    Webhook(webhook::WebhookConfig),
 }
 
 impl SinkKind {
+    /// Every accepted `type` value.
+    pub const TYPES: &'static [&'static str] = &["stdout", "file", "webhook"];
+
     pub fn type_name(&self) -> &'static str {
         match self {
             SinkKind::Stdout(_) => "stdout",
             SinkKind::File(_) => "file",
+            SinkKind::Webhook(_) => "webhook",
         }
     }
 }
@@ -144,7 +154,7 @@ impl SinkConfig {
         };
         if !rest.contains_key("type") {
             return Err(ConfigError(format!(
-                "config key `{}` is missing (sink {name:?}): one of stdout, file",
+                "config key `{}` is missing (sink {name:?}): one of stdout, file, webhook",
                 at("type")
             )));
         }
@@ -152,7 +162,10 @@ impl SinkConfig {
         let kind: SinkKind =
             serde_json::from_value(serde_json::Value::Object(rest)).map_err(|e| {
                 let msg = e.to_string();
-                if msg.contains("unknown variant") {
+                let known = type_value
+                    .as_str()
+                    .is_some_and(|t| SinkKind::TYPES.contains(&t));
+                if !known {
                     ConfigError(format!(
                         "config key `{}` = {type_value} (sink {name:?}): unknown sink type; {msg}",
                         at("type")
@@ -177,6 +190,16 @@ impl SinkConfig {
         match &self.kind {
             SinkKind::Stdout(_) => Ok(()),
             SinkKind::File(c) => c.validate(index, &self.name),
+            SinkKind::Webhook(c) => c.validate(index, &self.name),
+        }
+    }
+
+    /// How long dispatch may wait to fill a batch before delivering a partial one; `None`:
+    /// deliver whatever is pending at once.
+    pub fn batch_timeout(&self) -> Option<Duration> {
+        match &self.kind {
+            SinkKind::Webhook(c) => Some(c.batch_timeout),
+            SinkKind::Stdout(_) | SinkKind::File(_) => None,
         }
     }
 
@@ -185,6 +208,9 @@ impl SinkConfig {
         Ok(match &self.kind {
             SinkKind::Stdout(_) => Box::new(stdout::StdoutSink::new(self.format)),
             SinkKind::File(c) => Box::new(file::FileSink::open(c, self.format)?),
+            SinkKind::Webhook(c) => {
+                Box::new(webhook::WebhookSink::new(c, &self.name, self.format)?)
+            }
         })
     }
 }

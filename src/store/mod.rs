@@ -1,9 +1,11 @@
-//! The SQLite state store: outbox of events, per-org cursors, per-sink positions, quarantine.
+//! The SQLite state store: outbox of events, per-org cursors, per-sink positions, quarantine,
+//! inventory snapshots and posture findings (`inventory`).
 //! One writer connection and one reader connection (WAL lets sinks read while a poller writes),
 //! each behind a `std::sync::Mutex` and used from `spawn_blocking` so the runtime never blocks.
 //! Errors name the file and the fix (newer schema, corrupt file, read-only or full disk).
 
 mod admin;
+mod inventory;
 mod migrate;
 mod outbox;
 
@@ -14,6 +16,7 @@ use anyhow::Context;
 use rusqlite::{Connection, OpenFlags};
 
 pub use admin::{CursorReport, SinkReport, StateReport, VerifyReport};
+pub use inventory::{FindingRow, Snapshot, ViewRow};
 pub use migrate::latest as schema_version;
 pub use outbox::{CursorState, InsertStats, NewEvent, QuarantineRow};
 

@@ -227,3 +227,40 @@ async fn sigkill_at_random_points_loses_nothing_and_duplicates_stay_within_a_bat
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_secret_never_reaches_stderr_even_at_trace_level() {
+    let emu = Emulator::start(EmulatorOptions {
+        rate_limit: None,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("a.ndjson");
+    let toml = config_toml(&emu, dir.path(), &file_sink("a", &out, 100)).replace(
+        "[server]\nlisten = \"\"",
+        "[server]\nlisten = \"\"\n\n[log]\nlevel = \"trace\"",
+    );
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, toml).unwrap();
+    // A failing request too, so error paths log.
+    emu.emulator.fail_next(2, 500);
+    let mut c = bin();
+    c.arg("-c").arg(&path).arg("once").env("RUST_LOG", "trace");
+    let (code, _, err) = output(c).await;
+    assert_eq!(code, 0, "{}", &err[err.len().saturating_sub(2000)..]);
+    assert!(
+        err.contains("TRACE") || err.contains("DEBUG"),
+        "trace logging was on"
+    );
+    let secret = emu.emulator.key_secret();
+    assert!(!err.contains(&secret), "the secret leaked into the logs");
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:{secret}", emu.emulator.key_id()));
+    assert!(
+        !err.contains(&basic),
+        "the Authorization header leaked into the logs"
+    );
+}

@@ -83,7 +83,10 @@ impl ActivitySource for FakeApi {
         if let (Some(limit), Some(over)) = (max_bytes, *self.too_large_over.lock().unwrap())
             && activities.len() > over
         {
-            return Err(FetchError::TooLarge { limit });
+            return Err(FetchError::TooLarge {
+                limit,
+                bytes: activities.len() * 100,
+            });
         }
         let server_date = self
             .send_date

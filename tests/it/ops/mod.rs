@@ -83,16 +83,14 @@ async fn metrics_cover_every_listed_family_with_sane_values_and_status_has_no_se
     );
     let cfg = dir.path().join("config.toml");
     // split_threshold: a day of history (200 activities) in one window is "too many".
-    write(
-        &cfg,
-        &daemon_config(
-            &emu,
-            dir.path(),
-            &sinks,
-            "rate_limit_window = \"1s\"",
-            "split_threshold = 50",
-        ),
+    let toml = daemon_config(
+        &emu,
+        dir.path(),
+        &sinks,
+        "rate_limit_window = \"1s\"",
+        "split_threshold = 50",
     );
+    write(&cfg, &toml);
     let d = Daemon::start(&cfg, &[]).await;
 
     eventually(
@@ -309,7 +307,47 @@ async fn metrics_cover_every_listed_family_with_sane_values_and_status_has_no_se
         assert!(s.value >= 0.0, "no negative metric: {s:?}");
     }
 
-    // Dashboards and alerts query only what a running exporter exports.
+    // Inventory on (by reload, so the faults above hit the activity poller alone): its
+    // families join, and the dashboard and alerts query only what the exporter exports.
+    let with_inventory = toml.replace(
+        "[inventory]\nenabled = false",
+        "[inventory]\nenabled = true\ninterval = \"2s\"",
+    );
+    assert_ne!(with_inventory, toml);
+    write(&cfg, &with_inventory);
+    d.signal("HUP");
+    let m = eventually(
+        "inventory metrics after the reload, all delivered to `good`",
+        async || {
+            let m = d.scrape().await;
+            let names = m.names();
+            let there = [
+                "clickhouse_audit_findings_open",
+                "clickhouse_audit_api_key_expiry_timestamp_seconds",
+                "clickhouse_audit_inventory_objects",
+                "clickhouse_audit_backup_last_success_age_seconds",
+            ]
+            .iter()
+            .all(|n| names.contains(*n));
+            let stored: f64 = ["activity", "inventory", "finding"]
+                .iter()
+                .filter_map(|k| m.get("clickhouse_audit_outbox_events", &[("kind", k)]))
+                .sum();
+            let delivered = m.get("clickhouse_audit_sink_events_delivered_total", &g);
+            let settled = stored > total as f64
+                && delivered == Some(stored)
+                && m.get("clickhouse_audit_sink_backlog_events", &g) == Some(0.0);
+            (there && settled && m.get("clickhouse_audit_ready", &[]) == Some(1.0)).then_some(m)
+        },
+    )
+    .await;
+    assert_eq!(
+        m.value(
+            "clickhouse_audit_config_reloads_total",
+            &[("result", "success")]
+        ),
+        1.0
+    );
     packaging::dashboard_and_alerts_query_only(&m);
 
     // /status: cursors, per-sink positions and backlog, config summary; never the secret.
@@ -318,9 +356,11 @@ async fn metrics_cover_every_listed_family_with_sane_values_and_status_has_no_se
     assert_eq!(status["state"]["cursors"][0]["org_id"], org.as_str());
     let sinks = status["state"]["sinks"].as_array().unwrap();
     let sink = |n: &str| sinks.iter().find(|s| s["sink"] == n).unwrap().clone();
+    // Inventory keeps a baseline of objects and findings in the outbox next to the activities.
     assert_eq!(sink("good")["backlog"], 0);
-    assert_eq!(sink("good")["position"], total as i64);
-    assert_eq!(sink("bad")["backlog"], total as i64);
+    assert!(sink("good")["position"].as_i64().unwrap() > total as i64);
+    assert!(sink("bad")["backlog"].as_i64().unwrap() > total as i64);
+    assert_eq!(sink("bad")["position"], 0);
     assert!(
         status["sinks"]["bad"]["last_error"]
             .as_str()
@@ -339,7 +379,10 @@ async fn metrics_cover_every_listed_family_with_sane_values_and_status_has_no_se
     let (code, logs) = d.stop().await;
     assert_eq!(code, 0, "{logs}");
     assert!(!logs.contains(&secret), "the logs show the API secret");
-    assert_eq!(read_ndjson(&good).len(), total);
+    let lines = read_ndjson(&good);
+    let activities = lines.iter().filter(|l| l["kind"] == "activity").count();
+    assert_eq!(activities, total, "every stored activity once");
+    assert!(lines.len() > total, "inventory and findings too");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

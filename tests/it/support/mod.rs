@@ -1,11 +1,14 @@
 //! Helpers shared by the integration tests: an HTTP client for the emulator (`api`), the
 //! vendor OpenAPI spec as a JSON-Schema validator (`spec`), configs pointing at an emulator and
-//! reading NDJSON outputs back.
+//! reading NDJSON outputs back, fixed event sets for the formats (`fixtures`) and a scriptable
+//! webhook receiver with a Standard Webhooks verifier (`receiver`).
 
 #![allow(dead_code, reason = "each test module uses a different subset")]
 
 pub mod api;
+pub mod fixtures;
 pub mod http;
+pub mod receiver;
 pub mod spec;
 
 use std::collections::HashMap;

@@ -1,0 +1,342 @@
+//! `ecs`: Elastic Common Schema 8.x documents, one per event, for Elasticsearch / Elastic
+//! Security (point a webhook sink at an ingest endpoint, or ship the file with Filebeat).
+//!
+//! Activities: `@timestamp` ← `createdAt`, `event.id` ← the envelope `event_id` (stable across
+//! re-deliveries, so receivers deduplicate on it), `event.action` ← `type`, `event.category` and
+//! `event.type` from the catalogue, `user.id` ← `actorId`, `source.ip` ← `actorIpAddress` (only
+//! when it is a valid IP: one bad `ip` value makes Elasticsearch reject the whole document),
+//! `user_agent.original`, `related.*`, `cloud.account.id` ← org, and the verbatim activity under
+//! `clickhouse_cloud.activity`. Inventory events are `event.kind: state`, findings
+//! `event.kind: alert`. `event.original` is not written: the verbatim object is already there.
+
+use super::catalog::{self, Severity};
+use super::json::push_json_str;
+use super::view::{
+    ActivityView, FindingView, InventoryView, first_time_ms, parse_object, push_int,
+    push_rfc3339_ms, valid_ip,
+};
+use crate::event::{Event, EventKind};
+
+/// The ECS version the documents follow.
+pub const ECS_VERSION: &str = "8.11.0";
+
+pub fn encode(event: &Event, out: &mut Vec<u8>) {
+    match event.kind {
+        EventKind::Activity => encode_activity(event, out),
+        EventKind::Inventory => encode_inventory(event, out),
+        EventKind::Finding => encode_finding(event, out),
+    }
+}
+
+/// `{"@timestamp":…,"ecs":{"version":…},"event":{"id":…,"kind":…` — the common opening.
+fn open(event: &Event, time_ms: i64, kind: &str, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"@timestamp\":\"");
+    push_rfc3339_ms(out, time_ms);
+    out.extend_from_slice(b"\",\"ecs\":{\"version\":\"");
+    out.extend_from_slice(ECS_VERSION.as_bytes());
+    out.extend_from_slice(b"\"},\"event\":{\"id\":");
+    push_json_str(out, &event.event_id);
+    out.extend_from_slice(b",\"kind\":\"");
+    out.extend_from_slice(kind.as_bytes());
+    out.push(b'"');
+}
+
+/// Closes `event` with provider/dataset/created, then `cloud` and the vendor object's head.
+fn close_event(event: &Event, dataset: &str, out: &mut Vec<u8>) {
+    out.extend_from_slice(
+        b",\"provider\":\"clickhouse_cloud\",\"module\":\"clickhouse_cloud\",\"dataset\":\"",
+    );
+    out.extend_from_slice(dataset.as_bytes());
+    out.extend_from_slice(b"\",\"created\":");
+    push_json_str(out, &event.observed_at);
+    out.push(b'}');
+}
+
+fn cloud(event: &Event, out: &mut Vec<u8>) {
+    out.extend_from_slice(b",\"cloud\":{\"account\":{\"id\":");
+    push_json_str(out, &event.org_id);
+    out.extend_from_slice(b"},\"service\":{\"name\":\"ClickHouse Cloud\"}}");
+}
+
+/// `"clickhouse_cloud":{"event_id":…,"org_id":…,"kind":…,"<member>":<payload or its text>}}`.
+fn vendor(event: &Event, member: &str, payload_is_object: bool, out: &mut Vec<u8>) {
+    out.extend_from_slice(b",\"clickhouse_cloud\":{\"event_id\":");
+    push_json_str(out, &event.event_id);
+    out.extend_from_slice(b",\"org_id\":");
+    push_json_str(out, &event.org_id);
+    out.extend_from_slice(b",\"kind\":\"");
+    out.extend_from_slice(event.kind.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"");
+    out.extend_from_slice(member.as_bytes());
+    out.extend_from_slice(b"\":");
+    if payload_is_object {
+        out.extend_from_slice(event.payload.trim().as_bytes());
+    } else {
+        // Not a JSON object (never from the API): keep it, as text.
+        push_json_str(out, &event.payload);
+    }
+    out.extend_from_slice(b"}}");
+}
+
+fn encode_activity(event: &Event, out: &mut Vec<u8>) {
+    let parsed = parse_object::<ActivityView>(&event.payload);
+    let is_object = parsed.is_some();
+    let a = parsed.unwrap_or_default();
+    let ty = a.kind.get().unwrap_or("");
+    let info = catalog::info_for(ty, a.key_update_type.get());
+    let time = first_time_ms(&[
+        a.created_at.get(),
+        Some(&event.occurred_at),
+        Some(&event.observed_at),
+    ]);
+
+    open(event, time, "event", out);
+    out.extend_from_slice(b",\"category\":[\"");
+    out.extend_from_slice(catalog::ecs_category(ty, info.class).as_bytes());
+    out.extend_from_slice(b"\"],\"type\":[\"");
+    out.extend_from_slice(info.act.ecs_type().as_bytes());
+    out.extend_from_slice(b"\"],\"action\":");
+    push_json_str(out, ty);
+    out.extend_from_slice(b",\"outcome\":\"");
+    out.extend_from_slice(if catalog::is_failure(ty) {
+        b"failure"
+    } else if catalog::lookup(ty).is_some() {
+        b"success"
+    } else {
+        b"unknown"
+    });
+    out.extend_from_slice(b"\",\"severity\":");
+    push_int(out, i64::from(info.severity.cef()));
+    close_event(event, "clickhouse_cloud.activity", out);
+
+    out.extend_from_slice(b",\"message\":");
+    push_json_str(out, ty);
+
+    let actor_id = a.actor_id.non_empty();
+    let details = a.actor_details.non_empty();
+    if actor_id.is_some() || details.is_some() || !a.target_actor_ids.is_empty() {
+        out.extend_from_slice(b",\"user\":{");
+        let mut first = true;
+        let mut sep = |out: &mut Vec<u8>| {
+            if !std::mem::take(&mut first) {
+                out.push(b',');
+            }
+        };
+        if let Some(id) = actor_id {
+            sep(out);
+            out.extend_from_slice(b"\"id\":");
+            push_json_str(out, id);
+        }
+        if let Some(d) = details {
+            sep(out);
+            out.extend_from_slice(b"\"name\":");
+            push_json_str(out, d);
+        }
+        if !a.target_actor_ids.is_empty() {
+            sep(out);
+            out.extend_from_slice(b"\"target\":{\"id\":");
+            push_str_array(out, a.target_actor_ids.iter());
+            out.push(b'}');
+        }
+        out.push(b'}');
+    }
+    let ip = valid_ip(a.actor_ip_address.get());
+    if let Some(ip) = ip {
+        out.extend_from_slice(b",\"source\":{\"ip\":");
+        push_json_str(out, ip);
+        out.push(b'}');
+    }
+    if let Some(ua) = a.user_agent.non_empty() {
+        out.extend_from_slice(b",\"user_agent\":{\"original\":");
+        push_json_str(out, ua);
+        out.push(b'}');
+    }
+    let has_users = actor_id.is_some() || details.is_some() || !a.target_actor_ids.is_empty();
+    if ip.is_some() || has_users {
+        out.extend_from_slice(b",\"related\":{");
+        if let Some(ip) = ip {
+            out.extend_from_slice(b"\"ip\":[");
+            push_json_str(out, ip);
+            out.push(b']');
+        }
+        if has_users {
+            if ip.is_some() {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"\"user\":");
+            push_str_array(
+                out,
+                actor_id
+                    .into_iter()
+                    .chain(details)
+                    .chain(a.target_actor_ids.iter()),
+            );
+        }
+        out.push(b'}');
+    }
+    cloud(event, out);
+    vendor(event, "activity", is_object, out);
+}
+
+fn encode_inventory(event: &Event, out: &mut Vec<u8>) {
+    let parsed = parse_object::<InventoryView>(&event.payload);
+    let is_object = parsed.is_some();
+    let v = parsed.unwrap_or_default();
+    let resource = v.resource.non_empty().unwrap_or("resource");
+    let action = v.action.non_empty().unwrap_or("observed");
+    let time = first_time_ms(&[Some(&event.occurred_at), Some(&event.observed_at)]);
+
+    open(event, time, "state", out);
+    let category = match resource {
+        "key" | "member" | "invitation" => "iam",
+        _ => "configuration",
+    };
+    let ty = match action {
+        "created" => "creation",
+        "deleted" => "deletion",
+        "updated" => "change",
+        _ => "info",
+    };
+    out.extend_from_slice(b",\"category\":[\"");
+    out.extend_from_slice(category.as_bytes());
+    out.extend_from_slice(b"\"],\"type\":[\"");
+    out.extend_from_slice(ty.as_bytes());
+    out.extend_from_slice(b"\"],\"action\":");
+    push_json_str(out, &format!("{resource}_{action}"));
+    close_event(event, "clickhouse_cloud.inventory", out);
+    out.extend_from_slice(b",\"message\":");
+    let id = v.resource_id.get().unwrap_or("");
+    push_json_str(out, &format!("{resource} {id} {action}"));
+    cloud(event, out);
+    vendor(event, "inventory", is_object, out);
+}
+
+fn encode_finding(event: &Event, out: &mut Vec<u8>) {
+    let parsed = parse_object::<FindingView>(&event.payload);
+    let is_object = parsed.is_some();
+    let f = parsed.unwrap_or_default();
+    let severity = f
+        .severity
+        .get()
+        .and_then(Severity::parse)
+        .unwrap_or(Severity::Medium);
+    let rule = f.rule.non_empty().unwrap_or("unknown_rule");
+    let time = first_time_ms(&[Some(&event.occurred_at), Some(&event.observed_at)]);
+
+    open(event, time, "alert", out);
+    out.extend_from_slice(b",\"category\":[\"configuration\"],\"type\":[\"info\"],\"action\":");
+    let status = if f.is_resolved() { "resolved" } else { "open" };
+    push_json_str(out, &format!("finding_{status}"));
+    out.extend_from_slice(b",\"severity\":");
+    push_int(out, i64::from(severity.cef()));
+    close_event(event, "clickhouse_cloud.finding", out);
+    out.extend_from_slice(b",\"rule\":{\"id\":");
+    push_json_str(out, rule);
+    out.extend_from_slice(b",\"name\":");
+    push_json_str(out, rule);
+    out.extend_from_slice(b"},\"message\":");
+    push_json_str(out, f.summary.get().unwrap_or(rule));
+    cloud(event, out);
+    vendor(event, "finding", is_object, out);
+}
+
+fn push_str_array<'s>(out: &mut Vec<u8>, items: impl Iterator<Item = &'s str>) {
+    out.push(b'[');
+    for (i, s) in items.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        push_json_str(out, s);
+    }
+    out.push(b']');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn activity(payload: &str) -> Event {
+        Event {
+            seq: 1,
+            event_id: "activity:org-1:a1".into(),
+            kind: EventKind::Activity,
+            org_id: "org-1".into(),
+            occurred_at: "2025-03-04T10:15:30Z".into(),
+            observed_at: "2025-03-04T10:16:00.123456Z".into(),
+            payload: payload.into(),
+        }
+    }
+
+    fn render(e: &Event) -> serde_json::Value {
+        let mut out = Vec::new();
+        encode(e, &mut out);
+        serde_json::from_slice(&out)
+            .unwrap_or_else(|err| panic!("{err}: {}", String::from_utf8_lossy(&out)))
+    }
+
+    #[test]
+    fn activity_maps_to_ecs_fields() {
+        let v = render(&activity(
+            r#"{"id":"a1","createdAt":"2025-03-04T10:15:30Z","type":"key_create","actorType":"user",
+                "actorId":"user-9","actorDetails":"ann@example.com","actorIpAddress":"203.0.113.7",
+                "organizationId":"org-1","userAgent":"Mozilla/5.0"}"#,
+        ));
+        assert_eq!(v["@timestamp"], "2025-03-04T10:15:30.000Z");
+        assert_eq!(v["event"]["id"], "activity:org-1:a1");
+        assert_eq!(v["event"]["kind"], "event");
+        assert_eq!(v["event"]["action"], "key_create");
+        assert_eq!(v["event"]["category"][0], "iam");
+        assert_eq!(v["event"]["type"][0], "creation");
+        assert_eq!(v["event"]["provider"], "clickhouse_cloud");
+        assert_eq!(v["event"]["dataset"], "clickhouse_cloud.activity");
+        assert_eq!(v["event"]["outcome"], "success");
+        assert_eq!(v["user"]["id"], "user-9");
+        assert_eq!(v["user"]["name"], "ann@example.com");
+        assert_eq!(v["source"]["ip"], "203.0.113.7");
+        assert_eq!(v["user_agent"]["original"], "Mozilla/5.0");
+        assert_eq!(v["related"]["ip"][0], "203.0.113.7");
+        assert_eq!(v["related"]["user"][0], "user-9");
+        assert_eq!(v["cloud"]["account"]["id"], "org-1");
+        assert_eq!(v["clickhouse_cloud"]["activity"]["actorType"], "user");
+    }
+
+    #[test]
+    fn failed_login_is_an_authentication_failure() {
+        let v = render(&activity(
+            r#"{"id":"a2","type":"user_login_failed","actorIpAddress":"not-an-ip"}"#,
+        ));
+        assert_eq!(v["event"]["category"][0], "authentication");
+        assert_eq!(v["event"]["type"][0], "start");
+        assert_eq!(v["event"]["outcome"], "failure");
+        assert!(v.get("source").is_none(), "invalid IPs are not source.ip");
+        assert!(v.get("related").is_none());
+    }
+
+    #[test]
+    fn inventory_is_state_and_finding_is_alert() {
+        let mut e = activity(
+            r#"{"resource":"key","resource_id":"k1","action":"deleted","changed":[],"before":{"name":"ci"},"after":null}"#,
+        );
+        e.kind = EventKind::Inventory;
+        let v = render(&e);
+        assert_eq!(v["event"]["kind"], "state");
+        assert_eq!(v["event"]["category"][0], "iam");
+        assert_eq!(v["event"]["type"][0], "deletion");
+        assert_eq!(v["clickhouse_cloud"]["inventory"]["resource_id"], "k1");
+
+        e.kind = EventKind::Finding;
+        e.payload = r#"{"rule":"key_never_expires","status":"open","severity":"high","summary":"Key ci never expires"}"#.into();
+        let v = render(&e);
+        assert_eq!(v["event"]["kind"], "alert");
+        assert_eq!(v["event"]["severity"], 8);
+        assert_eq!(v["rule"]["name"], "key_never_expires");
+        assert_eq!(v["message"], "Key ci never expires");
+    }
+
+    #[test]
+    fn a_payload_that_is_not_an_object_is_kept_as_text() {
+        let v = render(&activity("[1,2"));
+        assert_eq!(v["clickhouse_cloud"]["activity"], "[1,2");
+        assert_eq!(v["@timestamp"], "2025-03-04T10:15:30.000Z");
+    }
+}

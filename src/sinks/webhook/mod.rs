@@ -1,0 +1,576 @@
+//! `webhook` sink: POSTs batches to an HTTP endpoint in the sink's format — a JSON array per
+//! request, or NDJSON lines — optionally gzip-compressed and signed per Standard Webhooks
+//! (`signing.rs`; the signature covers the exact bytes sent, i.e. the gzip stream when
+//! compression is on). Settings and their checks are in `config.rs`.
+//!
+//! Dispatch hands over at most `batch_max_events` events; `deliver` splits them further so no
+//! body exceeds `batch_max_bytes` (an event larger than that goes alone) and POSTs the parts in
+//! order. Each POST's `webhook-id` is derived from the sink name and the event ids it carries, so
+//! a retried batch reuses its ids and receivers can deduplicate. If a later POST fails, the error
+//! is returned and dispatch sends the whole batch again: at-least-once.
+//!
+//! Answers: 2xx = delivered. 408, 429, 5xx, timeouts and connection errors =
+//! `SinkError::Transient` (with `Retry-After`, seconds or HTTP date, capped at an hour). Other
+//! statuses that blame the batch (400, 413, 422, …) = `SinkError::Rejected` with the status and
+//! a body excerpt — or, with `dead_letter_path`, the batch is appended there, an ERROR is logged
+//! and the sink moves on. 401/403/404/405/407 blame the credentials or the URL, not the batch:
+//! they are `Rejected` and never dead-lettered, so a revoked token cannot empty the backlog into
+//! the dead-letter file. Redirects are not followed (a POST must not turn into a GET).
+//! Dispatch logs and counts the errors it gets back; a dead-lettered batch looks delivered to
+//! dispatch, so this sink logs it itself, at ERROR.
+
+pub mod config;
+pub mod signing;
+
+use std::io::Write;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use reqwest::StatusCode;
+use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+
+pub use self::config::{BatchMode, Compression, WebhookConfig};
+use self::signing::Signer;
+use super::{Sink, SinkError};
+use crate::config::read_secret_file;
+use crate::event::Event;
+use crate::format::{Format, push_json_str};
+
+/// The longest `Retry-After` honoured; a receiver asking for more is retried after this.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+/// Characters of a rejecting response body quoted in errors and logs.
+const EXCERPT_CHARS: usize = 200;
+
+pub struct WebhookSink {
+    name: String,
+    format: Format,
+    mode: BatchMode,
+    compression: Compression,
+    max_bytes: usize,
+    client: reqwest::Client,
+    url: reqwest::Url,
+    /// `url` without user info and query, for messages.
+    shown_url: String,
+    headers: HeaderMap,
+    signer: Option<Signer>,
+    dead_letter: Option<PathBuf>,
+    /// The batch's records as they go into a body, back to back; `ends[i]` ends record `i`.
+    records: Vec<u8>,
+    ends: Vec<usize>,
+    scratch: Vec<u8>,
+}
+
+impl WebhookSink {
+    /// Builds the HTTP client (TLS verification on; `ca_file` added to the roots) and resolves
+    /// the secrets (files are read now, so a bad path fails at startup).
+    pub fn new(cfg: &WebhookConfig, name: &str, format: Format) -> anyhow::Result<WebhookSink> {
+        let mut builder = reqwest::Client::builder()
+            .timeout(cfg.timeout)
+            .connect_timeout(cfg.timeout.min(Duration::from_secs(10)))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!(
+                "clickhouse-audit-exporter/",
+                env!("CARGO_PKG_VERSION")
+            ));
+        if let Some(path) = &cfg.ca_file {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("reading ca_file {}", path.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("parsing ca_file {} (PEM)", path.display()))?;
+            anyhow::ensure!(
+                !certs.is_empty(),
+                "ca_file {} holds no certificate",
+                path.display()
+            );
+            builder = builder.tls_certs_merge(certs);
+        }
+        let client = builder
+            .build()
+            .context("building the webhook HTTP client")?;
+        let url = reqwest::Url::parse(&cfg.url).context("parsing url")?;
+
+        let mut headers = HeaderMap::new();
+        for (k, v) in &cfg.headers {
+            headers.insert(
+                HeaderName::from_bytes(k.as_bytes()).context("header name")?,
+                HeaderValue::from_str(v).context("header value")?,
+            );
+        }
+        let content_type = match (cfg.batch_mode, format.is_json()) {
+            (BatchMode::Array, _) => "application/json",
+            (BatchMode::Ndjson, true) => "application/x-ndjson",
+            (BatchMode::Ndjson, false) => "text/plain; charset=utf-8",
+        };
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        if cfg.compression == Compression::Gzip {
+            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        if let Some(auth) = authorization(cfg, name)? {
+            headers.insert(header::AUTHORIZATION, auth);
+        }
+
+        let secrets = match &cfg.signing_secret_file {
+            Some(path) => {
+                let key = format!("sinks.{name}.signing_secret_file");
+                read_secret_file(path, &key)?
+                    .expose_secret()
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(SecretString::from)
+                    .collect()
+            }
+            None => cfg.signing_secret.clone(),
+        };
+        let signer = if secrets.is_empty() {
+            None
+        } else {
+            Some(Signer::new(&secrets).map_err(|e| anyhow::anyhow!("sink {name:?}: {e}"))?)
+        };
+
+        Ok(WebhookSink {
+            name: name.to_string(),
+            format,
+            mode: cfg.batch_mode,
+            compression: cfg.compression,
+            max_bytes: usize::try_from(cfg.batch_max_bytes).unwrap_or(usize::MAX),
+            client,
+            shown_url: config::redact_url(&cfg.url),
+            url,
+            headers,
+            signer,
+            dead_letter: cfg.dead_letter_path.clone(),
+            records: Vec::with_capacity(256 * 1024),
+            ends: Vec::new(),
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Encodes every event into `records` in its body form (a JSON string for a text format
+    /// in array mode).
+    fn encode(&mut self, batch: &[Event]) {
+        self.records.clear();
+        self.ends.clear();
+        let quote = self.mode == BatchMode::Array && !self.format.is_json();
+        for event in batch {
+            if quote {
+                self.scratch.clear();
+                self.format.encode(event, &mut self.scratch);
+                push_json_str(&mut self.records, &String::from_utf8_lossy(&self.scratch));
+            } else {
+                self.format.encode(event, &mut self.records);
+            }
+            self.ends.push(self.records.len());
+        }
+    }
+
+    fn record(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.records[start..self.ends[i]]
+    }
+
+    /// Consecutive index ranges whose bodies stay within `max_bytes` (a single oversized
+    /// record forms its own range).
+    fn chunks(&self) -> Vec<Range<usize>> {
+        let mut chunks = Vec::new();
+        let mut start = 0;
+        let mut size = 0;
+        for i in 0..self.ends.len() {
+            let len = self.record(i).len() + 1; // `,` or `\n`
+            if i > start && size + len + 1 > self.max_bytes {
+                chunks.push(start..i);
+                start = i;
+                size = 0;
+            }
+            size += len;
+        }
+        if start < self.ends.len() {
+            chunks.push(start..self.ends.len());
+        }
+        chunks
+    }
+
+    fn body(&self, range: Range<usize>) -> Vec<u8> {
+        let start = if range.start == 0 {
+            0
+        } else {
+            self.ends[range.start - 1]
+        };
+        let mut body = Vec::with_capacity(self.ends[range.end - 1] - start + range.len() + 2);
+        match self.mode {
+            BatchMode::Array => {
+                body.push(b'[');
+                for i in range.clone() {
+                    if i > range.start {
+                        body.push(b',');
+                    }
+                    body.extend_from_slice(self.record(i));
+                }
+                body.push(b']');
+            }
+            BatchMode::Ndjson => {
+                for i in range {
+                    body.extend_from_slice(self.record(i));
+                    body.push(b'\n');
+                }
+            }
+        }
+        body
+    }
+
+    /// POSTs one part of the batch.
+    async fn post(&self, events: &[Event], body: Vec<u8>) -> Result<(), SinkError> {
+        let body = match self.compression {
+            Compression::None => body,
+            Compression::Gzip => tokio::task::spawn_blocking(move || gzip(&body))
+                .await
+                .map_err(|e| SinkError::transient(format!("gzip task failed: {e}")))?,
+        };
+        let mut req = self
+            .client
+            .post(self.url.clone())
+            .headers(self.headers.clone());
+        if let Some(signer) = &self.signer {
+            let id = signing::webhook_id(&self.name, events);
+            let ts = chrono::Utc::now().timestamp();
+            let signature = signer.sign(&id, ts, &body);
+            req = req
+                .header("webhook-id", id)
+                .header("webhook-timestamp", ts)
+                .header("webhook-signature", signature);
+        }
+        let resp = req
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| SinkError::transient(describe(&self.shown_url, &e)))?;
+        let status = resp.status();
+        if status.is_success() {
+            // Read (a bounded part of) the answer so the connection can be reused.
+            let _ = excerpt(resp).await;
+            return Ok(());
+        }
+        let retry_after = retry_after(resp.headers());
+        let text = excerpt(resp).await;
+        let message = format!("POST {} answered {status}: {text}", self.shown_url);
+        match classify(status) {
+            Verdict::Retry => Err(SinkError::Transient {
+                message,
+                retry_after,
+            }),
+            Verdict::Endpoint => Err(SinkError::Rejected(message)),
+            Verdict::Batch => match &self.dead_letter {
+                None => Err(SinkError::Rejected(message)),
+                Some(path) => self.dead_letter(path, events, status, &text).await,
+            },
+        }
+    }
+
+    /// Appends the rejected events (in the sink's format, one per line) to the dead-letter
+    /// file, durably, then logs — after which the sink moves on.
+    async fn dead_letter(
+        &self,
+        path: &Path,
+        events: &[Event],
+        status: StatusCode,
+        text: &str,
+    ) -> Result<(), SinkError> {
+        let mut lines = Vec::new();
+        for e in events {
+            self.format.encode(e, &mut lines);
+            lines.push(b'\n');
+        }
+        let target = path.to_path_buf();
+        tokio::task::spawn_blocking(move || append_durably(&target, &lines))
+            .await
+            .map_err(|e| SinkError::transient(format!("dead-letter task failed: {e}")))?
+            .map_err(|e| {
+                SinkError::transient(format!(
+                    "receiver rejected a batch ({status}) and writing it to dead_letter_path {} failed: {e}",
+                    path.display()
+                ))
+            })?;
+        tracing::error!(
+            sink = %self.name,
+            status = status.as_u16(),
+            body = %text,
+            events = events.len(),
+            first_event_id = %events.first().map_or("", |e| e.event_id.as_str()),
+            dead_letter_path = %path.display(),
+            "receiver rejected a batch; written to the dead-letter file, moving on"
+        );
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Sink for WebhookSink {
+    async fn deliver(&mut self, batch: &[Event]) -> Result<(), SinkError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.encode(batch);
+        for range in self.chunks() {
+            let body = self.body(range.clone());
+            self.post(&batch[range], body).await?;
+        }
+        Ok(())
+    }
+}
+
+/// How a non-2xx status is handled.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    /// Try again later: 408, 429, 5xx, and anything that is not a 4xx (e.g. a redirect).
+    Retry,
+    /// The endpoint or credentials are wrong (401, 403, 404, 405, 407): keep the batch.
+    Endpoint,
+    /// The receiver refuses this batch (400, 413, 422, …).
+    Batch,
+}
+
+fn classify(status: StatusCode) -> Verdict {
+    match status.as_u16() {
+        408 | 429 => Verdict::Retry,
+        401 | 403 | 404 | 405 | 407 => Verdict::Endpoint,
+        400..=499 => Verdict::Batch,
+        _ => Verdict::Retry,
+    }
+}
+
+/// `Authorization` from bearer or basic settings (secrets read from their files now).
+fn authorization(cfg: &WebhookConfig, name: &str) -> anyhow::Result<Option<HeaderValue>> {
+    let token = match (&cfg.bearer_token, &cfg.bearer_token_file) {
+        (Some(t), _) => Some(t.clone()),
+        (None, Some(path)) => Some(read_secret_file(
+            path,
+            &format!("sinks.{name}.bearer_token_file"),
+        )?),
+        (None, None) => None,
+    };
+    let value = if let Some(token) = token {
+        format!("Bearer {}", token.expose_secret())
+    } else if let Some(user) = &cfg.basic_auth_user {
+        let password = match (&cfg.basic_auth_password, &cfg.basic_auth_password_file) {
+            (Some(p), _) => p.clone(),
+            (None, Some(path)) => {
+                read_secret_file(path, &format!("sinks.{name}.basic_auth_password_file"))?
+            }
+            (None, None) => SecretString::from(""),
+        };
+        use base64::Engine;
+        let pair = format!("{user}:{}", password.expose_secret());
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
+    } else {
+        return Ok(None);
+    };
+    let mut value = HeaderValue::from_str(&value).map_err(|_| {
+        anyhow::anyhow!("sink {name:?}: the credential is not a valid header value")
+    })?;
+    value.set_sensitive(true);
+    Ok(Some(value))
+}
+
+fn gzip(body: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4 + 64),
+        flate2::Compression::default(),
+    );
+    // Writing to a Vec cannot fail.
+    let _ = enc.write_all(body);
+    enc.finish().unwrap_or_default()
+}
+
+/// `Retry-After` as seconds or an HTTP date, capped at `MAX_RETRY_AFTER`.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let text = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let wait = if let Ok(secs) = text.parse::<u64>() {
+        Duration::from_secs(secs)
+    } else {
+        let at = chrono::DateTime::parse_from_rfc2822(text).ok()?;
+        (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
+            .to_std()
+            .unwrap_or(Duration::ZERO)
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
+}
+
+/// Up to `EXCERPT_CHARS` characters of the response body, control characters flattened.
+async fn excerpt(mut resp: reqwest::Response) -> String {
+    let mut bytes = Vec::new();
+    while bytes.len() < 4 * EXCERPT_CHARS {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&bytes)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(EXCERPT_CHARS)
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+/// A transport error without the URL reqwest would print (it may carry a token in its query).
+fn describe(shown_url: &str, e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else {
+        "request failed"
+    };
+    let mut chain = String::new();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        source = s.source();
+    }
+    format!("POST {shown_url}: {kind}{chain}")
+}
+
+/// Appends `bytes` to `path` (created 0640 with its directory) and syncs it.
+fn append_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_data()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_classified() {
+        for s in [408, 429, 500, 502, 503, 504, 599, 301, 302, 100] {
+            assert_eq!(
+                classify(StatusCode::from_u16(s).unwrap()),
+                Verdict::Retry,
+                "{s}"
+            );
+        }
+        for s in [401, 403, 404, 405, 407] {
+            assert_eq!(
+                classify(StatusCode::from_u16(s).unwrap()),
+                Verdict::Endpoint,
+                "{s}"
+            );
+        }
+        for s in [400, 409, 410, 413, 415, 422, 499] {
+            assert_eq!(
+                classify(StatusCode::from_u16(s).unwrap()),
+                Verdict::Batch,
+                "{s}"
+            );
+        }
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let mut h = HeaderMap::new();
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("99999999"));
+        assert_eq!(retry_after(&h), Some(MAX_RETRY_AFTER));
+        let soon = (chrono::Utc::now() + chrono::Duration::seconds(30)).to_rfc2822();
+        h.insert(header::RETRY_AFTER, HeaderValue::from_str(&soon).unwrap());
+        let d = retry_after(&h).unwrap();
+        assert!(
+            d > Duration::from_secs(25) && d <= Duration::from_secs(30),
+            "{d:?}"
+        );
+        h.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&h), None);
+    }
+
+    fn sink(max_bytes: u64, mode: BatchMode) -> WebhookSink {
+        let cfg: WebhookConfig = serde_json::from_value(serde_json::json!({
+            "url": "http://127.0.0.1:9/x",
+            "batch_max_bytes": max_bytes,
+            "batch_mode": if mode == BatchMode::Array { "array" } else { "ndjson" },
+        }))
+        .unwrap();
+        WebhookSink::new(&cfg, "t", Format::Raw).unwrap()
+    }
+
+    fn events(sizes: &[usize]) -> Vec<Event> {
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| Event {
+                seq: i as i64,
+                event_id: format!("e{i}"),
+                kind: crate::event::EventKind::Activity,
+                org_id: "o".into(),
+                occurred_at: String::new(),
+                observed_at: String::new(),
+                // `"xxx"`: n bytes in all
+                payload: format!("\"{}\"", "x".repeat(n - 2)),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn bodies_stay_within_max_bytes_and_big_events_go_alone() {
+        for mode in [BatchMode::Array, BatchMode::Ndjson] {
+            let mut s = sink(100, mode);
+            let batch = events(&[30, 30, 30, 500, 10, 60, 60]);
+            s.encode(&batch);
+            let chunks = s.chunks();
+            assert_eq!(chunks, vec![0..3, 3..4, 4..6, 6..7], "{mode:?}");
+            for c in chunks {
+                let body = s.body(c.clone());
+                assert!(
+                    body.len() <= 100 || c.len() == 1,
+                    "{mode:?} {c:?}: {}",
+                    body.len()
+                );
+                if mode == BatchMode::Array {
+                    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                    assert_eq!(v.as_array().unwrap().len(), c.len());
+                } else {
+                    assert_eq!(body.iter().filter(|&&b| b == b'\n').count(), c.len());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let cfg: WebhookConfig = serde_json::from_value(serde_json::json!({
+            "url": "https://user:pw@siem.example/in?token=abc",
+            "headers": {"X-Api-Key": "hunter2"},
+            "bearer_token": "tok-secret",
+            "signing_secret": ["whsec_c2Vjb25k"],
+        }))
+        .unwrap();
+        let text = format!("{cfg:?}");
+        for secret in ["hunter2", "tok-secret", "c2Vjb25k", "abc", "pw@"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert!(text.contains("x-api-key") || text.contains("X-Api-Key"));
+    }
+}
