@@ -25,8 +25,9 @@
 //! so chunks do not re-read each other.
 //!
 //! Windows whose answer is too large (above `split_threshold` activities, or aborted past
-//! `max_response_bytes`) halve `window` for the next fetch; the length is stored with the
-//! cursor so a restart does not repeat the big fetch, and doubles back while answers are small.
+//! `max_response_bytes`) are at least halved; every next window is sized from the last answer's
+//! density to fill about 70% of those caps (at most doubling while answers are small). The
+//! length is stored with the cursor so a restart does not repeat the big fetch.
 
 use std::sync::Arc;
 use std::time::Duration;
