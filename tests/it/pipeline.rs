@@ -211,10 +211,17 @@ async fn a_window_too_large_for_the_byte_cap_is_split_and_everything_arrives_onc
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("audit.ndjson");
     // The cap is far below one day's answer (~8 MB): the poller must split, never fail.
-    let toml = crate::support::config_toml(&emu, dir.path(), "").replace(
-        "initial_lookback = \"2d\"",
-        "initial_lookback = \"2d\"\nmax_response_bytes = \"512KiB\"",
-    ) + &file_sink("archive", &out, 500);
+    // The client's limiter is lifted too (the emulator's is off) to keep the test fast.
+    let toml = crate::support::config_toml(&emu, dir.path(), "")
+        .replace(
+            "initial_lookback = \"2d\"",
+            "initial_lookback = \"2d\"\nmax_response_bytes = \"512KiB\"",
+        )
+        .replace(
+            "max_backoff = \"2s\"",
+            "max_backoff = \"2s\"\nrate_limit_requests = 1000",
+        )
+        + &file_sink("archive", &out, 500);
     let cfg = clickhouse_audit_exporter::config::Config::from_toml(&toml, Some(Default::default()))
         .unwrap();
     let pipeline = Pipeline::build(cfg).await.unwrap();
