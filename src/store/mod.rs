@@ -30,6 +30,10 @@ struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
     reader: Mutex<Connection>,
+    /// Sink positions only, with `synchronous = NORMAL`: a position lost to a power cut means
+    /// one batch delivered again (at-least-once holds), and sinks never queue behind the
+    /// poller's fsynced event transactions (BENCHMARKS.md).
+    positions: Mutex<Connection>,
 }
 
 impl Store {
@@ -53,11 +57,16 @@ impl Store {
         }
         migrate::migrate(&mut writer).map_err(|e| explain(path, e.into()))?;
         let reader = connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        let positions = connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        positions
+            .execute_batch("PRAGMA synchronous = NORMAL;")
+            .map_err(|e| explain(path, e.into()))?;
         Ok(Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 writer: Mutex::new(writer),
                 reader: Mutex::new(reader),
+                positions: Mutex::new(positions),
             }),
         })
     }
@@ -89,6 +98,24 @@ impl Store {
                 .writer
                 .lock()
                 .map_err(|_| anyhow::anyhow!("state writer lock poisoned"))?;
+            f(&mut conn).map_err(|e| explain(&inner.path, e.into()))
+        })
+        .await
+        .context("state task panicked")?
+    }
+
+    /// Runs `f` on the sink-positions connection off the async runtime.
+    async fn write_position<T, F>(&self, f: F) -> anyhow::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = inner
+                .positions
+                .lock()
+                .map_err(|_| anyhow::anyhow!("state positions lock poisoned"))?;
             f(&mut conn).map_err(|e| explain(&inner.path, e.into()))
         })
         .await

@@ -182,7 +182,7 @@ impl Store {
     /// Records that `sink` delivered everything up to `seq` (one transaction).
     pub async fn commit_position(&self, sink: &str, seq: i64) -> anyhow::Result<()> {
         let sink = sink.to_string();
-        self.write(move |conn| {
+        self.write_position(move |conn| {
             conn.execute(
                 "INSERT INTO sink_positions (sink, position, updated_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT (sink) DO UPDATE SET position = MAX(position, excluded.position), updated_at = excluded.updated_at",
