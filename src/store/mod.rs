@@ -92,16 +92,7 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = inner
-                .writer
-                .lock()
-                .map_err(|_| anyhow::anyhow!("state writer lock poisoned"))?;
-            f(&mut conn).map_err(|e| explain(&inner.path, e.into()))
-        })
-        .await
-        .context("state task panicked")?
+        self.on(|i| &i.writer, f).await
     }
 
     /// Runs `f` on the sink-positions connection off the async runtime.
@@ -110,16 +101,7 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = inner
-                .positions
-                .lock()
-                .map_err(|_| anyhow::anyhow!("state positions lock poisoned"))?;
-            f(&mut conn).map_err(|e| explain(&inner.path, e.into()))
-        })
-        .await
-        .context("state task panicked")?
+        self.on(|i| &i.positions, f).await
     }
 
     /// Runs `f` on the reader connection off the async runtime.
@@ -128,13 +110,22 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
+        self.on(|i| &i.reader, |c: &mut Connection| f(c)).await
+    }
+
+    /// Runs `f` on the connection `pick` chooses, in `spawn_blocking`, never holding its lock
+    /// across an `.await`; errors name the file and the fix.
+    async fn on<T, F>(&self, pick: fn(&Inner) -> &Mutex<Connection>, f: F) -> anyhow::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = inner
-                .reader
+            let mut conn = pick(&inner)
                 .lock()
-                .map_err(|_| anyhow::anyhow!("state reader lock poisoned"))?;
-            f(&conn).map_err(|e| explain(&inner.path, e.into()))
+                .map_err(|_| anyhow::anyhow!("state connection lock poisoned"))?;
+            f(&mut conn).map_err(|e| explain(&inner.path, e.into()))
         })
         .await
         .context("state task panicked")?
