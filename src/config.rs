@@ -50,10 +50,22 @@ pub struct Config {
     /// `[[sinks]]`: each table's `type` picks the variant; parsed by `sinks::SinkConfig::parse`
     /// so that an unknown key names its sink.
     #[serde(default)]
-    sinks: Vec<serde_json::Map<String, serde_json::Value>>,
+    sinks: RawSinks,
     /// Parsed sinks (filled by `load`).
     #[serde(skip)]
     pub sink_configs: Vec<SinkConfig>,
+}
+
+/// The raw `[[sinks]]` tables, kept only until parsed. They may hold secrets (tokens,
+/// passwords), so `Debug` shows how many there are, never their values.
+#[derive(Default, Deserialize)]
+#[serde(transparent)]
+struct RawSinks(Vec<serde_json::Map<String, serde_json::Value>>);
+
+impl std::fmt::Debug for RawSinks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{} raw sink table(s), see sink_configs]", self.0.len())
+    }
 }
 
 /// `[api]`: how to reach and authenticate to the ClickHouse Cloud control plane.
@@ -416,6 +428,7 @@ impl Config {
             .map_err(|e| ConfigError(format!("config {origin}: {}", describe_serde_error(&e))))?;
         cfg.sink_configs = cfg
             .sinks
+            .0
             .iter()
             .enumerate()
             .map(|(i, table)| SinkConfig::parse(i, table))

@@ -247,3 +247,19 @@ fn inventory_findings_are_tunable_from_toml_and_env() {
         "{e}"
     );
 }
+
+#[test]
+fn sink_secrets_never_show_in_debug() {
+    let cfg = Config::from_toml(
+        "[[sinks]]\nname = \"w\"\ntype = \"webhook\"\nurl = \"https://siem.example/in\"\n\
+         signing_secret = \"whsec_c2VjcmV0LXNpZ25pbmcta2V5LTEyMzQ1Ng==\"\nbearer_token = \"tok-SECRET-42\"\n",
+        Some(HashMap::new()),
+    )
+    .unwrap();
+    let dbg = format!("{cfg:?}");
+    assert!(
+        !dbg.contains("c2VjcmV0LXNpZ25pbmcta2V5LTEyMzQ1Ng") && !dbg.contains("tok-SECRET-42"),
+        "{dbg}"
+    );
+    assert!(!cfg.summary().to_string().contains("tok-SECRET-42"));
+}
