@@ -58,8 +58,12 @@ impl Store {
         migrate::migrate(&mut writer).map_err(|e| explain(path, e.into()))?;
         let reader = connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         let positions = connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        // Small caches where little is cached anyway: keeps the idle footprint down.
+        reader
+            .execute_batch("PRAGMA cache_size = -512;")
+            .map_err(|e| explain(path, e.into()))?;
         positions
-            .execute_batch("PRAGMA synchronous = NORMAL;")
+            .execute_batch("PRAGMA synchronous = NORMAL; PRAGMA cache_size = -64;")
             .map_err(|e| explain(path, e.into()))?;
         Ok(Store {
             inner: Arc::new(Inner {
