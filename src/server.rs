@@ -1,7 +1,7 @@
 //! The operations listener (hyper): `/metrics` (Prometheus text), `/healthz` (liveness),
-//! `/readyz` (200 only when every poller succeeded recently and no sink is stuck; else 503 with
-//! a JSON body naming each failing component), `/status` (cursors, positions, errors; no
-//! secrets). `respond` is the whole routing, testable without a socket.
+//! `/readyz` (200 only when every poller succeeded recently and no sink is stuck or refused its
+//! credentials; else 503 with a JSON body naming each failing component), `/status` (cursors,
+//! positions, errors; no secrets). `respond` is the whole routing, testable without a socket.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -123,7 +123,10 @@ pub fn readiness(state: &ServerState) -> serde_json::Map<String, serde_json::Val
                 format!("sink {name}"),
                 format!("stopped: {}", h.last_error.unwrap_or_default()).into(),
             );
-        } else if let Some(since) = h.failing_since.filter(|s| now - *s > limit) {
+        } else if let Some(since) = h.failing_since.filter(|s| {
+            // Refused credentials do not heal by waiting: not ready at once (issue #5).
+            now - *s > limit || h.last_error_kind.as_deref() == Some("unauthorized")
+        }) {
             failing.insert(
                 format!("sink {name}"),
                 format!(

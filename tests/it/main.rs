@@ -8,4 +8,5 @@ mod emulator;
 mod formats;
 mod pipeline;
 mod support;
+mod syslog;
 mod webhook;

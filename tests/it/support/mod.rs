@@ -9,6 +9,8 @@ pub mod api;
 pub mod fixtures;
 pub mod http;
 pub mod receiver;
+pub mod rsyslog;
+pub mod sinks;
 pub mod spec;
 
 use std::collections::HashMap;

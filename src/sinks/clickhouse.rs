@@ -1,0 +1,26 @@
+//! stub
+use crate::config::ConfigError;
+use crate::format::Format;
+use serde::Deserialize;
+use std::time::Duration;
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClickhouseConfig {
+    pub url: String,
+    #[serde(skip)]
+    pub batch_timeout: Duration,
+}
+impl ClickhouseConfig {
+    pub fn validate(&self, _i: usize, _n: &str) -> Result<(), ConfigError> {
+        Ok(())
+    }
+}
+pub struct ClickhouseSink;
+impl ClickhouseSink {
+    pub fn new(
+        _c: &ClickhouseConfig,
+        _n: &str,
+        _f: Format,
+    ) -> anyhow::Result<Box<dyn super::Sink>> {
+        anyhow::bail!("todo")
+    }
+}
