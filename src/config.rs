@@ -41,7 +41,7 @@ pub struct Config {
     #[serde(default)]
     pub daemon: DaemonConfig,
     /// `[[sinks]]`: each table's `type` picks the variant; parsed by `sinks::SinkConfig::parse`
-    /// so that an unknown key names its sink.
+    /// so that an unknown key names its sink. Empty once loaded (see `sink_configs`).
     #[serde(default)]
     sinks: Vec<serde_json::Map<String, serde_json::Value>>,
     /// Parsed sinks (filled by `load`).
@@ -445,8 +445,8 @@ impl Config {
         let mut cfg: Config = raw
             .try_deserialize()
             .map_err(|e| ConfigError(format!("config {origin}: {}", describe_serde_error(&e))))?;
-        cfg.sink_configs = cfg
-            .sinks
+        // Taken, not kept: the raw tables hold secrets in clear, and `Config` derives Debug.
+        cfg.sink_configs = std::mem::take(&mut cfg.sinks)
             .iter()
             .enumerate()
             .map(|(i, table)| SinkConfig::parse(i, table))

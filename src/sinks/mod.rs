@@ -260,11 +260,16 @@ impl SinkConfig {
                 self.format,
                 metrics,
             )?),
-            SinkKind::SplunkHec(c) => {
-                splunk_hec::SplunkHecSink::new(c, &self.name, self.format, metrics)?
+            SinkKind::SplunkHec(c) => Box::new(splunk_hec::SplunkHecSink::new(
+                c,
+                &self.name,
+                self.format,
+                metrics,
+            )?),
+            SinkKind::Clickhouse(c) => {
+                Box::new(clickhouse::ClickhouseSink::new(c, &self.name, self.format)?)
             }
-            SinkKind::Clickhouse(c) => clickhouse::ClickhouseSink::new(c, &self.name, self.format)?,
-            SinkKind::Kafka(c) => kafka::KafkaSink::new(c, &self.name, self.format)?,
+            SinkKind::Kafka(c) => Box::new(kafka::KafkaSink::new(c, &self.name, self.format)?),
         })
     }
 }

@@ -7,6 +7,7 @@ mod config;
 mod emulator;
 mod formats;
 mod pipeline;
+mod splunk;
 mod support;
 mod syslog;
 mod webhook;

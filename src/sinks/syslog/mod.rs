@@ -281,7 +281,7 @@ fn still_open(conn: &mut Box<dyn Stream>) -> bool {
 }
 
 /// This machine's host name (empty when it cannot be read).
-fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for `len` bytes; gethostname NUL-terminates within it or
     // truncates, and we stop at the first NUL or the end.

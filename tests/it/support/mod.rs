@@ -12,6 +12,7 @@ pub mod receiver;
 pub mod rsyslog;
 pub mod sinks;
 pub mod spec;
+pub mod splunk_hec;
 
 use std::collections::HashMap;
 use std::path::Path;
