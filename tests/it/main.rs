@@ -2,6 +2,7 @@
 //! `support/`.
 
 mod cli;
+mod clickhouse_sink;
 mod client;
 mod config;
 mod emulator;

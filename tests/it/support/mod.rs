@@ -6,6 +6,7 @@
 #![allow(dead_code, reason = "each test module uses a different subset")]
 
 pub mod api;
+pub mod clickhouse;
 pub mod fixtures;
 pub mod http;
 pub mod receiver;
