@@ -286,8 +286,10 @@ impl KafkaSink {
                 init_backoff: Duration::from_millis(100),
                 max_backoff: Duration::from_secs(2),
                 base: 2.0,
-                // rskafka retries internally; keep that inside one delivery attempt.
-                deadline: Some(self.timeout),
+                // rskafka retries internally — refused SASL credentials included — until this
+                // deadline: keep it well inside one delivery attempt, so its last error is what
+                // we report (and `once` learns of refused credentials in seconds).
+                deadline: Some((self.timeout / 3).min(Duration::from_secs(5))),
             });
         if let Some(sasl) = &self.sasl {
             builder = builder.sasl_config(sasl.clone());

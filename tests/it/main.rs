@@ -7,6 +7,7 @@ mod client;
 mod config;
 mod emulator;
 mod formats;
+mod kafka;
 mod pipeline;
 mod splunk;
 mod support;

@@ -14,6 +14,7 @@ pub mod rsyslog;
 pub mod sinks;
 pub mod spec;
 pub mod splunk_hec;
+pub mod tansu;
 
 use std::collections::HashMap;
 use std::path::Path;
