@@ -92,10 +92,6 @@ pub struct SinkConfig {
 /// Type-specific settings, chosen by `type`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "parsed once at startup; boxing would only add noise"
-)]
 pub enum SinkKind {
     Stdout(stdout::StdoutConfig),
     File(file::FileConfig),

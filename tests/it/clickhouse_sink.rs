@@ -156,7 +156,7 @@ async fn a_server_restart_loses_nothing() {
     match s.deliver(batches[1]).await {
         Err(SinkError::Transient { message, .. }) => {
             assert!(
-                message.contains(&format!("ClickHouse http://127.0.0.1:")),
+                message.contains("ClickHouse http://127.0.0.1:"),
                 "{message}"
             )
         }
