@@ -155,7 +155,10 @@ async fn bench(name: &str, events: &[Event]) -> (f64, String) {
             ));
             let secs = run(&mut s, events, None).await;
             let got = broker.consume("bench").await.len();
-            (secs, format!("{got} records consumed back (lz4, 3 partitions)"))
+            (
+                secs,
+                format!("{got} records consumed back (lz4, 3 partitions)"),
+            )
         }
         other => panic!("unknown sink {other}; one of {ALL:?}"),
     }

@@ -18,8 +18,8 @@
 //! - `poller`: activity polling (windows, cursor rule, dedupe) behind `ActivitySource`.
 //! - `server`: /metrics /healthz /readyz /status.
 //! - `shutdown`: SIGTERM/SIGINT/SIGHUP handling.
-//! - `sinks`: the `Sink` trait, `SinkConfig` registry, stdout, file and webhook (Standard
-//!   Webhooks signing) sinks.
+//! - `sinks`: the `Sink` trait, `SinkConfig` registry, stdout, file, webhook (Standard
+//!   Webhooks signing), syslog (RFC 5424), splunk_hec, clickhouse and kafka sinks.
 //! - `state_cmd`: `state show | rewind | verify`.
 //! - `store`: the SQLite outbox, cursors and sink positions (migrations in `migrations/`).
 //! - `validate`: the `validate` command's config, credential and permission checks.
