@@ -2,8 +2,8 @@
 //! integration tests start (rsyslogd, ClickHouse, tansu) and the fake Splunk collector.
 //!
 //! `cargo run --release --example sink_bench -- [N] [sink…]` delivers N synthetic activities
-//! (default 100,000; ~420-byte payloads) in batches of 500 — one batch at a time, as dispatch
-//! does — through each sink (default: every one), checks that the server holds all N, and
+//! (default 100,000; ~420-byte payloads) in batches of 500 (`SINK_BENCH_BATCH=N` to change) —
+//! one batch at a time, as dispatch does — through each sink (default: every one), checks that the server holds all N, and
 //! prints events/s. Sinks: syslog-tcp, syslog-tls, syslog-udp, splunk, splunk-ack,
 //! clickhouse, kafka.
 
@@ -30,7 +30,13 @@ use clickhouse_audit_exporter::sinks::Sink;
 
 use rsyslog::{Listen, Rsyslog};
 
-const BATCH: usize = 500;
+/// Events per delivery (`SINK_BENCH_BATCH` overrides; the exporter's default is 500).
+fn batch() -> usize {
+    std::env::var("SINK_BENCH_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500)
+}
 const ALL: &[&str] = &[
     "syslog-tcp",
     "syslog-tls",
@@ -69,7 +75,10 @@ fn synthetic(n: usize) -> Vec<Event> {
 }
 
 fn build(block: &str) -> Box<dyn Sink> {
-    let toml = format!("[[sinks]]\nname = \"bench\"\nbatch_max_events = {BATCH}\n{block}\n");
+    let toml = format!(
+        "[[sinks]]\nname = \"bench\"\nbatch_max_events = {}\n{block}\n",
+        batch()
+    );
     Config::from_toml(&toml, Some(HashMap::new()))
         .unwrap_or_else(|e| panic!("{e}"))
         .sink_configs[0]
@@ -80,7 +89,7 @@ fn build(block: &str) -> Box<dyn Sink> {
 /// Delivers every batch; returns the seconds taken.
 async fn run(sink: &mut Box<dyn Sink>, events: &[Event], pace: Option<Duration>) -> f64 {
     let started = Instant::now();
-    for batch in events.chunks(BATCH) {
+    for batch in events.chunks(batch()) {
         sink.deliver(batch).await.unwrap();
         if let Some(p) = pace {
             tokio::time::sleep(p).await;
