@@ -45,7 +45,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the daemon (the default): poll, store, deliver; SIGTERM drains and exits 0.
+    /// Run the daemon (the default): poll, store, deliver; SIGTERM drains and exits 0; SIGHUP
+    /// reopens output files and reloads the config (keeping the running one if the new is invalid).
     Run,
     /// One full cycle for every organization, deliver everything pending, exit. Non-zero with a
     /// one-line reason if the API or any sink failed: a sink gives up after 60 s of transient
@@ -143,10 +144,14 @@ const DEFAULT_CONFIG: &str = "/etc/clickhouse-audit-exporter/config.toml";
 impl Cli {
     /// Loads the config: an explicit path must exist; the default path is optional (env only).
     pub fn load_config(&self) -> Result<Config, ConfigError> {
-        match &self.config {
-            Some(p) => Config::load(p, true),
-            None => Config::load(std::path::Path::new(DEFAULT_CONFIG), false),
-        }
+        load_config_from(self.config.as_deref())
+    }
+}
+
+fn load_config_from(path: Option<&std::path::Path>) -> Result<Config, ConfigError> {
+    match path {
+        Some(p) => Config::load(p, true),
+        None => Config::load(std::path::Path::new(DEFAULT_CONFIG), false),
     }
 }
 
@@ -156,7 +161,13 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run => {
             let cfg = cli.load_config()?;
             crate::logging::init(cfg.log.level, cfg.log.format);
-            crate::daemon::run(cfg).await.map(|()| ExitCode::SUCCESS)
+            // SIGHUP re-reads the same file and environment.
+            let path = cli.config.clone();
+            let reload: crate::daemon::Reloader =
+                Box::new(move || load_config_from(path.as_deref()));
+            crate::daemon::run(cfg, Some(reload))
+                .await
+                .map(|()| ExitCode::SUCCESS)
         }
         Command::Once => {
             let cfg = cli.load_config()?;

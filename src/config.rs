@@ -11,6 +11,13 @@ use serde::Deserialize;
 
 use crate::sinks::SinkConfig;
 
+mod inventory;
+
+pub use inventory::{
+    BackupStale, FindingsConfig, IgnoreFields, InventoryConfig, InvitationStale, KeyExpiring,
+    KeyUnused, Resource, ServiceUnhealthy, Severity, Toggle,
+};
+
 /// A configuration or usage error: the process exits with code 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -41,12 +48,24 @@ pub struct Config {
     #[serde(default)]
     pub daemon: DaemonConfig,
     /// `[[sinks]]`: each table's `type` picks the variant; parsed by `sinks::SinkConfig::parse`
-    /// so that an unknown key names its sink. Empty once loaded (see `sink_configs`).
+    /// so that an unknown key names its sink.
     #[serde(default)]
-    sinks: Vec<serde_json::Map<String, serde_json::Value>>,
+    sinks: RawSinks,
     /// Parsed sinks (filled by `load`).
     #[serde(skip)]
     pub sink_configs: Vec<SinkConfig>,
+}
+
+/// The raw `[[sinks]]` tables, kept only until parsed. They may hold secrets (tokens,
+/// passwords), so `Debug` shows how many there are, never their values.
+#[derive(Default, Deserialize)]
+#[serde(transparent)]
+struct RawSinks(Vec<serde_json::Map<String, serde_json::Value>>);
+
+impl std::fmt::Debug for RawSinks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{} raw sink table(s), see sink_configs]", self.0.len())
+    }
 }
 
 /// `[api]`: how to reach and authenticate to the ClickHouse Cloud control plane.
@@ -204,52 +223,6 @@ impl Default for ActivitiesConfig {
             max_response_bytes: default_max_response_bytes(),
         }
     }
-}
-
-/// `[inventory]`: services, keys, members, invitations, backups.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InventoryConfig {
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    #[serde(default = "default_inventory_interval", with = "humantime_serde")]
-    pub interval: Duration,
-    #[serde(default = "default_resources")]
-    pub resources: Vec<Resource>,
-}
-
-fn default_inventory_interval() -> Duration {
-    Duration::from_secs(300)
-}
-fn default_resources() -> Vec<Resource> {
-    vec![
-        Resource::Services,
-        Resource::Keys,
-        Resource::Members,
-        Resource::Invitations,
-        Resource::Backups,
-    ]
-}
-
-impl Default for InventoryConfig {
-    fn default() -> Self {
-        InventoryConfig {
-            enabled: true,
-            interval: default_inventory_interval(),
-            resources: default_resources(),
-        }
-    }
-}
-
-/// An inventory resource kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Resource {
-    Services,
-    Keys,
-    Members,
-    Invitations,
-    Backups,
 }
 
 /// `[state]`: the SQLite outbox.
@@ -437,6 +410,14 @@ impl Config {
             .list_separator(",")
             .with_list_parse_key("api.organizations")
             .with_list_parse_key("inventory.resources")
+            .with_list_parse_key("inventory.service_idle_states")
+            .with_list_parse_key("inventory.ignore_fields.services")
+            .with_list_parse_key("inventory.ignore_fields.keys")
+            .with_list_parse_key("inventory.ignore_fields.members")
+            .with_list_parse_key("inventory.ignore_fields.invitations")
+            .with_list_parse_key("inventory.ignore_fields.backups")
+            .with_list_parse_key("inventory.findings.admin_roles")
+            .with_list_parse_key("inventory.findings.service_unhealthy.states")
             .source(env);
         let raw = builder
             .add_source(environment)
@@ -445,8 +426,9 @@ impl Config {
         let mut cfg: Config = raw
             .try_deserialize()
             .map_err(|e| ConfigError(format!("config {origin}: {}", describe_serde_error(&e))))?;
-        // Taken, not kept: the raw tables hold secrets in clear, and `Config` derives Debug.
-        cfg.sink_configs = std::mem::take(&mut cfg.sinks)
+        cfg.sink_configs = cfg
+            .sinks
+            .0
             .iter()
             .enumerate()
             .map(|(i, table)| SinkConfig::parse(i, table))
@@ -477,7 +459,7 @@ impl Config {
         nonzero("api.request_timeout", self.api.request_timeout)?;
         nonzero("activities.interval", self.activities.interval)?;
         nonzero("activities.max_window", self.activities.max_window)?;
-        nonzero("inventory.interval", self.inventory.interval)?;
+        self.inventory.validate()?;
         if self.activities.split_threshold == 0 {
             return Err(ConfigError::key(
                 "activities.split_threshold",
@@ -542,6 +524,13 @@ impl Config {
                 "overlap": humantime::format_duration(self.activities.overlap).to_string(),
                 "initial_lookback": humantime::format_duration(self.activities.initial_lookback).to_string(),
                 "max_window": humantime::format_duration(self.activities.max_window).to_string(),
+            },
+            "inventory": {
+                "enabled": self.inventory.enabled,
+                "interval": humantime::format_duration(self.inventory.interval).to_string(),
+                "resources": self.inventory.resources.iter().map(|r| r.plural()).collect::<Vec<_>>(),
+                "backup_interval": humantime::format_duration(self.inventory.backup_interval).to_string(),
+                "backups_per_cycle": self.inventory.backups_per_cycle,
             },
             "state": { "path": self.state.path, "retention": humantime::format_duration(self.state.retention).to_string() },
             "sinks": self.sink_configs.iter().map(|s| serde_json::json!({

@@ -85,6 +85,9 @@ pub struct SinkTask {
     pub wake: watch::Receiver<i64>,
     /// Bumped on SIGHUP: reopen files.
     pub reopen: watch::Receiver<u64>,
+    /// Wait up to this long for a partial batch to fill (webhook `batch_timeout`): fewer,
+    /// fuller requests. None = deliver what is there at once.
+    pub batch_timeout: Option<Duration>,
     /// Drain mode only: keep waiting for new events until this is cancelled (the pollers of
     /// `once` are done), so delivery overlaps polling instead of following it.
     pub producers_done: Option<CancellationToken>,
@@ -132,6 +135,10 @@ impl SinkTask {
                 }
                 continue;
             }
+            let batch = self
+                .fill(batch, mode, &token)
+                .await
+                .map_err(|e| state_err(&self.name, e))?;
             let Some(last) = batch.last().map(|e| e.seq) else {
                 continue;
             };
@@ -153,6 +160,34 @@ impl SinkTask {
             tracing::warn!(sink = %self.name, error = %e, "flush on shutdown failed");
         }
         Ok(delivered)
+    }
+
+    /// Tops up a partial batch for at most `batch_timeout` while new events keep arriving
+    /// (following mode only; draining and shutdown deliver what is there).
+    async fn fill(
+        &mut self,
+        mut batch: Vec<Event>,
+        mode: Mode,
+        token: &CancellationToken,
+    ) -> anyhow::Result<Vec<Event>> {
+        let Some(timeout) = self.batch_timeout.filter(|_| mode == Mode::Follow) else {
+            return Ok(batch);
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        while batch.len() < self.batch_max_events && !token.is_cancelled() {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => break,
+                _ = token.cancelled() => break,
+                r = self.wake.changed() => if r.is_err() { break },
+            }
+            let after = batch.last().map_or(0, |e| e.seq);
+            let more = self
+                .store
+                .read_batch(after, self.batch_max_events - batch.len())
+                .await?;
+            batch.extend(more);
+        }
+        Ok(batch)
     }
 
     /// Delivers `batch` until it succeeds. Returns false if cancelled while waiting to retry.
@@ -257,18 +292,25 @@ impl SinkTask {
 
     async fn update_backlog(&self, position: i64) {
         if let Ok((count, oldest)) = self.store.backlog(position).await {
-            self.metrics
-                .sink_backlog
-                .with_label_values(&[&self.name])
-                .set(count);
-            let age = oldest
-                .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
-                .map(|t| (chrono::Utc::now() - t.to_utc()).num_milliseconds() as f64 / 1000.0)
-                .unwrap_or(0.0);
-            self.metrics
-                .sink_oldest_undelivered_age
-                .with_label_values(&[&self.name])
-                .set(age.max(0.0));
+            set_backlog_gauges(&self.metrics, &self.name, count, oldest.as_deref());
         }
     }
 }
+
+/// Sets `sink_backlog_events` and `sink_oldest_undelivered_age_seconds` of `sink` from the
+/// outbox's answer (`oldest`: `observed_at` of the oldest undelivered event). Used after each
+/// delivery and by the daemon's periodic refresh, so a stuck sink's backlog keeps growing.
+pub fn set_backlog_gauges(metrics: &Metrics, sink: &str, count: i64, oldest: Option<&str>) {
+    metrics.sink_backlog.with_label_values(&[sink]).set(count);
+    let age = oldest
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| (chrono::Utc::now() - t.to_utc()).num_milliseconds() as f64 / 1000.0)
+        .unwrap_or(0.0);
+    metrics
+        .sink_oldest_undelivered_age
+        .with_label_values(&[sink])
+        .set(age.max(0.0));
+}
+
+#[cfg(test)]
+mod tests;

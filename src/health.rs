@@ -1,5 +1,6 @@
 //! Shared health state: what each poller and sink last did, written by the tasks and read by
-//! `/readyz`, `/status` and `once`. Small and lock-protected; never held across `.await`.
+//! `/readyz`, `/status` and `once`; and which long-running tasks died (`/healthz`, the systemd
+//! watchdog). Small and lock-protected; never held across `.await`.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -39,6 +40,10 @@ impl ComponentHealth {
 pub struct Health {
     pollers: Mutex<BTreeMap<String, ComponentHealth>>,
     sinks: Mutex<BTreeMap<String, ComponentHealth>>,
+    /// Tasks that ended although nothing asked them to (a panic, a loop that returned): the
+    /// process is no longer alive in any useful sense, so `/healthz` fails and the watchdog
+    /// stops pinging. Cleared when a reload starts every task afresh.
+    dead: Mutex<BTreeMap<String, String>>,
 }
 
 fn key(org: &str, stream: &str) -> String {
@@ -82,11 +87,70 @@ impl Health {
         }
     }
 
+    /// Records that a long-running task ended unexpectedly, and why.
+    pub fn task_died(&self, task: &str, why: String) {
+        if let Ok(mut m) = self.dead.lock() {
+            m.insert(task.to_string(), why);
+        }
+    }
+
+    /// Tasks that died (name → why); empty while the process is alive.
+    pub fn dead_tasks(&self) -> BTreeMap<String, String> {
+        self.dead.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// After a reload: forget pollers and sinks no longer configured and tasks of the old
+    /// generation (every task has been started again).
+    pub fn retain(&self, pollers: &[String], sinks: &[String]) {
+        if let Ok(mut m) = self.pollers.lock() {
+            m.retain(|k, _| pollers.contains(k));
+        }
+        if let Ok(mut m) = self.sinks.lock() {
+            m.retain(|k, _| sinks.contains(k));
+        }
+        if let Ok(mut m) = self.dead.lock() {
+            m.clear();
+        }
+    }
+
     pub fn pollers(&self) -> BTreeMap<String, ComponentHealth> {
         self.pollers.lock().map(|m| m.clone()).unwrap_or_default()
     }
 
     pub fn sinks(&self) -> BTreeMap<String, ComponentHealth> {
         self.sinks.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_success_clears_the_failure_and_retain_forgets_removed_components() {
+        let h = Health::default();
+        h.poll_failed("o1", "activities", "unauthorized", "401".into());
+        h.poll_failed("o1", "activities", "unauthorized", "401 again".into());
+        let p = &h.pollers()["o1/activities"];
+        let since = p.failing_since.expect("failing");
+        assert_eq!(p.last_error.as_deref(), Some("401 again"));
+        h.poll_failed("o1", "activities", "unauthorized", "401".into());
+        assert_eq!(
+            h.pollers()["o1/activities"].failing_since,
+            Some(since),
+            "a run of failures keeps its start"
+        );
+        h.poll_ok("o1", "activities");
+        let p = &h.pollers()["o1/activities"];
+        assert!(p.failing_since.is_none() && p.last_error.is_none() && p.last_success.is_some());
+
+        h.sink_failed("gone", "transient", "x".into());
+        h.sink_ok("kept");
+        h.poll_ok("o2", "activities");
+        h.task_died("poller o2/activities", "panicked".into());
+        h.retain(&["o1/activities".into()], &["kept".into()]);
+        assert_eq!(h.pollers().keys().collect::<Vec<_>>(), ["o1/activities"]);
+        assert_eq!(h.sinks().keys().collect::<Vec<_>>(), ["kept"]);
+        assert!(h.dead_tasks().is_empty());
     }
 }

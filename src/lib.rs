@@ -15,13 +15,16 @@
 //! - `health`: what pollers and sinks last did, for `/readyz`, `/status` and `once`.
 //! - `logging`: tracing to stderr, text or JSON.
 //! - `metrics`: every Prometheus metric, one registry per instance.
-//! - `poller`: activity polling (windows, cursor rule, dedupe) behind `ActivitySource`.
+//! - `notify`: systemd's sd_notify protocol (READY, STATUS, RELOADING, STOPPING, WATCHDOG).
+//! - `poller`: activity polling (windows, cursor rule, dedupe) behind `ActivitySource`; inventory
+//!   polling (snapshots, change events, posture findings).
 //! - `server`: /metrics /healthz /readyz /status.
 //! - `shutdown`: SIGTERM/SIGINT/SIGHUP handling.
 //! - `sinks`: the `Sink` trait, `SinkConfig` registry, stdout, file, webhook (Standard
 //!   Webhooks signing), syslog (RFC 5424), splunk_hec, clickhouse and kafka sinks.
 //! - `state_cmd`: `state show | rewind | verify`.
-//! - `store`: the SQLite outbox, cursors and sink positions (migrations in `migrations/`).
+//! - `store`: the SQLite outbox, cursors, sink positions, inventory snapshots and findings
+//!   (migrations in `migrations/`).
 //! - `validate`: the `validate` command's config, credential and permission checks.
 
 pub mod api;
@@ -36,6 +39,7 @@ pub mod format;
 pub mod health;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod poller;
 pub mod server;
 pub mod shutdown;

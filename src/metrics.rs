@@ -33,6 +33,7 @@ pub struct Metrics {
     pub window_splits: IntCounterVec,
     pub poll_errors: IntCounterVec,
     pub overlap_seconds: Gauge,
+    pub interval_seconds: Gauge,
     // outbox
     pub outbox_events: IntGaugeVec,
     pub sink_backlog: IntGaugeVec,
@@ -51,6 +52,25 @@ pub struct Metrics {
     pub state_db_bytes: IntGauge,
     pub state_pruned_events: IntCounter,
     pub build_info: IntGaugeVec,
+    // operations
+    pub ready: IntGauge,
+    pub config_reloads: IntCounterVec,
+    pub config_last_reload_successful: IntGauge,
+    pub config_last_reload_success: Gauge,
+    // inventory and findings (issue #6)
+    pub inventory_objects: IntGaugeVec,
+    pub api_key_expiry: GaugeVec,
+    pub findings_open: IntGaugeVec,
+    pub backup_last_success_age: GaugeVec,
+    pub inventory_poll_duration: HistogramVec,
+    pub inventory_poll_errors: IntCounterVec,
+    pub inventory_requests: IntCounterVec,
+    pub inventory_cycle_requests: IntGaugeVec,
+    pub inventory_cycle_duration: GaugeVec,
+    pub inventory_backups_deferred: IntGaugeVec,
+    pub inventory_resource_disabled: IntGaugeVec,
+    pub inventory_events: IntCounterVec,
+    pub finding_events: IntCounterVec,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -199,6 +219,10 @@ impl Metrics {
                 "activities_overlap_seconds",
                 "The configured overlap: activities visible later than this after createdAt can be missed."
             ))),
+            interval_seconds: reg!(Gauge::with_opts(opts(
+                "activities_interval_seconds",
+                "The configured activity poll interval (alerts compare cursor lag with it)."
+            ))),
             outbox_events: reg!(IntGaugeVec::new(
                 opts("outbox_events", "Events stored in the outbox, by kind."),
                 &["kind"]
@@ -243,7 +267,7 @@ impl Metrics {
                     "sink_delivery_duration_seconds",
                     "Time to deliver one batch."
                 ))
-                .buckets(dur_buckets),
+                .buckets(dur_buckets.clone()),
                 &["sink"]
             )),
             sink_last_success: reg!(GaugeVec::new(
@@ -283,8 +307,125 @@ impl Metrics {
                 ),
                 &["version", "commit"]
             )),
+            ready: reg!(IntGauge::with_opts(opts(
+                "ready",
+                "1 when /readyz answers 200 (every poller succeeded recently, no sink stuck), else 0."
+            ))),
+            config_reloads: reg!(IntCounterVec::new(
+                opts(
+                    "config_reloads_total",
+                    "Configuration reloads on SIGHUP, by result (success, failure)."
+                ),
+                &["result"]
+            )),
+            config_last_reload_successful: reg!(IntGauge::with_opts(opts(
+                "config_last_reload_successful",
+                "1 when the last reload attempt succeeded (or none was tried), 0 when the running configuration is older than the file."
+            ))),
+            config_last_reload_success: reg!(Gauge::with_opts(opts(
+                "config_last_reload_success_timestamp_seconds",
+                "Unix time the running configuration was loaded."
+            ))),
+            inventory_objects: reg!(IntGaugeVec::new(
+                opts(
+                    "inventory_objects",
+                    "Inventory objects in the last snapshot, by resource and state (services: state; keys: enabled|disabled; backups: status; members, invitations: present)."
+                ),
+                &["org", "resource", "state"]
+            )),
+            api_key_expiry: reg!(GaugeVec::new(
+                opts(
+                    "api_key_expiry_timestamp_seconds",
+                    "Unix time each API key expires (+Inf: never)."
+                ),
+                &["org", "key_id", "key_name"]
+            )),
+            findings_open: reg!(IntGaugeVec::new(
+                opts(
+                    "findings_open",
+                    "Open posture findings, by rule and severity."
+                ),
+                &["rule", "severity"]
+            )),
+            backup_last_success_age: reg!(GaugeVec::new(
+                opts(
+                    "backup_last_success_age_seconds",
+                    "Seconds since the service's newest successful backup finished, as of the last inventory cycle (+Inf: none listed)."
+                ),
+                &["org", "service_id", "service_name"]
+            )),
+            inventory_poll_duration: reg!(HistogramVec::new(
+                HistogramOpts::from(opts(
+                    "inventory_poll_duration_seconds",
+                    "Duration of one inventory list call (backups: one service), retries and rate-limit waits included."
+                ))
+                .buckets(dur_buckets),
+                &["org", "resource"]
+            )),
+            inventory_poll_errors: reg!(IntCounterVec::new(
+                opts(
+                    "inventory_poll_errors_total",
+                    "Inventory list calls that failed for good, by resource and error kind."
+                ),
+                &["org", "resource", "kind"]
+            )),
+            inventory_requests: reg!(IntCounterVec::new(
+                opts(
+                    "inventory_requests_total",
+                    "Inventory list calls made (each spends the shared API budget; retries add to api_requests_total)."
+                ),
+                &["org", "resource"]
+            )),
+            inventory_cycle_requests: reg!(IntGaugeVec::new(
+                opts(
+                    "inventory_cycle_requests",
+                    "API calls the last inventory cycle of the organization made."
+                ),
+                &["org"]
+            )),
+            inventory_cycle_duration: reg!(GaugeVec::new(
+                opts(
+                    "inventory_cycle_duration_seconds",
+                    "Duration of the last inventory cycle of the organization."
+                ),
+                &["org"]
+            )),
+            inventory_backups_deferred: reg!(IntGaugeVec::new(
+                opts(
+                    "inventory_backups_deferred",
+                    "Backup lists due but left for the next cycle (inventory.backups_per_cycle)."
+                ),
+                &["org"]
+            )),
+            inventory_resource_disabled: reg!(IntGaugeVec::new(
+                opts(
+                    "inventory_resource_disabled",
+                    "1 when a resource's inventory is off because the API key lacks its permission (403)."
+                ),
+                &["org", "resource"]
+            )),
+            inventory_events: reg!(IntCounterVec::new(
+                opts(
+                    "inventory_events_total",
+                    "Inventory change events stored, by resource and action."
+                ),
+                &["org", "resource", "action"]
+            )),
+            finding_events: reg!(IntCounterVec::new(
+                opts(
+                    "finding_events_total",
+                    "Finding events stored, by rule and status (open|resolved)."
+                ),
+                &["org", "rule", "status"]
+            )),
             registry,
         };
+        for result in ["success", "failure"] {
+            m.config_reloads.with_label_values(&[result]);
+        }
+        m.config_last_reload_successful.set(1);
+        m.config_last_reload_success
+            .set(chrono::Utc::now().timestamp() as f64);
         m.build_info
             .with_label_values(&[
                 env!("CARGO_PKG_VERSION"),

@@ -1,14 +1,16 @@
-//! The operations listener (hyper): `/metrics` (Prometheus text), `/healthz` (liveness),
-//! `/readyz` (200 only when every poller succeeded recently and no sink is stuck or refused its
-//! credentials; else 503 with a JSON body naming each failing component), `/status` (cursors,
-//! positions, errors; no secrets). `respond` is the whole routing, testable without a socket.
+//! The operations listener (hyper): `/metrics` (Prometheus text), `/healthz` (liveness: 503
+//! once a long-running task died), `/readyz` (200 only when every poller succeeded recently and
+//! no sink is stuck or had its credentials refused; else 503 with a JSON body naming each
+//! failing component and why), `/status` (cursors, positions, errors, config summary; no
+//! secrets). `respond` is the whole routing, testable without a socket. What the endpoints describe (`View`) is swapped on a
+//! config reload while the listener stays.
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use http_body_util::Full;
 use hyper::{Request, Response, StatusCode};
 use tokio::net::TcpListener;
@@ -18,10 +20,8 @@ use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
-/// What the endpoints read.
-pub struct ServerState {
-    pub metrics: Arc<Metrics>,
-    pub health: Arc<Health>,
+/// What the running configuration makes the endpoints report; replaced on reload.
+pub struct View {
     pub store: Store,
     /// Expected pollers (`org/stream`) and their interval.
     pub pollers: Vec<(String, Duration)>,
@@ -32,50 +32,127 @@ pub struct ServerState {
     pub config_summary: serde_json::Value,
 }
 
+/// What the endpoints read.
+pub struct ServerState {
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    view: RwLock<Arc<View>>,
+    started: DateTime<Utc>,
+    /// The outcome of the last SIGHUP reload, for `/status`.
+    last_reload: Mutex<Option<serde_json::Value>>,
+}
+
+impl ServerState {
+    pub fn new(metrics: Arc<Metrics>, health: Arc<Health>, view: View) -> ServerState {
+        ServerState {
+            metrics,
+            health,
+            view: RwLock::new(Arc::new(view)),
+            started: Utc::now(),
+            last_reload: Mutex::new(None),
+        }
+    }
+
+    /// The current view (cheap: an `Arc`).
+    pub fn view(&self) -> Arc<View> {
+        match self.view.read() {
+            Ok(v) => v.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Swaps in the view of a reloaded configuration.
+    pub fn set_view(&self, view: View) {
+        match self.view.write() {
+            Ok(mut v) => *v = Arc::new(view),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(view),
+        }
+    }
+
+    /// Records a reload outcome (`error` = None: success) for `/status`.
+    pub fn record_reload(&self, error: Option<String>) {
+        let entry = serde_json::json!({
+            "at": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "ok": error.is_none(),
+            "error": error,
+        });
+        if let Ok(mut r) = self.last_reload.lock() {
+            *r = Some(entry);
+        }
+    }
+
+    /// Components keeping the exporter from being ready (empty: ready); also sets the
+    /// `ready` gauge.
+    pub fn not_ready(&self) -> serde_json::Map<String, serde_json::Value> {
+        let failing = readiness(&self.view(), &self.health, Utc::now());
+        self.metrics.ready.set(i64::from(failing.is_empty()));
+        failing
+    }
+}
+
 /// A response: status, content type, body.
 pub type Reply = (StatusCode, &'static str, String);
+
+fn json(status: StatusCode, value: &serde_json::Value) -> Reply {
+    (
+        status,
+        "application/json",
+        serde_json::to_string(value).unwrap_or_default() + "\n",
+    )
+}
 
 /// Routes one request path.
 pub async fn respond(path: &str, state: &ServerState) -> Reply {
     match path {
         "/metrics" => {
+            let view = state.view();
             state
                 .metrics
                 .state_db_bytes
-                .set(state.store.size_bytes() as i64);
+                .set(view.store.size_bytes() as i64);
+            state.not_ready();
             (
                 StatusCode::OK,
                 "text/plain; version=0.0.4",
                 state.metrics.render(),
             )
         }
-        "/healthz" => (StatusCode::OK, "text/plain", "ok\n".into()),
-        "/readyz" => {
-            let failing = readiness(state);
-            if failing.is_empty() {
-                (
-                    StatusCode::OK,
-                    "application/json",
-                    "{\"ready\":true}\n".into(),
-                )
+        "/healthz" => {
+            let dead = state.health.dead_tasks();
+            if dead.is_empty() {
+                (StatusCode::OK, "text/plain", "ok\n".into())
             } else {
-                let body = serde_json::to_string(&failing).unwrap_or_default();
-                (
+                json(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "application/json",
-                    body + "\n",
+                    &serde_json::json!({ "dead_tasks": dead }),
                 )
             }
         }
+        "/readyz" => {
+            let failing = state.not_ready();
+            if failing.is_empty() {
+                json(StatusCode::OK, &serde_json::json!({ "ready": true }))
+            } else {
+                json(StatusCode::SERVICE_UNAVAILABLE, &failing.into())
+            }
+        }
         "/status" => {
-            let report = state.store.report(state.sinks.clone()).await;
+            let view = state.view();
+            let report = view.store.report(view.sinks.clone()).await;
+            let reload = state.last_reload.lock().ok().and_then(|r| r.clone());
+            let not_ready = state.not_ready();
             let body = serde_json::json!({
                 "version": env!("CARGO_PKG_VERSION"),
+                "started_at": state.started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "uptime_seconds": (Utc::now() - state.started).num_seconds(),
+                "ready": not_ready.is_empty(),
+                "not_ready": not_ready,
+                "dead_tasks": state.health.dead_tasks(),
                 "state": report.map_err(|e| format!("{e:#}")).ok(),
                 "pollers": state.health.pollers(),
                 "sinks": state.health.sinks(),
-                "not_ready": readiness(state),
-                "config": state.config_summary,
+                "config": view.config_summary,
+                "last_reload": reload,
             });
             (
                 StatusCode::OK,
@@ -91,23 +168,32 @@ pub async fn respond(path: &str, state: &ServerState) -> Reply {
     }
 }
 
-/// Components that keep the exporter from being ready, with the reason.
-pub fn readiness(state: &ServerState) -> serde_json::Map<String, serde_json::Value> {
-    let now = Utc::now();
+/// Components that keep the exporter from being ready at `now`, with the reason: a poller
+/// that has not completed a poll yet, is failing (with the error and since when), or last
+/// succeeded more than 3 intervals ago; a sink that stopped or has been failing longer than
+/// the threshold.
+pub fn readiness(
+    view: &View,
+    health: &Health,
+    now: DateTime<Utc>,
+) -> serde_json::Map<String, serde_json::Value> {
     let mut failing = serde_json::Map::new();
-    let pollers = state.health.pollers();
-    for (key, interval) in &state.pollers {
+    let pollers = health.pollers();
+    for (key, interval) in &view.pollers {
         let limit = chrono::Duration::from_std(*interval * 3).unwrap_or(chrono::Duration::MAX);
         let why = match pollers.get(key) {
             None => Some("no poll has completed yet".to_string()),
             Some(h) => match (&h.last_error, h.failing_since, h.last_success) {
                 (Some(err), Some(since), _) => {
-                    Some(format!("{err} (since {})", since.format("%H:%M:%S")))
+                    Some(format!("{err} (since {})", since.format("%H:%M:%S UTC")))
                 }
                 (_, _, Some(ok)) if now - ok > limit => Some(format!(
-                    "last success {} ago",
-                    humantime::format_duration((now - ok).to_std().unwrap_or_default())
+                    "last success {} ago (more than 3 intervals)",
+                    humantime::format_duration(Duration::from_secs(
+                        (now - ok).num_seconds().max(0) as u64
+                    ))
                 )),
+                (_, _, None) => Some("no poll has completed yet".to_string()),
                 _ => None,
             },
         };
@@ -116,12 +202,14 @@ pub fn readiness(state: &ServerState) -> serde_json::Map<String, serde_json::Val
         }
     }
     let limit =
-        chrono::Duration::from_std(state.sink_failure_threshold).unwrap_or(chrono::Duration::MAX);
-    for (name, h) in state.health.sinks() {
+        chrono::Duration::from_std(view.sink_failure_threshold).unwrap_or(chrono::Duration::MAX);
+    let sinks = health.sinks();
+    for name in &view.sinks {
+        let Some(h) = sinks.get(name) else { continue };
         if h.stopped {
             failing.insert(
                 format!("sink {name}"),
-                format!("stopped: {}", h.last_error.unwrap_or_default()).into(),
+                format!("stopped: {}", h.last_error.clone().unwrap_or_default()).into(),
             );
         } else if let Some(since) = h.failing_since.filter(|s| {
             // Refused credentials do not heal by waiting: not ready at once (issue #5).
@@ -131,8 +219,8 @@ pub fn readiness(state: &ServerState) -> serde_json::Map<String, serde_json::Val
                 format!("sink {name}"),
                 format!(
                     "{} (failing since {})",
-                    h.last_error.unwrap_or_default(),
-                    since.format("%H:%M:%S")
+                    h.last_error.clone().unwrap_or_default(),
+                    since.format("%H:%M:%S UTC")
                 )
                 .into(),
             );
@@ -170,5 +258,113 @@ pub async fn run(listener: TcpListener, state: Arc<ServerState>, token: Cancella
                 .serve_connection(io, svc)
                 .await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(dir: &std::path::Path) -> ServerState {
+        let view = View {
+            store: Store::open(&dir.join("state.db")).unwrap(),
+            pollers: vec![("o1/activities".into(), Duration::from_secs(60))],
+            sinks: vec!["siem".into()],
+            sink_failure_threshold: Duration::from_secs(300),
+            config_summary: serde_json::json!({"api": {"key_id": "k"}}),
+        };
+        ServerState::new(Arc::new(Metrics::new()), Arc::new(Health::default()), view)
+    }
+
+    async fn readyz(s: &ServerState) -> (StatusCode, serde_json::Value) {
+        let (code, ctype, body) = respond("/readyz", s).await;
+        assert_eq!(ctype, "application/json");
+        (code, serde_json::from_str(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn readyz_names_each_failing_component_and_recovers_by_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = state(dir.path());
+        let (code, body) = readyz(&s).await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            body,
+            serde_json::json!({"poller o1/activities": "no poll has completed yet"})
+        );
+        assert_eq!(s.metrics.ready.get(), 0);
+
+        s.health.poll_ok("o1", "activities");
+        assert_eq!(
+            readyz(&s).await,
+            (StatusCode::OK, serde_json::json!({"ready": true}))
+        );
+        assert_eq!(s.metrics.ready.get(), 1);
+
+        s.health.poll_failed(
+            "o1",
+            "activities",
+            "unauthorized",
+            "401 Unauthorized: rejected".into(),
+        );
+        let (code, body) = readyz(&s).await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        let why = body["poller o1/activities"].as_str().unwrap();
+        assert!(
+            why.starts_with("401 Unauthorized: rejected (since ") && why.ends_with(" UTC)"),
+            "{why}"
+        );
+        s.health.poll_ok("o1", "activities");
+        assert_eq!(readyz(&s).await.0, StatusCode::OK);
+
+        // A sink failing briefly is tolerated; past the threshold it is named.
+        s.health.sink_failed("siem", "transient", "HTTP 503".into());
+        s.health
+            .sink_failed("removed", "transient", "not configured any more".into());
+        assert_eq!(readyz(&s).await.0, StatusCode::OK);
+        let later = Utc::now() + chrono::Duration::seconds(301);
+        let failing = readiness(&s.view(), &s.health, later);
+        assert!(
+            failing["sink siem"]
+                .as_str()
+                .unwrap()
+                .starts_with("HTTP 503 (failing since ")
+        );
+        assert!(
+            !failing.contains_key("sink removed"),
+            "only configured sinks count"
+        );
+        // A poller whose last success is older than 3 intervals is named too.
+        let why = failing["poller o1/activities"].as_str().unwrap();
+        assert!(
+            why.starts_with("last success 5m") && why.ends_with("ago (more than 3 intervals)"),
+            "{why}"
+        );
+        s.health.sink_stopped("siem", "stdout closed".into());
+        assert_eq!(readyz(&s).await.1["sink siem"], "stopped: stdout closed");
+    }
+
+    #[tokio::test]
+    async fn healthz_fails_once_a_task_died_and_status_reports_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = state(dir.path());
+        assert_eq!(respond("/healthz", &s).await.0, StatusCode::OK);
+        s.health
+            .task_died("poller o1/activities", "panicked: boom".into());
+        let (code, _, body) = respond("/healthz", &s).await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("poller o1/activities") && body.contains("panicked: boom"));
+        s.record_reload(Some("config key `x`: bad".into()));
+        let (code, _, body) = respond("/status", &s).await;
+        assert_eq!(code, StatusCode::OK);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["dead_tasks"]["poller o1/activities"], "panicked: boom");
+        assert_eq!(v["last_reload"]["ok"], false);
+        assert_eq!(v["config"]["api"]["key_id"], "k");
+        assert_eq!(v["state"]["schema_version"], crate::store::schema_version());
+        let (code, ctype, body) = respond("/metrics", &s).await;
+        assert_eq!((code, ctype), (StatusCode::OK, "text/plain; version=0.0.4"));
+        assert!(body.contains("clickhouse_audit_state_db_bytes "));
+        assert_eq!(respond("/nope", &s).await.0, StatusCode::NOT_FOUND);
     }
 }

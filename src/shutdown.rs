@@ -1,5 +1,5 @@
-//! Process signals: SIGTERM/SIGINT end the daemon (graceful shutdown), SIGHUP asks sinks to
-//! reopen their files (external logrotate).
+//! Process signals: SIGTERM/SIGINT end the daemon (graceful shutdown); SIGHUP bumps a counter
+//! the daemon answers by reopening output files (external logrotate) and reloading the config.
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -19,7 +19,7 @@ pub async fn handle_signals(
             _ = term.recv() => { tracing::info!("SIGTERM: stopping pollers, finishing batches in hand"); break; }
             _ = int.recv() => { tracing::info!("SIGINT: stopping pollers, finishing batches in hand"); break; }
             _ = hup.recv() => {
-                tracing::info!("SIGHUP: reopening output files");
+                tracing::info!("SIGHUP received");
                 reopen.send_modify(|n| *n += 1);
             }
         }

@@ -27,12 +27,14 @@
 //! - `inner`: the shared state behind `Emulator`; `model`: inventory types and their JSON;
 //!   `seed`: seeded inventory
 //! - `activity_log`: per-org pre-serialized activity rows; `generator` / `live`: activity data
+//! - `control`: test controls on the inventory (key use/expiry, service state, backups, …)
 //! - `dates`: `from_date`/`to_date` parsing; `ratelimit`; `auth`; `faults`; `body`; `jsonfmt`
 
 mod activity_log;
 mod activity_types;
 mod auth;
 mod body;
+mod control;
 mod dates;
 mod faults;
 mod generator;

@@ -411,3 +411,25 @@ fn bucket(provider: &str, service_id: &str) -> Value {
         }),
     }
 }
+
+/// A generated running service number `n` (bulk inventories, e.g. budget tests), with the
+/// usual five backups; never open to the internet.
+pub(crate) fn bulk_service(rng: &mut fastrand::Rng, n: usize, now: DateTime<Utc>) -> Service {
+    let name = format!("bulk-{n:03}");
+    service(
+        rng,
+        ServiceSeed {
+            name: &name,
+            provider: "aws",
+            region: "us-east-2",
+            state: "running",
+            ip: &[("198.51.100.0/24", "office")],
+            tags: &[("Environment", Some("Bulk"))],
+            memory: (8, 16),
+            replicas: 1,
+            idle: (true, 15),
+            age_days: 30,
+        },
+        now,
+    )
+}

@@ -25,8 +25,9 @@
 //! so chunks do not re-read each other.
 //!
 //! Windows whose answer is too large (above `split_threshold` activities, or aborted past
-//! `max_response_bytes`) halve `window` for the next fetch; the length is stored with the
-//! cursor so a restart does not repeat the big fetch, and doubles back while answers are small.
+//! `max_response_bytes`) are at least halved; every next window is sized from the last answer's
+//! density to fill about 70% of those caps (at most doubling while answers are small). The
+//! length is stored with the cursor so a restart does not repeat the big fetch.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -153,9 +154,9 @@ impl ActivityPoller {
 
     /// Fetches windows from the cursor to now. Stops early (between windows) on cancel.
     ///
-    /// Pipelined: while window k is being stored, window k+1 is already being fetched (its
-    /// bounds only depend on k's answer). Store writes stay strictly in order — each waits for
-    /// the previous one — so the cursor never moves past an uncommitted window.
+    /// Windows are fetched and stored one after the other. Overlapping the fetch of window k+1
+    /// with the store of window k was measured (BENCHMARKS.md): no faster on 2 cores, where the
+    /// decoder, SQLite and the emulator already share the CPU, and +40 MiB peak RSS.
     pub async fn cycle(&self, token: &CancellationToken) -> anyhow::Result<CycleStats> {
         let s = &self.settings;
         let (min_window, max_window) = (ms(s.min_window), ms(s.max_window).max(ms(s.min_window)));
@@ -172,7 +173,6 @@ impl ActivityPoller {
             ),
         };
         let mut stats = CycleStats::default();
-        let mut pending: Option<tokio::task::JoinHandle<anyhow::Result<WindowStats>>> = None;
         while !token.is_cancelled() {
             let now = self.clock.now().timestamp_millis();
             let to = if now > cursor {
@@ -195,17 +195,13 @@ impl ActivityPoller {
                         .with_label_values(&[&self.org])
                         .inc();
                     tracing::info!(org = %self.org, limit, bytes, window_s = window / 1000, "activity window too large; splitting it");
-                    stats.add(join(pending.take()).await?);
                     let state = self.cursor_state(cursor, window, max_window);
                     self.store
                         .insert_window(&self.org, STREAM, Vec::new(), Vec::new(), Some(state))
                         .await?;
                     continue;
                 }
-                Err(e) => {
-                    stats.add(join(pending.take()).await?);
-                    return Err(e.into());
-                }
+                Err(e) => return Err(e.into()),
             };
             let received = self.clock.now();
             // F: a lower bound of the server's clock when the query ran (see the module docs).
@@ -226,11 +222,7 @@ impl ActivityPoller {
             window = next_window(window, (to - cursor).max(1), count, bytes, s)
                 .clamp(min_window, max_window);
             let state = self.cursor_state(new_cursor, window, max_window);
-            stats.add(join(pending.take()).await?);
-            pending = Some(tokio::spawn(store_window(self.writer(), fetched, state)));
-            if !PIPELINE {
-                stats.add(join(pending.take()).await?);
-            }
+            stats.add(store_window(self.writer(), fetched, state).await?);
             stats.windows += 1;
             cursor = new_cursor;
             let lag = (Utc::now().timestamp_millis() - cursor) as f64 / 1000.0;
@@ -246,7 +238,6 @@ impl ActivityPoller {
                 break;
             }
         }
-        stats.add(join(pending.take()).await?);
         Ok(stats)
     }
 
@@ -270,7 +261,6 @@ impl ActivityPoller {
 /// Fraction of the byte cap / split threshold a window aims to fill: close enough to the cap
 /// to spend few requests of the shared budget, far enough that density noise rarely overflows.
 const FILL: f64 = 0.7;
-const PIPELINE: bool = false;
 
 /// The next window length: sized so the answer fills about `FILL` of the caps (at least halved
 /// when over the split threshold, at most doubled when small), from this window's answer.
@@ -316,18 +306,7 @@ impl CycleStats {
     }
 }
 
-async fn join(
-    pending: Option<tokio::task::JoinHandle<anyhow::Result<WindowStats>>>,
-) -> anyhow::Result<WindowStats> {
-    match pending {
-        None => Ok(WindowStats::default()),
-        Some(h) => h
-            .await
-            .map_err(|e| anyhow::anyhow!("storing a window failed: {e}"))?,
-    }
-}
-
-/// What storing a window needs (owned, so it can run while the next window is fetched).
+/// What storing a window needs.
 struct Writer {
     org: String,
     store: Store,

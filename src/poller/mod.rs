@@ -1,8 +1,10 @@
-//! Pollers: `activities` (the audit log, windows + overlap + dedupe). Each runs one task per
+//! Pollers: `activities` (the audit log, windows + overlap + dedupe) and `inventory` (snapshots,
+//! change events, posture findings). Each runs one task per
 //! organization, writes to the store and wakes the sinks through a `watch` of the max seq.
 //! `ActivitySource` and `Clock` are seams so the cursor rule is tested without HTTP or real time.
 
 pub mod activities;
+pub mod inventory;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

@@ -5,7 +5,10 @@
 use rusqlite::Connection;
 
 /// `(version, sql)`: version N is `migrations/000N_*.sql`.
-pub const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("../../migrations/0001_init.sql"))];
+pub const MIGRATIONS: &[(u32, &str)] = &[
+    (1, include_str!("../../migrations/0001_init.sql")),
+    (2, include_str!("../../migrations/0002_inventory.sql")),
+];
 
 /// The schema version this build writes.
 pub fn latest() -> u32 {

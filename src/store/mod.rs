@@ -1,9 +1,11 @@
-//! The SQLite state store: outbox of events, per-org cursors, per-sink positions, quarantine.
+//! The SQLite state store: outbox of events, per-org cursors, per-sink positions, quarantine,
+//! inventory snapshots and posture findings (`inventory`).
 //! One writer connection and one reader connection (WAL lets sinks read while a poller writes),
 //! each behind a `std::sync::Mutex` and used from `spawn_blocking` so the runtime never blocks.
 //! Errors name the file and the fix (newer schema, corrupt file, read-only or full disk).
 
 mod admin;
+mod inventory;
 mod migrate;
 mod outbox;
 
@@ -14,6 +16,7 @@ use anyhow::Context;
 use rusqlite::{Connection, OpenFlags};
 
 pub use admin::{CursorReport, SinkReport, StateReport, VerifyReport};
+pub use inventory::{FindingRow, Snapshot, ViewRow};
 pub use migrate::latest as schema_version;
 pub use outbox::{CursorState, InsertStats, NewEvent, QuarantineRow};
 
@@ -27,6 +30,10 @@ struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
     reader: Mutex<Connection>,
+    /// Sink positions only, with `synchronous = NORMAL`: a position lost to a power cut means
+    /// one batch delivered again (at-least-once holds), and sinks never queue behind the
+    /// poller's fsynced event transactions (BENCHMARKS.md).
+    positions: Mutex<Connection>,
 }
 
 impl Store {
@@ -50,11 +57,16 @@ impl Store {
         }
         migrate::migrate(&mut writer).map_err(|e| explain(path, e.into()))?;
         let reader = connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        let positions = connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        positions
+            .execute_batch("PRAGMA synchronous = NORMAL;")
+            .map_err(|e| explain(path, e.into()))?;
         Ok(Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 writer: Mutex::new(writer),
                 reader: Mutex::new(reader),
+                positions: Mutex::new(positions),
             }),
         })
     }
@@ -80,16 +92,16 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = inner
-                .writer
-                .lock()
-                .map_err(|_| anyhow::anyhow!("state writer lock poisoned"))?;
-            f(&mut conn).map_err(|e| explain(&inner.path, e.into()))
-        })
-        .await
-        .context("state task panicked")?
+        self.on(|i| &i.writer, f).await
+    }
+
+    /// Runs `f` on the sink-positions connection off the async runtime.
+    async fn write_position<T, F>(&self, f: F) -> anyhow::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        self.on(|i| &i.positions, f).await
     }
 
     /// Runs `f` on the reader connection off the async runtime.
@@ -98,13 +110,22 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
+        self.on(|i| &i.reader, |c: &mut Connection| f(c)).await
+    }
+
+    /// Runs `f` on the connection `pick` chooses, in `spawn_blocking`, never holding its lock
+    /// across an `.await`; errors name the file and the fix.
+    async fn on<T, F>(&self, pick: fn(&Inner) -> &Mutex<Connection>, f: F) -> anyhow::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = inner
-                .reader
+            let mut conn = pick(&inner)
                 .lock()
-                .map_err(|_| anyhow::anyhow!("state reader lock poisoned"))?;
-            f(&conn).map_err(|e| explain(&inner.path, e.into()))
+                .map_err(|_| anyhow::anyhow!("state connection lock poisoned"))?;
+            f(&mut conn).map_err(|e| explain(&inner.path, e.into()))
         })
         .await
         .context("state task panicked")?

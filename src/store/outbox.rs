@@ -45,7 +45,38 @@ pub struct InsertStats {
     pub max_seq: i64,
 }
 
-fn now_rfc3339() -> String {
+/// Inserts `events` in order inside the caller's transaction; an event whose dedupe key
+/// (occurred_ms, event_id) is already stored is dropped. Returns (new, duplicates).
+pub(super) fn insert_events(
+    tx: &rusqlite::Transaction<'_>,
+    events: &[NewEvent],
+    observed: &str,
+) -> rusqlite::Result<(u64, u64)> {
+    let mut ins = tx.prepare_cached(
+        "INSERT INTO events (occurred_ms, event_id, kind, org_id, occurred_at, observed_at, payload)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+    )?;
+    let (mut new, mut duplicates) = (0, 0);
+    for e in events {
+        let n = ins.execute(params![
+            e.occurred_ms,
+            e.event_id,
+            e.kind.as_str(),
+            e.org_id,
+            e.occurred_at,
+            observed,
+            &*e.payload
+        ])?;
+        if n == 1 {
+            new += 1;
+        } else {
+            duplicates += 1;
+        }
+    }
+    Ok((new, duplicates))
+}
+
+pub(super) fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
@@ -66,26 +97,7 @@ impl Store {
             let tx = conn.transaction()?;
             let mut stats = InsertStats::default();
             {
-                let mut ins = tx.prepare_cached(
-                    "INSERT INTO events (occurred_ms, event_id, kind, org_id, occurred_at, observed_at, payload)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
-                )?;
-                for e in &events {
-                    let n = ins.execute(params![
-                        e.occurred_ms,
-                        e.event_id,
-                        e.kind.as_str(),
-                        e.org_id,
-                        e.occurred_at,
-                        observed,
-                        &*e.payload
-                    ])?;
-                    if n == 1 {
-                        stats.new += 1;
-                    } else {
-                        stats.duplicates += 1;
-                    }
-                }
+                (stats.new, stats.duplicates) = insert_events(&tx, &events, &observed)?;
                 let mut q = tx.prepare_cached(
                     "INSERT INTO quarantine (org_id, reason, detail, payload, observed_at)
                      VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
@@ -170,7 +182,7 @@ impl Store {
     /// Records that `sink` delivered everything up to `seq` (one transaction).
     pub async fn commit_position(&self, sink: &str, seq: i64) -> anyhow::Result<()> {
         let sink = sink.to_string();
-        self.write(move |conn| {
+        self.write_position(move |conn| {
             conn.execute(
                 "INSERT INTO sink_positions (sink, position, updated_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT (sink) DO UPDATE SET position = MAX(position, excluded.position), updated_at = excluded.updated_at",

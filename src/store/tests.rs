@@ -177,3 +177,31 @@ async fn rewind_moves_the_cursor_and_optionally_the_sinks() {
     assert!(store.rewind("other", 0, false).await.is_err());
     assert!(store.verify().await.unwrap().ok());
 }
+
+#[tokio::test]
+async fn a_version_1_database_is_migrated_keeping_its_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    {
+        // What the previous release wrote: migration 1 only.
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        let tx = conn.transaction().unwrap();
+        tx.execute_batch(super::migrate::MIGRATIONS[0].1).unwrap();
+        tx.pragma_update(None, "user_version", 1).unwrap();
+        tx.execute(
+            "INSERT INTO events (occurred_ms, event_id, kind, org_id, occurred_at, observed_at, payload)
+             VALUES (1, 'activity:o:a', 'activity', 'o', 't', 't', '{}')",
+            [],
+        )
+        .unwrap();
+        tx.commit().unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.max_seq().await.unwrap(), 1);
+    assert!(store.findings("o").await.unwrap().is_empty());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let v: u32 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, super::schema_version());
+}

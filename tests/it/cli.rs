@@ -227,3 +227,165 @@ async fn sigkill_at_random_points_loses_nothing_and_duplicates_stay_within_a_bat
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_secret_never_reaches_stderr_even_at_trace_level() {
+    let emu = Emulator::start(EmulatorOptions {
+        rate_limit: None,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("a.ndjson");
+    let toml = config_toml(&emu, dir.path(), &file_sink("a", &out, 100)).replace(
+        "[server]\nlisten = \"\"",
+        "[server]\nlisten = \"\"\n\n[log]\nlevel = \"trace\"",
+    );
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, toml).unwrap();
+    // A failing request too, so error paths log.
+    emu.emulator.fail_next(2, 500);
+    let mut c = bin();
+    c.arg("-c").arg(&path).arg("once").env("RUST_LOG", "trace");
+    let (code, _, err) = output(c).await;
+    assert_eq!(code, 0, "{}", &err[err.len().saturating_sub(2000)..]);
+    assert!(
+        err.contains("TRACE") || err.contains("DEBUG"),
+        "trace logging was on"
+    );
+    let secret = emu.emulator.key_secret();
+    assert!(!err.contains(&secret), "the secret leaked into the logs");
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:{secret}", emu.emulator.key_id()));
+    assert!(
+        !err.contains(&basic),
+        "the Authorization header leaked into the logs"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_show_verify_and_rewind_with_redeliver() {
+    let emu = Emulator::start(EmulatorOptions {
+        rate_limit: None,
+        history: Duration::from_secs(3600),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let org = emu.emulator.org_ids()[0].clone();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("a.ndjson");
+    let path = dir.path().join("c.toml");
+    std::fs::write(
+        &path,
+        config_toml(&emu, dir.path(), &file_sink("a", &out, 100)),
+    )
+    .unwrap();
+    let run = |args: &'static [&'static str]| {
+        let mut c = bin();
+        c.arg("-c").arg(&path).args(args);
+        output(c)
+    };
+    assert_eq!(run(&["once"]).await.0, 0);
+    let first = read_ndjson(&out).len();
+    assert!(first > 0);
+
+    let (code, out_text, _) = run(&["state", "show"]).await;
+    assert_eq!(code, 0);
+    assert!(
+        out_text.contains(&format!("org {org} activities"))
+            && out_text.contains("sink       a: position")
+            && out_text.contains("backlog 0"),
+        "{out_text}"
+    );
+    let (code, json, _) = run(&["state", "show", "--json"]).await;
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["sinks"][0]["backlog"], 0);
+
+    let (code, text, _) = run(&["state", "verify"]).await;
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("✓ SQLite integrity_check: ok") && text.contains("consistent"),
+        "{text}"
+    );
+
+    // Rewind (to before all history) without --redeliver: nothing is sent again.
+    let to = (chrono::Utc::now() - chrono::Duration::hours(3)).to_rfc3339();
+    let mut c = bin();
+    c.arg("-c")
+        .arg(&path)
+        .args(["state", "rewind", "--org", &org, "--to", &to]);
+    assert_eq!(output(c).await.0, 0);
+    assert_eq!(run(&["once"]).await.0, 0);
+    assert_eq!(
+        read_ndjson(&out).len(),
+        first,
+        "already-stored activities are not re-sent"
+    );
+    // With --redeliver: everything stored is sent again.
+    let mut c = bin();
+    c.arg("-c")
+        .arg(&path)
+        .args(["state", "rewind", "--org", &org, "--to", &to, "--redeliver"]);
+    let (code, text, _) = output(c).await;
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(run(&["once"]).await.0, 0);
+    assert_eq!(
+        read_ndjson(&out).len(),
+        2 * first,
+        "--redeliver sends stored events again"
+    );
+    let mut c = bin();
+    c.arg("-c")
+        .arg(&path)
+        .args(["state", "rewind", "--org", &org, "--to", "yesterday"]);
+    let (code, _, err) = output(c).await;
+    assert_eq!(code, 2, "a bad --to is a usage error: {err}");
+    assert!(err.contains("yesterday"), "{err}");
+
+    // A corrupt state file is refused, naming the file and the fix; nothing is re-exported.
+    let db = dir.path().join("state.db");
+    let _ = std::fs::remove_file(dir.path().join("state.db-wal"));
+    let _ = std::fs::remove_file(dir.path().join("state.db-shm"));
+    std::fs::write(&db, vec![0x13u8; 16384]).unwrap();
+    let (code, _, err) = run(&["once"]).await;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("state.db") && err.contains("corrupt") && err.contains("state verify"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["state", "verify"]).await;
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(read_ndjson(&out).len(), 2 * first);
+}
+
+#[tokio::test]
+async fn a_closed_stdout_stops_the_stdout_sink_with_a_clear_error() {
+    let mut child = bin()
+        .args(["demo", "--duration", "20s"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 1];
+    tokio::io::AsyncReadExt::read_exact(&mut stdout, &mut first)
+        .await
+        .unwrap();
+    drop(stdout); // the reader goes away, like `| head -1`
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("exits promptly")
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("EPIPE") && err.contains("every sink has stopped"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -41,6 +41,37 @@ fn the_shipped_example_config_loads_with_its_documented_defaults() {
     assert_eq!(cfg.api.base_url, defaults.api.base_url);
     assert_eq!(cfg.state.retention, defaults.state.retention);
     assert_eq!(cfg.server.listen, defaults.server.listen);
+    let (inv, dinv) = (&cfg.inventory, &defaults.inventory);
+    assert_eq!(inv.resources, dinv.resources);
+    assert_eq!(inv.interval, dinv.interval);
+    assert_eq!(inv.backup_interval, dinv.backup_interval);
+    assert_eq!(inv.backups_per_cycle, dinv.backups_per_cycle);
+    assert_eq!(inv.service_idle_states, dinv.service_idle_states);
+    assert_eq!(
+        format!("{:?}", inv.ignore_fields),
+        format!("{:?}", dinv.ignore_fields)
+    );
+    assert_eq!(
+        format!("{:?}", inv.findings),
+        format!("{:?}", {
+            // The example spells out each rule's default severity; defaults leave it implicit.
+            let mut f = dinv.findings.clone();
+            use clickhouse_audit_exporter::config::Severity::*;
+            f.service_open_to_internet.severity = Some(High);
+            f.service_unhealthy.severity = Some(High);
+            f.key_never_expires.severity = Some(Medium);
+            f.key_expiring.severity = Some(Medium);
+            f.key_unused.severity = Some(Low);
+            f.key_admin.severity = Some(Medium);
+            f.key_disabled.severity = Some(Low);
+            f.invitation_stale.severity = Some(Low);
+            f.invitation_admin.severity = Some(High);
+            f.member_admin.severity = Some(Medium);
+            f.backup_failed.severity = Some(High);
+            f.backup_stale.severity = Some(High);
+            f
+        })
+    );
     assert_eq!(cfg.sink_configs.len(), 2);
     assert_eq!(cfg.sink_configs[1].batch_max_events, 500);
 }
@@ -171,4 +202,64 @@ fn secret_file_is_read_and_trimmed() {
         cfg.credentials().unwrap().key_secret.expose_secret(),
         "from-file"
     );
+}
+
+#[test]
+fn inventory_findings_are_tunable_from_toml_and_env() {
+    let toml = format!(
+        "[inventory.findings.key_expiring]\nkey_expiry_warning = \"3d\"\nseverity = \"critical\"\n[inventory.findings.member_admin]\nenabled = false\n{MINIMAL}"
+    );
+    let cfg = Config::from_toml(
+        &toml,
+        env(&[
+            (
+                "CH_AUDIT__INVENTORY__FINDINGS__BACKUP_STALE__BACKUP_MAX_AGE",
+                "12h",
+            ),
+            ("CH_AUDIT__INVENTORY__IGNORE_FIELDS__KEYS", "usedAt,name"),
+        ]),
+    )
+    .unwrap();
+    let f = &cfg.inventory.findings;
+    assert_eq!(
+        f.key_expiring.key_expiry_warning,
+        std::time::Duration::from_secs(3 * 86400)
+    );
+    assert_eq!(
+        f.key_expiring.severity,
+        Some(clickhouse_audit_exporter::config::Severity::Critical)
+    );
+    assert!(!f.member_admin.enabled);
+    assert_eq!(
+        f.backup_stale.backup_max_age,
+        std::time::Duration::from_secs(12 * 3600)
+    );
+    assert_eq!(cfg.inventory.ignore_fields.keys, ["usedAt", "name"]);
+    let e = err(&format!(
+        "[inventory.findings.key_unused]\nafter = \"1d\"\n{MINIMAL}"
+    ));
+    assert!(e.contains("after"), "{e}");
+    let e = err(&format!(
+        "[inventory]\nresources = [\"backups\"]\n{MINIMAL}"
+    ));
+    assert!(
+        e.contains("inventory.resources") && e.contains("services"),
+        "{e}"
+    );
+}
+
+#[test]
+fn sink_secrets_never_show_in_debug() {
+    let cfg = Config::from_toml(
+        "[[sinks]]\nname = \"w\"\ntype = \"webhook\"\nurl = \"https://siem.example/in\"\n\
+         signing_secret = \"whsec_c2VjcmV0LXNpZ25pbmcta2V5LTEyMzQ1Ng==\"\nbearer_token = \"tok-SECRET-42\"\n",
+        Some(HashMap::new()),
+    )
+    .unwrap();
+    let dbg = format!("{cfg:?}");
+    assert!(
+        !dbg.contains("c2VjcmV0LXNpZ25pbmcta2V5LTEyMzQ1Ng") && !dbg.contains("tok-SECRET-42"),
+        "{dbg}"
+    );
+    assert!(!cfg.summary().to_string().contains("tok-SECRET-42"));
 }

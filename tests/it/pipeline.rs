@@ -191,3 +191,55 @@ pub async fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_too_large_for_the_byte_cap_is_split_and_everything_arrives_once() {
+    let emu = Emulator::start(EmulatorOptions {
+        history: Duration::from_secs(600),
+        ..opts()
+    })
+    .await
+    .unwrap();
+    let org = emu.emulator.org_ids()[0].clone();
+    let now = Utc::now();
+    emu.emulator.generate_activities(
+        &org,
+        8_000,
+        now - chrono::Duration::hours(6),
+        now - chrono::Duration::hours(1),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("audit.ndjson");
+    // The cap is far below one day's answer (~8 MB): the poller must split, never fail.
+    // The client's limiter is lifted too (the emulator's is off) to keep the test fast.
+    let toml = crate::support::config_toml(&emu, dir.path(), "")
+        .replace(
+            "initial_lookback = \"2d\"",
+            "initial_lookback = \"2d\"\nmax_response_bytes = \"512KiB\"",
+        )
+        .replace(
+            "max_backoff = \"2s\"",
+            "max_backoff = \"2s\"\nrate_limit_requests = 1000",
+        )
+        + &file_sink("archive", &out, 500);
+    let cfg = clickhouse_audit_exporter::config::Config::from_toml(&toml, Some(Default::default()))
+        .unwrap();
+    let pipeline = Pipeline::build(cfg).await.unwrap();
+    let metrics = pipeline.metrics.clone();
+    pipeline.once().await.unwrap();
+    let ids = activity_ids(&read_ndjson(&out));
+    assert_eq!(ids.len(), emu.emulator.activity_count(&org));
+    assert!(counts(&ids).values().all(|&n| n == 1));
+    let splits = metrics.window_splits.with_label_values(&[&org]).get();
+    assert!(splits >= 1, "the big window was split ({splits})");
+    let too_big = emu
+        .emulator
+        .request_log()
+        .iter()
+        .filter(|r| r.path.ends_with("/activities"))
+        .count();
+    assert!(
+        too_big < 60,
+        "splitting converges quickly: {too_big} activity requests"
+    );
+}

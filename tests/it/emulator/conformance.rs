@@ -532,3 +532,71 @@ fn strict_validation_rejects_undeclared_fields_and_bad_formats() {
         json!({"status": 400, "error": "BAD_REQUEST: x", "requestId": rid})
     ));
 }
+
+/// Objects changed through the test controls (`control.rs`) still match the spec's schemas.
+#[tokio::test]
+async fn inventory_changed_by_test_controls_matches_the_spec() {
+    let (h, api) = start(unlimited()).await;
+    let (e, o) = (&h.emulator, org_path(&h));
+    let org = &e.org_ids()[0];
+    let ids = e.add_services(org, 2);
+    let now = chrono::Utc::now();
+    assert!(e.set_service_state(org, &ids[0], "failed"));
+    let b = e.add_backup(org, &ids[1], "error", now).unwrap();
+    assert!(
+        e.add_backup(
+            org,
+            &ids[1],
+            "in_progress",
+            now + chrono::Duration::hours(1)
+        )
+        .is_some()
+    );
+    assert!(e.set_backup_status(org, &ids[1], &b, "done"));
+    assert!(e.set_key_used_at(&e.key_id(), None));
+    assert!(e.set_key_expire_at(&e.key_id(), Some(now + chrono::Duration::days(3))));
+    let services = ok(&api, "GET", &format!("{o}/services"), &t("/services"), None).await;
+    assert_eq!(services["result"].as_array().unwrap().len(), 6);
+    let backups = ok(
+        &api,
+        "GET",
+        &format!("{o}/services/{}/backups", ids[1]),
+        &t("/services/{serviceId}/backups"),
+        None,
+    )
+    .await;
+    let list = backups["result"].as_array().unwrap();
+    assert_eq!(list[0]["status"], "in_progress", "newest first");
+    assert_eq!(list[1]["id"], b.as_str());
+    assert_eq!(list[1]["status"], "done");
+    assert!(e.clear_backups(org, &ids[1]));
+    ok(
+        &api,
+        "GET",
+        &format!("{o}/services/{}/backups", ids[1]),
+        &t("/services/{serviceId}/backups"),
+        None,
+    )
+    .await;
+    let invitation = ok(
+        &api,
+        "GET",
+        &format!("{o}/invitations"),
+        &t("/invitations"),
+        None,
+    )
+    .await["result"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(e.set_invitation_created_at(org, &invitation, now - chrono::Duration::days(9)));
+    ok(
+        &api,
+        "GET",
+        &format!("{o}/invitations"),
+        &t("/invitations"),
+        None,
+    )
+    .await;
+    ok(&api, "GET", &format!("{o}/keys"), &t("/keys"), None).await;
+}

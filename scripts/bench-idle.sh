@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Idle footprint (issue 3): `run` against the emulator with the default 60 s interval, after
+# the first cycle: RSS between polls and CPU seconds over a measured idle period.
+# Usage: scripts/bench-idle.sh [SECONDS=120]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS=${1:-120}
+BIN=target/release/clickhouse-audit-exporter
+[ -x "$BIN" ] || cargo build --release --locked
+WORK=$(mktemp -d)
+trap 'kill $EMU $EXP 2>/dev/null || true; rm -rf "$WORK"' EXIT
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+$BIN emulator --listen 127.0.0.1:$PORT --key-id bench --key-secret bench-secret --history 7d --seed 1 2> "$WORK/emulator.log" &
+EMU=$!
+for _ in $(seq 1 300); do grep -q "listening" "$WORK/emulator.log" 2>/dev/null && break; sleep 0.1; done
+cat > "$WORK/idle.toml" <<TOML
+[api]
+base_url = "http://127.0.0.1:$PORT"
+key_id = "bench"
+key_secret = "bench-secret"
+[state]
+path = "$WORK/state.db"
+[server]
+listen = "127.0.0.1:0"
+[[sinks]]
+name = "archive"
+type = "file"
+path = "$WORK/audit.ndjson"
+TOML
+$BIN -c "$WORK/idle.toml" run 2> "$WORK/exporter.log" &
+EXP=$!
+sleep 10   # first cycle: 7 days of history + inventory
+ticks() { awk '{print $14+$15}' /proc/$EXP/stat; }
+T0=$(ticks); RSS0=$(awk '/VmRSS/{print $2}' /proc/$EXP/status)
+sleep "$SECS"
+T1=$(ticks); RSS1=$(awk '/VmRSS/{print $2}' /proc/$EXP/status)
+HZ=$(getconf CLK_TCK)
+THREADS=$(awk '/Threads/{print $2}' /proc/$EXP/status)
+python3 - <<PY
+cpu = ($T1 - $T0) / $HZ
+print(f"events_exported={sum(1 for _ in open('$WORK/audit.ndjson'))}")
+print(f"idle_rss_mib_start={$RSS0/1024:.1f} idle_rss_mib_end={$RSS1/1024:.1f} threads=$THREADS")
+print(f"cpu_seconds={cpu:.2f} over {$SECS} s -> cpu_seconds_per_idle_hour={cpu*3600/$SECS:.1f}")
+PY
