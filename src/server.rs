@@ -345,6 +345,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_sink_whose_credentials_are_refused_is_not_ready_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = state(dir.path());
+        s.health.poll_ok("o1", "activities");
+        s.health.sink_failed(
+            "siem",
+            "unauthorized",
+            "credentials refused: Splunk HEC answered 403 (HEC code 4: Invalid token)".into(),
+        );
+        let (code, body) = readyz(&s).await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            body["sink siem"]
+                .as_str()
+                .unwrap()
+                .starts_with("credentials refused: Splunk HEC"),
+            "{body}"
+        );
+        s.health.sink_ok("siem");
+        assert_eq!(readyz(&s).await.0, StatusCode::OK, "recovers once accepted");
+    }
+
+    #[tokio::test]
     async fn healthz_fails_once_a_task_died_and_status_reports_it() {
         let dir = tempfile::tempdir().unwrap();
         let s = state(dir.path());

@@ -213,10 +213,12 @@ action(type="omfile" file="{out}" template="parsed")
         self.spawn().await;
     }
 
-    /// Every message written so far.
+    /// Every message written so far (complete lines only: rsyslogd may be mid-write).
     pub fn received(&self) -> Vec<Received> {
         let text = std::fs::read_to_string(self.out()).unwrap_or_default();
-        text.lines()
+        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        complete
+            .lines()
             .filter(|l| !l.trim().is_empty())
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
             .collect()
