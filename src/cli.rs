@@ -49,8 +49,9 @@ pub enum Command {
     /// reopens output files and reloads the config (keeping the running one if the new is invalid).
     Run,
     /// One full cycle for every organization, deliver everything pending, exit. Non-zero with a
-    /// one-line reason if the API or any sink failed (sinks give up after 60 s of transient
-    /// failures, at once when the destination rejects credentials or data).
+    /// one-line reason if the API or any sink failed: a sink gives up after 60 s of transient
+    /// failures (network, 5xx, busy), and at once when the destination refuses the credentials
+    /// (HTTP 401/403, Splunk HEC token errors, ClickHouse authentication, Kafka SASL) or the data.
     Once,
     /// Check the config, then the API: credentials and each permission the enabled streams need.
     Validate {

@@ -171,7 +171,7 @@ impl Pipeline {
                 Ok(SinkTask {
                     name: sc.name.clone(),
                     sink: sc
-                        .build()
+                        .build_with_metrics(self.metrics.clone())
                         .with_context(|| format!("building sink {:?}", sc.name))?,
                     batch_max_events: sc.batch_max_events,
                     batch_timeout: sc.batch_timeout(),

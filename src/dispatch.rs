@@ -22,7 +22,8 @@ pub enum Mode {
     /// The daemon: wait for new events until cancelled.
     Follow,
     /// `once`: deliver everything stored, then stop; give up after `give_up_after` of
-    /// continuous failure.
+    /// continuous failure, and at once when the destination refuses the credentials or the
+    /// data (`SinkError::Unauthorized`/`Rejected`: waiting will not help).
     Drain { give_up_after: Duration },
 }
 
@@ -64,6 +65,9 @@ pub enum DispatchError {
         secs: u64,
         error: String,
     },
+    /// `once` only: the destination refused the credentials or the batch.
+    #[error("sink {sink}: {error}")]
+    Refused { sink: String, error: String },
     #[error("sink {sink}: state error: {error:#}")]
     State { sink: String, error: anyhow::Error },
 }
@@ -221,6 +225,10 @@ impl SinkTask {
                     tracing::error!(sink = %self.name, events = batch.len(), error = %msg, "receiver rejected the batch; keeping it and retrying at the maximum backoff");
                     self.backoff.max
                 }
+                SinkError::Unauthorized(msg) => {
+                    tracing::error!(sink = %self.name, error = %msg, "destination refused the credentials; fix them — retrying at the maximum backoff");
+                    self.backoff.max
+                }
                 SinkError::Transient {
                     message,
                     retry_after,
@@ -234,6 +242,14 @@ impl SinkTask {
             };
             self.health
                 .sink_failed(&self.name, err.kind(), err.to_string());
+            if matches!(mode, Mode::Drain { .. })
+                && matches!(err, SinkError::Unauthorized(_) | SinkError::Rejected(_))
+            {
+                return Err(DispatchError::Refused {
+                    sink: self.name.clone(),
+                    error: err.to_string(),
+                });
+            }
             if let Mode::Drain { give_up_after } = mode
                 && first_failure.elapsed() + delay > give_up_after
             {

@@ -20,8 +20,8 @@
 //!   polling (snapshots, change events, posture findings).
 //! - `server`: /metrics /healthz /readyz /status.
 //! - `shutdown`: SIGTERM/SIGINT/SIGHUP handling.
-//! - `sinks`: the `Sink` trait, `SinkConfig` registry, stdout, file and webhook (Standard
-//!   Webhooks signing) sinks.
+//! - `sinks`: the `Sink` trait, `SinkConfig` registry, stdout, file, webhook (Standard
+//!   Webhooks signing), syslog (RFC 5424), splunk_hec, clickhouse and kafka sinks.
 //! - `state_cmd`: `state show | rewind | verify`.
 //! - `store`: the SQLite outbox, cursors, sink positions, inventory snapshots and findings
 //!   (migrations in `migrations/`).

@@ -44,6 +44,10 @@ pub struct Metrics {
     pub sink_failures: IntCounterVec,
     pub sink_delivery_duration: HistogramVec,
     pub sink_last_success: GaugeVec,
+    /// Syslog over UDP: messages cut to fit one datagram.
+    pub sink_messages_truncated: IntCounterVec,
+    /// Splunk HEC with `ack = true`: POST to indexer acknowledgement.
+    pub sink_ack_latency: HistogramVec,
     // state
     pub state_db_bytes: IntGauge,
     pub state_pruned_events: IntCounter,
@@ -271,6 +275,21 @@ impl Metrics {
                     "sink_last_success_timestamp_seconds",
                     "Unix time of the sink's last successful delivery."
                 ),
+                &["sink"]
+            )),
+            sink_messages_truncated: reg!(IntCounterVec::new(
+                opts(
+                    "sink_messages_truncated_total",
+                    "Messages cut (on a UTF-8 boundary) to fit the sink's size limit, e.g. a syslog UDP datagram."
+                ),
+                &["sink"]
+            )),
+            sink_ack_latency: reg!(HistogramVec::new(
+                HistogramOpts::from(opts(
+                    "sink_ack_latency_seconds",
+                    "Time from sending a batch to the destination acknowledging it as stored (Splunk HEC indexer acknowledgement)."
+                ))
+                .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0]),
                 &["sink"]
             )),
             state_db_bytes: reg!(IntGauge::with_opts(opts(

@@ -1,8 +1,8 @@
 //! The operations listener (hyper): `/metrics` (Prometheus text), `/healthz` (liveness: 503
 //! once a long-running task died), `/readyz` (200 only when every poller succeeded recently and
-//! no sink is stuck; else 503 with a JSON body naming each failing component and why),
-//! `/status` (cursors, positions, errors, config summary; no secrets). `respond` is the whole
-//! routing, testable without a socket. What the endpoints describe (`View`) is swapped on a
+//! no sink is stuck or had its credentials refused; else 503 with a JSON body naming each
+//! failing component and why), `/status` (cursors, positions, errors, config summary; no
+//! secrets). `respond` is the whole routing, testable without a socket. What the endpoints describe (`View`) is swapped on a
 //! config reload while the listener stays.
 
 use std::convert::Infallible;
@@ -211,7 +211,10 @@ pub fn readiness(
                 format!("sink {name}"),
                 format!("stopped: {}", h.last_error.clone().unwrap_or_default()).into(),
             );
-        } else if let Some(since) = h.failing_since.filter(|s| now - *s > limit) {
+        } else if let Some(since) = h.failing_since.filter(|s| {
+            // Refused credentials do not heal by waiting: not ready at once (issue #5).
+            now - *s > limit || h.last_error_kind.as_deref() == Some("unauthorized")
+        }) {
             failing.insert(
                 format!("sink {name}"),
                 format!(
@@ -339,6 +342,29 @@ mod tests {
         );
         s.health.sink_stopped("siem", "stdout closed".into());
         assert_eq!(readyz(&s).await.1["sink siem"], "stopped: stdout closed");
+    }
+
+    #[tokio::test]
+    async fn a_sink_whose_credentials_are_refused_is_not_ready_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = state(dir.path());
+        s.health.poll_ok("o1", "activities");
+        s.health.sink_failed(
+            "siem",
+            "unauthorized",
+            "credentials refused: Splunk HEC answered 403 (HEC code 4: Invalid token)".into(),
+        );
+        let (code, body) = readyz(&s).await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            body["sink siem"]
+                .as_str()
+                .unwrap()
+                .starts_with("credentials refused: Splunk HEC"),
+            "{body}"
+        );
+        s.health.sink_ok("siem");
+        assert_eq!(readyz(&s).await.0, StatusCode::OK, "recovers once accepted");
     }
 
     #[tokio::test]

@@ -2,10 +2,16 @@
 //! the `[[sinks]]` tables parsed with errors naming the sink and key. `SinkConfig::build` is the
 //! registry: a new sink is a file, a `SinkKind` variant and a match arm.
 
+pub mod clickhouse;
 pub mod file;
+pub mod kafka;
+pub mod splunk_hec;
 pub mod stdout;
+pub mod syslog;
+mod tls;
 pub mod webhook;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,6 +20,7 @@ use serde::Deserialize;
 use crate::config::ConfigError;
 use crate::event::Event;
 use crate::format::Format;
+use crate::metrics::Metrics;
 
 /// Why a delivery failed; `dispatch` decides what happens next.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +35,11 @@ pub enum SinkError {
     /// (or dead-lettered where the sink supports it) — audit data is never dropped.
     #[error("rejected: {0}")]
     Rejected(String),
+    /// The destination refuses our credentials (HTTP 401/403, Splunk HEC codes 2–4, Kafka SASL
+    /// failure): nothing will get through until an operator fixes them. Kept and retried at the
+    /// maximum backoff like `Rejected` by the daemon; `once` stops at once on it (issue #5).
+    #[error("credentials refused: {0}")]
+    Unauthorized(String),
     /// The sink cannot go on (e.g. stdout closed): the sink stops, others go on.
     #[error("fatal: {0}")]
     Fatal(String),
@@ -46,6 +58,7 @@ impl SinkError {
         match self {
             SinkError::Transient { .. } => "transient",
             SinkError::Rejected(_) => "rejected",
+            SinkError::Unauthorized(_) => "unauthorized",
             SinkError::Fatal(_) => "fatal",
         }
     }
@@ -79,25 +92,37 @@ pub struct SinkConfig {
 /// Type-specific settings, chosen by `type`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "parsed once at startup; boxing would only add noise"
-)]
 pub enum SinkKind {
     Stdout(stdout::StdoutConfig),
     File(file::FileConfig),
     Webhook(webhook::WebhookConfig),
+    Syslog(syslog::SyslogConfig),
+    SplunkHec(splunk_hec::SplunkHecConfig),
+    Clickhouse(clickhouse::ClickhouseConfig),
+    Kafka(kafka::KafkaConfig),
 }
 
 impl SinkKind {
     /// Every accepted `type` value.
-    pub const TYPES: &'static [&'static str] = &["stdout", "file", "webhook"];
+    pub const TYPES: &'static [&'static str] = &[
+        "stdout",
+        "file",
+        "webhook",
+        "syslog",
+        "splunk_hec",
+        "clickhouse",
+        "kafka",
+    ];
 
     pub fn type_name(&self) -> &'static str {
         match self {
             SinkKind::Stdout(_) => "stdout",
             SinkKind::File(_) => "file",
             SinkKind::Webhook(_) => "webhook",
+            SinkKind::Syslog(_) => "syslog",
+            SinkKind::SplunkHec(_) => "splunk_hec",
+            SinkKind::Clickhouse(_) => "clickhouse",
+            SinkKind::Kafka(_) => "kafka",
         }
     }
 }
@@ -154,8 +179,9 @@ impl SinkConfig {
         };
         if !rest.contains_key("type") {
             return Err(ConfigError(format!(
-                "config key `{}` is missing (sink {name:?}): one of stdout, file, webhook",
-                at("type")
+                "config key `{}` is missing (sink {name:?}): one of {}",
+                at("type"),
+                SinkKind::TYPES.join(", ")
             )));
         }
         let type_value = rest.get("type").cloned().unwrap_or_default();
@@ -191,6 +217,10 @@ impl SinkConfig {
             SinkKind::Stdout(_) => Ok(()),
             SinkKind::File(c) => c.validate(index, &self.name),
             SinkKind::Webhook(c) => c.validate(index, &self.name),
+            SinkKind::Syslog(c) => c.validate(index, &self.name),
+            SinkKind::SplunkHec(c) => c.validate(index, &self.name),
+            SinkKind::Clickhouse(c) => c.validate(index, &self.name),
+            SinkKind::Kafka(c) => c.validate(index, &self.name),
         }
     }
 
@@ -199,18 +229,43 @@ impl SinkConfig {
     pub fn batch_timeout(&self) -> Option<Duration> {
         match &self.kind {
             SinkKind::Webhook(c) => Some(c.batch_timeout),
-            SinkKind::Stdout(_) | SinkKind::File(_) => None,
+            SinkKind::SplunkHec(c) => Some(c.batch_timeout),
+            SinkKind::Clickhouse(c) => Some(c.batch_timeout),
+            SinkKind::Kafka(c) => Some(c.batch_timeout),
+            SinkKind::Stdout(_) | SinkKind::File(_) | SinkKind::Syslog(_) => None,
         }
     }
 
-    /// Builds the runtime sink.
+    /// Builds the runtime sink with its own metrics registry (tests, tools).
     pub fn build(&self) -> anyhow::Result<Box<dyn Sink>> {
+        self.build_with_metrics(Arc::new(Metrics::new()))
+    }
+
+    /// Builds the runtime sink; sinks that count things of their own (syslog truncations,
+    /// Splunk acknowledgement waits) count them in `metrics`.
+    pub fn build_with_metrics(&self, metrics: Arc<Metrics>) -> anyhow::Result<Box<dyn Sink>> {
         Ok(match &self.kind {
             SinkKind::Stdout(_) => Box::new(stdout::StdoutSink::new(self.format)),
             SinkKind::File(c) => Box::new(file::FileSink::open(c, self.format)?),
             SinkKind::Webhook(c) => {
                 Box::new(webhook::WebhookSink::new(c, &self.name, self.format)?)
             }
+            SinkKind::Syslog(c) => Box::new(syslog::SyslogSink::new(
+                c,
+                &self.name,
+                self.format,
+                metrics,
+            )?),
+            SinkKind::SplunkHec(c) => Box::new(splunk_hec::SplunkHecSink::new(
+                c,
+                &self.name,
+                self.format,
+                metrics,
+            )?),
+            SinkKind::Clickhouse(c) => {
+                Box::new(clickhouse::ClickhouseSink::new(c, &self.name, self.format)?)
+            }
+            SinkKind::Kafka(c) => Box::new(kafka::KafkaSink::new(c, &self.name, self.format)?),
         })
     }
 }

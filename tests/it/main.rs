@@ -2,12 +2,16 @@
 //! `support/`.
 
 mod cli;
+mod clickhouse_sink;
 mod client;
 mod config;
 mod emulator;
 mod formats;
 mod inventory;
+mod kafka;
 mod ops;
 mod pipeline;
+mod splunk;
 mod support;
+mod syslog;
 mod webhook;

@@ -6,10 +6,15 @@
 #![allow(dead_code, reason = "each test module uses a different subset")]
 
 pub mod api;
+pub mod clickhouse;
 pub mod fixtures;
 pub mod http;
 pub mod receiver;
+pub mod rsyslog;
+pub mod sinks;
 pub mod spec;
+pub mod splunk_hec;
+pub mod tansu;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -94,7 +94,11 @@ impl Receiver {
             .collect::<Result<Vec<_>, _>>()
             .unwrap();
         let key = PrivateKeyDer::from_pem_file(dir.join(key)).unwrap();
-        let config = tokio_rustls::rustls::ServerConfig::builder()
+        // Explicit provider: ring (via rskafka) and aws-lc-rs are both linked in.
+        let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
+        let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
             .with_no_client_auth()
             .with_single_cert(certs, key)
             .unwrap();

@@ -1,0 +1,643 @@
+//! `clickhouse` sink: inserts into a ClickHouse table over the HTTP interface —
+//! `INSERT INTO db.table FORMAT JSONEachRow`, one row per event, gzip, basic auth, TLS.
+//!
+//! Row: `event_id`, `kind`, `org_id`, `type` (activity type; `inventory_<resource>_<action>`,
+//! `finding_<rule>`), `occurred_at` (createdAt, UTC), `observed_at`, `actor_type`, `actor_id`,
+//! `actor_ip`, and `record` — the event in the sink's format (default: the JSON envelope, so
+//! `JSONExtract*` reaches every vendor field).
+//!
+//! On first use the sink asks `SELECT version()`. With `create_table = true` it then creates the
+//! database and a `ReplacingMergeTree` table whose sorting key ends in `event_id`, so
+//! at-least-once redeliveries collapse at merge time (`FINAL` or `argMax` before that): DDL with
+//! `DateTime64(3)` and `LowCardinality` on 20.1 and later, `DateTime` and `String` before (the
+//! Debian 18.16 server this is tested against). From 22.3 on, each insert carries
+//! `insert_deduplication_token` = a hash of the batch's event ids, so a retried batch is
+//! dropped by replicated/shared tables (ClickHouse Cloud) or tables with
+//! `non_replicated_deduplication_window`; older servers reject the setting, so it is not sent.
+//!
+//! Answers: 2xx = stored. Authentication and access errors (HTTP 401/403, or exception codes
+//! 192–195, 497, 516) → `SinkError::Unauthorized`. Errors that blame the data or the schema
+//! (unknown table/database/column, parse errors) → `Rejected` with ClickHouse's message.
+//! Everything else (5xx, timeouts, connection refused, too many parts, memory) → `Transient`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use reqwest::header::{self, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use sha2::Digest;
+
+use super::{Sink, SinkError};
+use crate::config::{ConfigError, read_secret_file};
+use crate::event::{Event, EventKind};
+use crate::format::view::{
+    ActivityView, FindingView, InventoryView, first_time_ms, parse_object, push_rfc3339_ms,
+};
+use crate::format::{Format, push_json_str};
+
+/// `type = "clickhouse"`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClickhouseConfig {
+    /// HTTP(S) interface, e.g. `https://abc.clickhouse.cloud:8443` or `http://127.0.0.1:8123`.
+    pub url: String,
+    #[serde(default = "default_database")]
+    pub database: String,
+    #[serde(default = "default_table")]
+    pub table: String,
+    /// Create the database and table (ReplacingMergeTree by event_id) when missing.
+    #[serde(default)]
+    pub create_table: bool,
+    #[serde(default = "default_user")]
+    pub user: String,
+    #[serde(default)]
+    pub password: Option<SecretString>,
+    /// File holding the password (trailing newline ignored).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// `gzip` (default) or `none`.
+    #[serde(default = "default_compression", deserialize_with = "de_compression")]
+    pub compression: bool,
+    /// Timeout of one request.
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// How long dispatch may wait to fill a batch before inserting a partial one (ClickHouse
+    /// prefers fewer, bigger inserts).
+    #[serde(default = "default_batch_timeout", with = "humantime_serde")]
+    pub batch_timeout: Duration,
+    /// PEM file of extra CA certificates to trust (added to the system roots).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+fn default_database() -> String {
+    "default".into()
+}
+fn default_table() -> String {
+    "clickhouse_cloud_audit".into()
+}
+fn default_user() -> String {
+    "default".into()
+}
+fn default_compression() -> bool {
+    true
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_batch_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+
+fn de_compression<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    match String::deserialize(d)?.as_str() {
+        "gzip" => Ok(true),
+        "none" => Ok(false),
+        other => Err(serde::de::Error::custom(format!(
+            "compression = {other:?}: expected \"gzip\" or \"none\""
+        ))),
+    }
+}
+
+impl std::fmt::Debug for ClickhouseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClickhouseConfig")
+            .field("url", &super::webhook::config::redact_url(&self.url))
+            .field("database", &self.database)
+            .field("table", &self.table)
+            .field("create_table", &self.create_table)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "[REDACTED]"))
+            .field("password_file", &self.password_file)
+            .field("compression", &self.compression)
+            .field("timeout", &self.timeout)
+            .field("batch_timeout", &self.batch_timeout)
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
+}
+
+/// A plain identifier: no quoting games in generated SQL.
+fn is_identifier(s: &str) -> bool {
+    let mut b = s.bytes();
+    b.next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+        && s.len() <= 200
+}
+
+impl ClickhouseConfig {
+    pub fn validate(&self, index: usize, name: &str) -> Result<(), ConfigError> {
+        let err = |key: &str, value: &dyn std::fmt::Display, why: &str| {
+            ConfigError(format!(
+                "config key `sinks[{index}].{key}` = {value} (sink {name:?}): {why}"
+            ))
+        };
+        let shown = super::webhook::config::redact_url(&self.url);
+        let url = reqwest::Url::parse(&self.url)
+            .map_err(|e| err("url", &format!("{shown:?}"), &e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(err(
+                "url",
+                &format!("{shown:?}"),
+                "must be an http(s) URL with a host (the HTTP interface, port 8123 or 8443)",
+            ));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(err(
+                "url",
+                &format!("{shown:?}"),
+                "put credentials in user and password(_file), not in the URL",
+            ));
+        }
+        for (key, v) in [("database", &self.database), ("table", &self.table)] {
+            if !is_identifier(v) {
+                return Err(err(
+                    key,
+                    &format!("{v:?}"),
+                    "letters, digits and '_', not starting with a digit",
+                ));
+            }
+        }
+        if self.password.is_some() && self.password_file.is_some() {
+            return Err(ConfigError(format!(
+                "config keys `sinks[{index}].password` and `password_file` are both set (sink {name:?}): keep one"
+            )));
+        }
+        if self.timeout.is_zero() {
+            return Err(err("timeout", &"\"0s\"", "must be greater than zero"));
+        }
+        Ok(())
+    }
+}
+
+/// What the server supports, from `SELECT version()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerVersion {
+    pub major: u32,
+    pub minor: u32,
+}
+
+impl ServerVersion {
+    pub fn parse(text: &str) -> Option<ServerVersion> {
+        let mut parts = text.trim().split('.');
+        Some(ServerVersion {
+            major: parts.next()?.parse().ok()?,
+            minor: parts.next()?.parse().ok()?,
+        })
+    }
+
+    fn at_least(self, major: u32, minor: u32) -> bool {
+        (self.major, self.minor) >= (major, minor)
+    }
+
+    /// DateTime64 and LowCardinality (GA) arrived by 20.1.
+    pub fn modern_types(self) -> bool {
+        self.at_least(20, 1)
+    }
+
+    /// `insert_deduplication_token` exists from 22.3.
+    pub fn dedup_token(self) -> bool {
+        self.at_least(22, 3)
+    }
+}
+
+/// The DDL `create_table = true` runs for `version`.
+pub fn create_table_sql(database: &str, table: &str, version: ServerVersion) -> String {
+    let (lc, time) = if version.modern_types() {
+        ("LowCardinality(String)", "DateTime64(3, 'UTC')")
+    } else {
+        ("String", "DateTime('UTC')")
+    };
+    format!(
+        "CREATE TABLE IF NOT EXISTS `{database}`.`{table}` (\n\
+         \x20   event_id String,\n\
+         \x20   kind {lc},\n\
+         \x20   org_id {lc},\n\
+         \x20   type {lc},\n\
+         \x20   occurred_at {time},\n\
+         \x20   observed_at {time},\n\
+         \x20   actor_type {lc},\n\
+         \x20   actor_id String,\n\
+         \x20   actor_ip String,\n\
+         \x20   record String\n\
+         ) ENGINE = ReplacingMergeTree\n\
+         PARTITION BY toYYYYMM(occurred_at)\n\
+         ORDER BY (org_id, kind, occurred_at, event_id)"
+    )
+}
+
+pub struct ClickhouseSink {
+    name: String,
+    format: Format,
+    client: reqwest::Client,
+    url: reqwest::Url,
+    shown_url: String,
+    auth: HeaderValue,
+    database: String,
+    table: String,
+    create_table: bool,
+    compression: bool,
+    /// Known after the first successful `SELECT version()` (and DDL, when asked for).
+    version: Option<ServerVersion>,
+    body: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+impl ClickhouseSink {
+    pub fn new(cfg: &ClickhouseConfig, name: &str, format: Format) -> anyhow::Result<Self> {
+        let mut builder = reqwest::Client::builder()
+            .timeout(cfg.timeout)
+            .connect_timeout(cfg.timeout.min(Duration::from_secs(10)))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!(
+                "clickhouse-audit-exporter/",
+                env!("CARGO_PKG_VERSION")
+            ));
+        if let Some(path) = &cfg.ca_file {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("reading ca_file {}", path.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("parsing ca_file {} (PEM)", path.display()))?;
+            anyhow::ensure!(
+                !certs.is_empty(),
+                "ca_file {} holds no certificate",
+                path.display()
+            );
+            builder = builder.tls_certs_merge(certs);
+        }
+        let client = builder
+            .build()
+            .context("building the ClickHouse HTTP client")?;
+        let password = match (&cfg.password, &cfg.password_file) {
+            (Some(p), _) => p.clone(),
+            (None, Some(path)) => read_secret_file(path, &format!("sinks.{name}.password_file"))?,
+            (None, None) => SecretString::from(""),
+        };
+        use base64::Engine;
+        let pair = format!("{}:{}", cfg.user, password.expose_secret());
+        let mut auth = HeaderValue::from_str(&format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        ))
+        .map_err(|_| anyhow::anyhow!("sink {name:?}: user/password are not valid in a header"))?;
+        auth.set_sensitive(true);
+        Ok(ClickhouseSink {
+            name: name.to_string(),
+            format,
+            client,
+            url: reqwest::Url::parse(&cfg.url).context("parsing url")?,
+            shown_url: super::webhook::config::redact_url(&cfg.url),
+            auth,
+            database: cfg.database.clone(),
+            table: cfg.table.clone(),
+            create_table: cfg.create_table,
+            compression: cfg.compression,
+            version: None,
+            body: Vec::with_capacity(256 * 1024),
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Runs one query; `body` is sent as-is (gzip when `gzip`). Returns the answer text.
+    async fn query(
+        &self,
+        params: &[(&str, &str)],
+        body: Vec<u8>,
+        gzip: bool,
+    ) -> Result<String, SinkError> {
+        let mut url = self.url.clone();
+        if !params.is_empty() {
+            url.query_pairs_mut().extend_pairs(params);
+        }
+        let mut req = self
+            .client
+            .post(url)
+            .header(header::AUTHORIZATION, self.auth.clone());
+        if gzip {
+            req = req.header(header::CONTENT_ENCODING, "gzip");
+        }
+        let resp = req
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| SinkError::transient(describe(&self.shown_url, &e)))?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        if status.is_success() {
+            return Ok(text);
+        }
+        Err(classify(&self.shown_url, status.as_u16(), &text))
+    }
+
+    /// `SELECT version()`, then the DDL when `create_table` is on.
+    async fn prepare(&mut self) -> Result<ServerVersion, SinkError> {
+        if let Some(v) = self.version {
+            return Ok(v);
+        }
+        let text = self.query(&[], b"SELECT version()".to_vec(), false).await?;
+        let version = ServerVersion::parse(&text).ok_or_else(|| {
+            SinkError::transient(format!(
+                "ClickHouse {}: unexpected answer to SELECT version(): {}",
+                self.shown_url,
+                excerpt(&text)
+            ))
+        })?;
+        if self.create_table {
+            let db = format!("CREATE DATABASE IF NOT EXISTS `{}`", self.database);
+            self.query(&[], db.into_bytes(), false).await?;
+            let ddl = create_table_sql(&self.database, &self.table, version);
+            self.query(&[], ddl.into_bytes(), false).await?;
+        }
+        tracing::info!(sink = %self.name, version = %text.trim(), create_table = self.create_table, "ClickHouse ready");
+        self.version = Some(version);
+        Ok(version)
+    }
+
+    /// JSONEachRow rows for the batch into `body`.
+    fn encode(&mut self, batch: &[Event], version: ServerVersion) {
+        self.body.clear();
+        for event in batch {
+            let row = Row::of(event);
+            let out = &mut self.body;
+            out.extend_from_slice(b"{\"event_id\":");
+            push_json_str(out, &event.event_id);
+            out.extend_from_slice(b",\"kind\":\"");
+            out.extend_from_slice(event.kind.as_str().as_bytes());
+            out.extend_from_slice(b"\",\"org_id\":");
+            push_json_str(out, &event.org_id);
+            out.extend_from_slice(b",\"type\":");
+            push_json_str(out, &row.ty);
+            out.extend_from_slice(b",\"occurred_at\":");
+            push_time(out, row.occurred_ms, version);
+            out.extend_from_slice(b",\"observed_at\":");
+            push_time(out, row.observed_ms, version);
+            out.extend_from_slice(b",\"actor_type\":");
+            push_json_str(out, &row.actor_type);
+            out.extend_from_slice(b",\"actor_id\":");
+            push_json_str(out, &row.actor_id);
+            out.extend_from_slice(b",\"actor_ip\":");
+            push_json_str(out, &row.actor_ip);
+            out.extend_from_slice(b",\"record\":");
+            self.scratch.clear();
+            self.format.encode(event, &mut self.scratch);
+            push_json_str(out, &String::from_utf8_lossy(&self.scratch));
+            out.extend_from_slice(b"}\n");
+        }
+    }
+}
+
+/// The columns derived from the payload.
+struct Row {
+    ty: String,
+    occurred_ms: i64,
+    observed_ms: i64,
+    actor_type: String,
+    actor_id: String,
+    actor_ip: String,
+}
+
+impl Row {
+    fn of(event: &Event) -> Row {
+        let observed_ms = first_time_ms(&[Some(&event.observed_at)]);
+        let envelope = [Some(event.occurred_at.as_str()), Some(&event.observed_at)];
+        let mut row = Row {
+            ty: String::new(),
+            occurred_ms: first_time_ms(&envelope),
+            observed_ms,
+            actor_type: String::new(),
+            actor_id: String::new(),
+            actor_ip: String::new(),
+        };
+        match event.kind {
+            EventKind::Activity => {
+                let a = parse_object::<ActivityView>(&event.payload).unwrap_or_default();
+                row.ty = a.kind.get().unwrap_or("").to_string();
+                row.occurred_ms = first_time_ms(&[a.created_at.get(), envelope[0], envelope[1]]);
+                row.actor_type = a.actor_type.get().unwrap_or("").to_string();
+                row.actor_id = a.actor_id.get().unwrap_or("").to_string();
+                row.actor_ip = a.actor_ip_address.get().unwrap_or("").to_string();
+            }
+            EventKind::Inventory => {
+                let v = parse_object::<InventoryView>(&event.payload).unwrap_or_default();
+                row.ty = format!(
+                    "inventory_{}_{}",
+                    v.resource.non_empty().unwrap_or("resource"),
+                    v.action.non_empty().unwrap_or("observed")
+                );
+            }
+            EventKind::Finding => {
+                let f = parse_object::<FindingView>(&event.payload).unwrap_or_default();
+                row.ty = format!("finding_{}", f.rule.non_empty().unwrap_or("unknown_rule"));
+            }
+        }
+        row
+    }
+}
+
+/// `"YYYY-MM-DD hh:mm:ss[.mmm]"` (UTC): the text both DateTime and DateTime64 parse; old
+/// servers' DateTime takes no fraction.
+fn push_time(out: &mut Vec<u8>, ms: i64, version: ServerVersion) {
+    // Years before 1970 do not fit DateTime; the formats' epoch fallback is 0 anyway.
+    let ms = ms.max(0);
+    let mut iso = Vec::with_capacity(24);
+    push_rfc3339_ms(&mut iso, ms); // YYYY-MM-DDTHH:MM:SS.mmmZ
+    iso[10] = b' ';
+    let end = if version.modern_types() { 23 } else { 19 };
+    out.push(b'"');
+    out.extend_from_slice(&iso[..end]);
+    out.push(b'"');
+}
+
+/// ClickHouse exception codes that mean "who you are", not "what you sent".
+const AUTH_CODES: &[u32] = &[192, 193, 194, 195, 497, 516];
+/// Codes that blame the data or the schema: waiting will not help.
+const REJECT_CODES: &[u32] = &[
+    16, 26, 27, 38, 41, 47, 53, 60, 62, 69, 70, 72, 81, 117, 131, 173,
+];
+
+/// `Code: N` from an exception text.
+fn exception_code(text: &str) -> Option<u32> {
+    let rest = &text[text.find("Code: ")? + 6..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+fn classify(shown_url: &str, status: u16, text: &str) -> SinkError {
+    let code = exception_code(text);
+    let message = format!(
+        "ClickHouse {shown_url} answered {status}: {}",
+        excerpt(text)
+    );
+    match code {
+        Some(c) if AUTH_CODES.contains(&c) => SinkError::Unauthorized(message),
+        _ if status == 401 || status == 403 => SinkError::Unauthorized(message),
+        Some(60 | 81) => SinkError::Rejected(format!(
+            "{message} (create the table, or set create_table = true)"
+        )),
+        Some(c) if REJECT_CODES.contains(&c) => SinkError::Rejected(message),
+        _ => SinkError::transient(message),
+    }
+}
+
+fn excerpt(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(300)
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+fn describe(shown_url: &str, e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else {
+        "request failed"
+    };
+    let mut chain = String::new();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        source = s.source();
+    }
+    format!("ClickHouse {shown_url}: {kind}{chain}")
+}
+
+fn gzip(body: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4 + 64),
+        flate2::Compression::fast(),
+    );
+    let _ = enc.write_all(body);
+    enc.finish().unwrap_or_default()
+}
+
+/// Stable per batch content: the same events give the same token on every retry.
+fn dedup_token(batch: &[Event]) -> String {
+    let mut h = sha2::Sha256::new();
+    for e in batch {
+        h.update(e.event_id.as_bytes());
+        h.update([0u8]);
+    }
+    h.finalize()
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[async_trait]
+impl Sink for ClickhouseSink {
+    async fn deliver(&mut self, batch: &[Event]) -> Result<(), SinkError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let version = self.prepare().await?;
+        self.encode(batch, version);
+        let insert = format!(
+            "INSERT INTO `{}`.`{}` FORMAT JSONEachRow",
+            self.database, self.table
+        );
+        let token = dedup_token(batch);
+        let mut params = vec![("query", insert.as_str())];
+        if version.dedup_token() {
+            params.push(("insert_deduplication_token", token.as_str()));
+        }
+        let body = std::mem::take(&mut self.body);
+        let payload = if self.compression {
+            let b = body.clone();
+            tokio::task::spawn_blocking(move || gzip(&b))
+                .await
+                .map_err(|e| SinkError::transient(format!("gzip task failed: {e}")))?
+        } else {
+            body.clone()
+        };
+        self.body = body;
+        self.query(&params, payload, self.compression).await?;
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for ClickhouseSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClickhouseSink")
+            .field("name", &self.name)
+            .field("url", &self.shown_url)
+            .field("table", &format!("{}.{}", self.database, self.table))
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_pick_the_ddl_and_the_dedup_token() {
+        let old = ServerVersion::parse("18.16.1").unwrap();
+        assert!(!old.modern_types() && !old.dedup_token());
+        assert!(create_table_sql("db", "t", old).contains("DateTime('UTC')"));
+        assert!(!create_table_sql("db", "t", old).contains("LowCardinality"));
+        let new = ServerVersion::parse("25.8.1.1\n").unwrap();
+        assert!(new.modern_types() && new.dedup_token());
+        let ddl = create_table_sql("db", "t", new);
+        assert!(ddl.contains("DateTime64(3, 'UTC')") && ddl.contains("ReplacingMergeTree"));
+        assert!(ServerVersion::parse("22.2.1").is_some_and(|v| !v.dedup_token()));
+    }
+
+    #[test]
+    fn errors_are_classified_by_exception_code_then_status() {
+        let auth = "Code: 516. DB::Exception: default: Authentication failed";
+        assert!(matches!(
+            classify("u", 500, auth),
+            SinkError::Unauthorized(_)
+        ));
+        assert!(matches!(
+            classify(
+                "u",
+                401,
+                "Code: 193, e.displayText() = DB::Exception: Wrong password"
+            ),
+            SinkError::Unauthorized(_)
+        ));
+        match classify(
+            "u",
+            404,
+            "Code: 60, e.displayText() = DB::Exception: Table x.y doesn't exist.",
+        ) {
+            SinkError::Rejected(m) => assert!(m.contains("create_table"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            classify("u", 500, "Code: 27, Cannot parse input"),
+            SinkError::Rejected(_)
+        ));
+        assert!(matches!(
+            classify("u", 500, "Code: 252. Too many parts"),
+            SinkError::Transient { .. }
+        ));
+        assert!(matches!(
+            classify("u", 503, ""),
+            SinkError::Transient { .. }
+        ));
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let cfg: ClickhouseConfig = serde_json::from_value(serde_json::json!({
+            "url": "http://127.0.0.1:8123", "password": "ch-pass-987",
+        }))
+        .unwrap();
+        assert!(!format!("{cfg:?}").contains("ch-pass-987"));
+        let sink = ClickhouseSink::new(&cfg, "c", Format::Json).unwrap();
+        assert!(!format!("{sink:?}").contains("ch-pass-987"));
+    }
+}

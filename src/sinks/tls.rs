@@ -1,0 +1,87 @@
+//! TLS client settings shared by the sinks that open their own sockets (syslog over TLS, Kafka):
+//! the system's roots plus an optional `ca_file`, verification always on. The crypto provider is
+//! named explicitly (aws-lc-rs, as reqwest uses) because two providers are linked in (rskafka
+//! brings ring), and rustls refuses to guess between them.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+
+/// A client config trusting the system roots and the certificates in `ca_file`.
+pub fn client_config(ca_file: Option<&Path>) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    let mut roots = rustls::RootCertStore::empty();
+    // Missing or unreadable system roots are not fatal when a ca_file is given.
+    let native = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(native.certs);
+    if let Some(path) = ca_file {
+        let pem =
+            std::fs::read(path).with_context(|| format!("reading ca_file {}", path.display()))?;
+        let certs = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("parsing ca_file {} (PEM)", path.display()))?;
+        anyhow::ensure!(
+            !certs.is_empty(),
+            "ca_file {} holds no certificate",
+            path.display()
+        );
+        for cert in certs {
+            roots
+                .add(cert)
+                .with_context(|| format!("adding a certificate of ca_file {}", path.display()))?;
+        }
+    }
+    anyhow::ensure!(
+        !roots.is_empty(),
+        "no trusted CA certificates: the system has none and no ca_file is set"
+    );
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The host part of `host:port` (IPv6 in brackets allowed), for SNI and certificate checks.
+pub fn server_name(address: &str) -> anyhow::Result<rustls_pki_types::ServerName<'static>> {
+    let host = split_host_port(address)
+        .map(|(h, _)| h)
+        .with_context(|| format!("address {address:?} is not host:port"))?;
+    rustls_pki_types::ServerName::try_from(host.to_string())
+        .with_context(|| format!("{host:?} is not a valid TLS server name"))
+}
+
+/// Splits `host:port` / `[v6]:port`.
+pub fn split_host_port(address: &str) -> Option<(&str, u16)> {
+    let (host, port) = address.rsplit_once(':')?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if host.is_empty() || host.contains(':') && !address.starts_with('[') {
+        return None;
+    }
+    Some((host, port.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_pairs_split() {
+        assert_eq!(
+            split_host_port("siem.example:6514"),
+            Some(("siem.example", 6514))
+        );
+        assert_eq!(split_host_port("[::1]:514"), Some(("::1", 514)));
+        assert_eq!(split_host_port("::1:514"), None);
+        assert_eq!(split_host_port("host"), None);
+        assert_eq!(split_host_port(":514"), None);
+        assert_eq!(split_host_port("host:99999"), None);
+    }
+}
