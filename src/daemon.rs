@@ -700,7 +700,7 @@ impl Refresh {
         let mut n = 0u64;
         loop {
             tick.tick().await;
-            self.once(n % count_every == 0).await;
+            self.once(n.is_multiple_of(count_every)).await;
             n += 1;
             release_freed_memory();
         }
