@@ -694,14 +694,23 @@ impl Refresh {
     async fn run(self, every: Duration) {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // Per-kind outbox counts scan the table: every 5 minutes, not every tick (a 1 M-event
-        // outbox would otherwise cost a full scan every few seconds while idle).
-        let count_every = (300 / every.as_secs().max(1)).max(1);
-        let mut n = 0u64;
+        // Per-kind outbox counts scan the table, so they are recounted only when the outbox
+        // changed (new events or a prune) and at most every 10 s: an idle daemon never scans.
+        let mut counted: Option<(i64, u64, tokio::time::Instant)> = None;
         loop {
             tick.tick().await;
-            self.once(n.is_multiple_of(count_every)).await;
-            n += 1;
+            let seq = self.store.max_seq().await.unwrap_or(0);
+            let pruned = self.metrics.state_pruned_events.get();
+            let due = match counted {
+                None => true,
+                Some((s, p, at)) => {
+                    (s, p) != (seq, pruned) && at.elapsed() >= Duration::from_secs(10)
+                }
+            };
+            self.once(due).await;
+            if due {
+                counted = Some((seq, pruned, tokio::time::Instant::now()));
+            }
             release_freed_memory();
         }
     }
