@@ -59,7 +59,10 @@ pub struct ClickhouseConfig {
     #[serde(default)]
     pub password_file: Option<PathBuf>,
     /// `gzip` (default) or `none`.
-    #[serde(default = "default_compression", deserialize_with = "de_compression")]
+    #[serde(
+        default = "default_compression",
+        deserialize_with = "super::http::de_gzip"
+    )]
     pub compression: bool,
     /// Timeout of one request.
     #[serde(default = "default_timeout", with = "humantime_serde")]
@@ -90,16 +93,6 @@ fn default_timeout() -> Duration {
 }
 fn default_batch_timeout() -> Duration {
     Duration::from_secs(2)
-}
-
-fn de_compression<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    match String::deserialize(d)?.as_str() {
-        "gzip" => Ok(true),
-        "none" => Ok(false),
-        other => Err(serde::de::Error::custom(format!(
-            "compression = {other:?}: expected \"gzip\" or \"none\""
-        ))),
-    }
 }
 
 impl std::fmt::Debug for ClickhouseConfig {
@@ -249,29 +242,11 @@ pub struct ClickhouseSink {
 
 impl ClickhouseSink {
     pub fn new(cfg: &ClickhouseConfig, name: &str, format: Format) -> anyhow::Result<Self> {
-        let mut builder = reqwest::Client::builder()
-            .timeout(cfg.timeout)
-            .connect_timeout(cfg.timeout.min(Duration::from_secs(10)))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!(
-                "clickhouse-audit-exporter/",
-                env!("CARGO_PKG_VERSION")
-            ));
-        if let Some(path) = &cfg.ca_file {
-            let pem = std::fs::read(path)
-                .with_context(|| format!("reading ca_file {}", path.display()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .with_context(|| format!("parsing ca_file {} (PEM)", path.display()))?;
-            anyhow::ensure!(
-                !certs.is_empty(),
-                "ca_file {} holds no certificate",
-                path.display()
-            );
-            builder = builder.tls_certs_merge(certs);
-        }
-        let client = builder
-            .build()
-            .context("building the ClickHouse HTTP client")?;
+        let client = super::http::client(
+            cfg.timeout,
+            cfg.ca_file.as_deref(),
+            "the ClickHouse HTTP client",
+        )?;
         let password = match (&cfg.password, &cfg.password_file) {
             (Some(p), _) => p.clone(),
             (None, Some(path)) => read_secret_file(path, &format!("sinks.{name}.password_file"))?,

@@ -1,9 +1,11 @@
 //! Sinks: the `Sink` runtime trait, `SinkError` (how dispatch retries), and `SinkConfig` —
 //! the `[[sinks]]` tables parsed with errors naming the sink and key. `SinkConfig::build` is the
-//! registry: a new sink is a file, a `SinkKind` variant and a match arm.
+//! registry: a new sink is a file, a `SinkKind` variant and a match arm. `http` holds what the
+//! HTTP sinks share (client, TLS roots, gzip key).
 
 pub mod clickhouse;
 pub mod file;
+pub mod http;
 pub mod kafka;
 pub mod splunk_hec;
 pub mod stdout;

@@ -75,7 +75,10 @@ pub struct SplunkHecConfig {
     #[serde(default)]
     pub channel: Option<String>,
     /// `gzip` (default) or `none`.
-    #[serde(default = "default_compression", deserialize_with = "de_compression")]
+    #[serde(
+        default = "default_compression",
+        deserialize_with = "super::http::de_gzip"
+    )]
     pub compression: bool,
     /// Largest request body before compression; batches are split to stay under it.
     #[serde(
@@ -114,16 +117,6 @@ fn default_batch_timeout() -> Duration {
 }
 fn default_timeout() -> Duration {
     Duration::from_secs(10)
-}
-
-fn de_compression<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    match String::deserialize(d)?.as_str() {
-        "gzip" => Ok(true),
-        "none" => Ok(false),
-        other => Err(serde::de::Error::custom(format!(
-            "compression = {other:?}: expected \"gzip\" or \"none\""
-        ))),
-    }
 }
 
 impl std::fmt::Debug for SplunkHecConfig {
@@ -253,27 +246,11 @@ impl SplunkHecSink {
         format: Format,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<SplunkHecSink> {
-        let mut builder = reqwest::Client::builder()
-            .timeout(cfg.timeout)
-            .connect_timeout(cfg.timeout.min(Duration::from_secs(10)))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!(
-                "clickhouse-audit-exporter/",
-                env!("CARGO_PKG_VERSION")
-            ));
-        if let Some(path) = &cfg.ca_file {
-            let pem = std::fs::read(path)
-                .with_context(|| format!("reading ca_file {}", path.display()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .with_context(|| format!("parsing ca_file {} (PEM)", path.display()))?;
-            anyhow::ensure!(
-                !certs.is_empty(),
-                "ca_file {} holds no certificate",
-                path.display()
-            );
-            builder = builder.tls_certs_merge(certs);
-        }
-        let client = builder.build().context("building the Splunk HTTP client")?;
+        let client = super::http::client(
+            cfg.timeout,
+            cfg.ca_file.as_deref(),
+            "the Splunk HTTP client",
+        )?;
         let base = reqwest::Url::parse(cfg.url.trim_end_matches('/')).context("parsing url")?;
         let join = |path: &str| {
             let mut u = base.clone();

@@ -68,29 +68,11 @@ impl WebhookSink {
     /// Builds the HTTP client (TLS verification on; `ca_file` added to the roots) and resolves
     /// the secrets (files are read now, so a bad path fails at startup).
     pub fn new(cfg: &WebhookConfig, name: &str, format: Format) -> anyhow::Result<WebhookSink> {
-        let mut builder = reqwest::Client::builder()
-            .timeout(cfg.timeout)
-            .connect_timeout(cfg.timeout.min(Duration::from_secs(10)))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!(
-                "clickhouse-audit-exporter/",
-                env!("CARGO_PKG_VERSION")
-            ));
-        if let Some(path) = &cfg.ca_file {
-            let pem = std::fs::read(path)
-                .with_context(|| format!("reading ca_file {}", path.display()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .with_context(|| format!("parsing ca_file {} (PEM)", path.display()))?;
-            anyhow::ensure!(
-                !certs.is_empty(),
-                "ca_file {} holds no certificate",
-                path.display()
-            );
-            builder = builder.tls_certs_merge(certs);
-        }
-        let client = builder
-            .build()
-            .context("building the webhook HTTP client")?;
+        let client = crate::sinks::http::client(
+            cfg.timeout,
+            cfg.ca_file.as_deref(),
+            "the webhook HTTP client",
+        )?;
         let url = reqwest::Url::parse(&cfg.url).context("parsing url")?;
 
         let mut headers = HeaderMap::new();
