@@ -198,7 +198,16 @@ async fn sigkill_at_random_points_loses_nothing_and_duplicates_stay_within_a_bat
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(rng.u64(150..1500))).await;
+        // The API keeps recording activity while the exporter runs; then SIGKILL.
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(rng.u64(150..1500));
+        let mut n = 0;
+        while tokio::time::Instant::now() < deadline {
+            let now = chrono::Utc::now();
+            let body = serde_json::json!({"type": "service_stop", "round": round, "live": n});
+            emu.emulator.add_activity(&org, body, now, now);
+            n += 1;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         child.start_kill().unwrap();
         let _ = child.wait().await;
     }
