@@ -197,7 +197,7 @@ async fn with_a_dead_letter_path_a_rejected_batch_is_written_there_and_the_sink_
 }
 
 #[tokio::test]
-async fn unauthorized_is_rejected_but_never_dead_lettered() {
+async fn unauthorized_is_reported_as_such_and_never_dead_lettered() {
     let rx = Receiver::start().await;
     rx.script([Reply::status(401), Reply::status(403)]);
     let dir = tempfile::tempdir().unwrap();
@@ -209,7 +209,7 @@ async fn unauthorized_is_rejected_but_never_dead_lettered() {
     for _ in 0..2 {
         assert!(matches!(
             sink.deliver(&batch(2)).await,
-            Err(SinkError::Rejected(_))
+            Err(SinkError::Unauthorized(_))
         ));
     }
     assert!(!dead.exists(), "credentials problems keep the batch");

@@ -14,8 +14,8 @@
 //! statuses that blame the batch (400, 413, 422, …) = `SinkError::Rejected` with the status and
 //! a body excerpt — or, with `dead_letter_path`, the batch is appended there, an ERROR is logged
 //! and the sink moves on. 401/403/404/405/407 blame the credentials or the URL, not the batch:
-//! they are `Rejected` and never dead-lettered, so a revoked token cannot empty the backlog into
-//! the dead-letter file. Redirects are not followed (a POST must not turn into a GET).
+//! they are `Unauthorized` (401/403) or `Rejected` (the rest) and never dead-lettered, so a
+//! revoked token cannot empty the backlog into the dead-letter file. Redirects are not followed (a POST must not turn into a GET).
 //! Dispatch logs and counts the errors it gets back; a dead-lettered batch looks delivered to
 //! dispatch, so this sink logs it itself, at ERROR.
 
@@ -244,6 +244,11 @@ impl WebhookSink {
                 message,
                 retry_after,
             }),
+            // 401/403: the credentials; /readyz fails at once and `once` stops (as for the
+            // other sinks). 404/405/407: the URL or a proxy — also not the batch's fault.
+            Verdict::Endpoint if matches!(status.as_u16(), 401 | 403) => {
+                Err(SinkError::Unauthorized(message))
+            }
             Verdict::Endpoint => Err(SinkError::Rejected(message)),
             Verdict::Batch => match &self.dead_letter {
                 None => Err(SinkError::Rejected(message)),
