@@ -295,11 +295,13 @@ impl ClickhouseSink {
         if gzip {
             req = req.header(header::CONTENT_ENCODING, "gzip");
         }
-        let resp = req
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| SinkError::transient(describe(&self.shown_url, &e)))?;
+        let resp = req.body(body).send().await.map_err(|e| {
+            SinkError::transient(format!(
+                "ClickHouse {}: {}",
+                self.shown_url,
+                super::http::describe(&e)
+            ))
+        })?;
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         if status.is_success() {
@@ -318,7 +320,7 @@ impl ClickhouseSink {
             SinkError::transient(format!(
                 "ClickHouse {}: unexpected answer to SELECT version(): {}",
                 self.shown_url,
-                excerpt(&text)
+                super::http::excerpt(&text, 300)
             ))
         })?;
         if self.create_table {
@@ -445,7 +447,7 @@ fn classify(shown_url: &str, status: u16, text: &str) -> SinkError {
     let code = exception_code(text);
     let message = format!(
         "ClickHouse {shown_url} answered {status}: {}",
-        excerpt(text)
+        super::http::excerpt(text, 300)
     );
     match code {
         Some(c) if AUTH_CODES.contains(&c) => SinkError::Unauthorized(message),
@@ -456,43 +458,6 @@ fn classify(shown_url: &str, status: u16, text: &str) -> SinkError {
         Some(c) if REJECT_CODES.contains(&c) => SinkError::Rejected(message),
         _ => SinkError::transient(message),
     }
-}
-
-fn excerpt(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(300)
-        .collect::<String>()
-        .trim()
-        .to_string()
-}
-
-fn describe(shown_url: &str, e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "cannot connect"
-    } else {
-        "request failed"
-    };
-    let mut chain = String::new();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        chain.push_str(": ");
-        chain.push_str(&s.to_string());
-        source = s.source();
-    }
-    format!("ClickHouse {shown_url}: {kind}{chain}")
-}
-
-fn gzip(body: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut enc = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 4 + 64),
-        flate2::Compression::fast(),
-    );
-    let _ = enc.write_all(body);
-    enc.finish().unwrap_or_default()
 }
 
 /// Stable per batch content: the same events give the same token on every retry.
@@ -529,7 +494,7 @@ impl Sink for ClickhouseSink {
         let body = std::mem::take(&mut self.body);
         let payload = if self.compression {
             let b = body.clone();
-            tokio::task::spawn_blocking(move || gzip(&b))
+            tokio::task::spawn_blocking(move || super::http::gzip(&b, flate2::Compression::fast()))
                 .await
                 .map_err(|e| SinkError::transient(format!("gzip task failed: {e}")))?
         } else {

@@ -374,9 +374,11 @@ impl SplunkHecSink {
     /// POSTs one body; returns its ackId when acknowledgement is on.
     async fn post(&self, body: Vec<u8>) -> Result<Option<u64>, SinkError> {
         let body = if self.compression {
-            tokio::task::spawn_blocking(move || gzip(&body))
-                .await
-                .map_err(|e| SinkError::transient(format!("gzip task failed: {e}")))?
+            tokio::task::spawn_blocking(move || {
+                super::http::gzip(&body, flate2::Compression::default())
+            })
+            .await
+            .map_err(|e| SinkError::transient(format!("gzip task failed: {e}")))?
         } else {
             body
         };
@@ -387,13 +389,15 @@ impl SplunkHecSink {
         if self.compression {
             req = req.header(header::CONTENT_ENCODING, "gzip");
         }
-        let resp = req
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| SinkError::transient(describe(&self.shown_url, "event", &e)))?;
+        let resp = req.body(body).send().await.map_err(|e| {
+            SinkError::transient(format!(
+                "Splunk HEC {} (event): {}",
+                self.shown_url,
+                super::http::describe(&e)
+            ))
+        })?;
         let status = resp.status();
-        let retry_after = retry_after(resp.headers());
+        let retry_after = super::http::retry_after(resp.headers());
         let text = resp.text().await.unwrap_or_default();
         let reply: HecReply = serde_json::from_str(&text).unwrap_or_default();
         if status.is_success() {
@@ -401,7 +405,7 @@ impl SplunkHecSink {
                 return Err(SinkError::Rejected(format!(
                     "Splunk HEC {}: ack = true but the answer carries no ackId ({}); enable indexer acknowledgement on the token or set ack = false",
                     self.shown_url,
-                    excerpt(&text)
+                    super::http::excerpt(&text, 200)
                 )));
             }
             return Ok(reply.ack_id);
@@ -418,7 +422,7 @@ impl SplunkHecSink {
     ) -> SinkError {
         let what = match reply.code {
             Some(code) => format!("HEC code {code}: {}", reply.text),
-            None => excerpt(text),
+            None => super::http::excerpt(text, 200),
         };
         let message = format!("Splunk HEC {} answered {status} ({what})", self.shown_url);
         match (status.as_u16(), reply.code) {
@@ -444,9 +448,15 @@ impl SplunkHecSink {
                 .body(body)
                 .send()
                 .await
-                .map_err(|e| SinkError::transient(describe(&self.shown_url, "ack", &e)))?;
+                .map_err(|e| {
+                    SinkError::transient(format!(
+                        "Splunk HEC {} (ack): {}",
+                        self.shown_url,
+                        super::http::describe(&e)
+                    ))
+                })?;
             let status = resp.status();
-            let retry_after = retry_after(resp.headers());
+            let retry_after = super::http::retry_after(resp.headers());
             let text = resp.text().await.unwrap_or_default();
             if !status.is_success() {
                 let reply: HecReply = serde_json::from_str(&text).unwrap_or_default();
@@ -456,7 +466,7 @@ impl SplunkHecSink {
                 SinkError::transient(format!(
                     "Splunk HEC {}: unreadable ack answer ({e}): {}",
                     self.shown_url,
-                    excerpt(&text)
+                    super::http::excerpt(&text, 200)
                 ))
             })?;
             pending.retain(|id| !acks.acks.get(&id.to_string()).copied().unwrap_or(false));
@@ -526,55 +536,6 @@ fn type_and_time(event: &Event) -> (String, i64) {
             (ty, first_time_ms(&envelope))
         }
     }
-}
-
-fn gzip(body: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut enc = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 4 + 64),
-        flate2::Compression::default(),
-    );
-    let _ = enc.write_all(body);
-    enc.finish().unwrap_or_default()
-}
-
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let secs: u64 = headers
-        .get(header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_secs(secs.min(3600)))
-}
-
-fn excerpt(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(200)
-        .collect::<String>()
-        .trim()
-        .to_string()
-}
-
-/// A transport error without the URL (reqwest would print it).
-fn describe(shown_url: &str, endpoint: &str, e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "cannot connect"
-    } else {
-        "request failed"
-    };
-    let mut chain = String::new();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        chain.push_str(": ");
-        chain.push_str(&s.to_string());
-        source = s.source();
-    }
-    format!("Splunk HEC {shown_url} ({endpoint}): {kind}{chain}")
 }
 
 impl std::fmt::Debug for SplunkHecSink {

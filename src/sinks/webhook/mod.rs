@@ -25,7 +25,6 @@ pub mod signing;
 use std::io::Write;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
@@ -35,13 +34,11 @@ use secrecy::{ExposeSecret, SecretString};
 
 pub use self::config::{BatchMode, Compression, WebhookConfig};
 use self::signing::Signer;
-use super::{Sink, SinkError};
+use super::{Sink, SinkError, http};
 use crate::config::read_secret_file;
 use crate::event::Event;
 use crate::format::{Format, push_json_str};
 
-/// The longest `Retry-After` honoured; a receiver asking for more is retried after this.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 /// Characters of a rejecting response body quoted in errors and logs.
 const EXCERPT_CHARS: usize = 200;
 
@@ -208,9 +205,11 @@ impl WebhookSink {
     async fn post(&self, events: &[Event], body: Vec<u8>) -> Result<(), SinkError> {
         let body = match self.compression {
             Compression::None => body,
-            Compression::Gzip => tokio::task::spawn_blocking(move || gzip(&body))
-                .await
-                .map_err(|e| SinkError::transient(format!("gzip task failed: {e}")))?,
+            Compression::Gzip => tokio::task::spawn_blocking(move || {
+                http::gzip(&body, flate2::Compression::default())
+            })
+            .await
+            .map_err(|e| SinkError::transient(format!("gzip task failed: {e}")))?,
         };
         let mut req = self
             .client
@@ -225,18 +224,16 @@ impl WebhookSink {
                 .header("webhook-timestamp", ts)
                 .header("webhook-signature", signature);
         }
-        let resp = req
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| SinkError::transient(describe(&self.shown_url, &e)))?;
+        let resp = req.body(body).send().await.map_err(|e| {
+            SinkError::transient(format!("POST {}: {}", self.shown_url, http::describe(&e)))
+        })?;
         let status = resp.status();
         if status.is_success() {
             // Read (a bounded part of) the answer so the connection can be reused.
             let _ = excerpt(resp).await;
             return Ok(());
         }
-        let retry_after = retry_after(resp.headers());
+        let retry_after = http::retry_after(resp.headers());
         let text = excerpt(resp).await;
         let message = format!("POST {} answered {status}: {text}", self.shown_url);
         match classify(status) {
@@ -365,30 +362,6 @@ fn authorization(cfg: &WebhookConfig, name: &str) -> anyhow::Result<Option<Heade
     Ok(Some(value))
 }
 
-fn gzip(body: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 4 + 64),
-        flate2::Compression::default(),
-    );
-    // Writing to a Vec cannot fail.
-    let _ = enc.write_all(body);
-    enc.finish().unwrap_or_default()
-}
-
-/// `Retry-After` as seconds or an HTTP date, capped at `MAX_RETRY_AFTER`.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let text = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
-    let wait = if let Ok(secs) = text.parse::<u64>() {
-        Duration::from_secs(secs)
-    } else {
-        let at = chrono::DateTime::parse_from_rfc2822(text).ok()?;
-        (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
-            .to_std()
-            .unwrap_or(Duration::ZERO)
-    };
-    Some(wait.min(MAX_RETRY_AFTER))
-}
-
 /// Up to `EXCERPT_CHARS` characters of the response body, control characters flattened.
 async fn excerpt(mut resp: reqwest::Response) -> String {
     let mut bytes = Vec::new();
@@ -398,32 +371,7 @@ async fn excerpt(mut resp: reqwest::Response) -> String {
             _ => break,
         }
     }
-    String::from_utf8_lossy(&bytes)
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(EXCERPT_CHARS)
-        .collect::<String>()
-        .trim()
-        .to_string()
-}
-
-/// A transport error without the URL reqwest would print (it may carry a token in its query).
-fn describe(shown_url: &str, e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "cannot connect"
-    } else {
-        "request failed"
-    };
-    let mut chain = String::new();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        chain.push_str(": ");
-        chain.push_str(&s.to_string());
-        source = s.source();
-    }
-    format!("POST {shown_url}: {kind}{chain}")
+    http::excerpt(&String::from_utf8_lossy(&bytes), EXCERPT_CHARS)
 }
 
 /// Appends `bytes` to `path` (created 0640 with its directory) and syncs it.
@@ -468,29 +416,6 @@ mod tests {
                 "{s}"
             );
         }
-    }
-
-    #[test]
-    fn retry_after_reads_seconds_and_dates() {
-        let mut h = HeaderMap::new();
-        h.insert(header::RETRY_AFTER, HeaderValue::from_static("7"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-        h.insert(header::RETRY_AFTER, HeaderValue::from_static("99999999"));
-        assert_eq!(retry_after(&h), Some(MAX_RETRY_AFTER));
-        let soon = (chrono::Utc::now() + chrono::Duration::seconds(30)).to_rfc2822();
-        h.insert(header::RETRY_AFTER, HeaderValue::from_str(&soon).unwrap());
-        let d = retry_after(&h).unwrap();
-        assert!(
-            d > Duration::from_secs(25) && d <= Duration::from_secs(30),
-            "{d:?}"
-        );
-        h.insert(
-            header::RETRY_AFTER,
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-        );
-        assert_eq!(retry_after(&h), Some(Duration::ZERO));
-        h.insert(header::RETRY_AFTER, HeaderValue::from_static("soon"));
-        assert_eq!(retry_after(&h), None);
     }
 
     fn sink(max_bytes: u64, mode: BatchMode) -> WebhookSink {
