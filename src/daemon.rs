@@ -145,6 +145,7 @@ impl Pipeline {
             health: self.health.clone(),
             wake: self.wake.clone(),
             clock: Arc::new(SystemClock),
+            steady_anchor: std::sync::Mutex::new(None),
         }
     }
 

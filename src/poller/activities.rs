@@ -16,7 +16,10 @@
 //! `from <= t < min(to, F - overlap)`: then `t` is inside that window and `F >= t + overlap
 //! >= t + d`, so `A` was visible when that query ran and is in its answer. Because `F` is read
 //! from the server's own clock, client/server skew does not enter the bound; without a `Date`
-//! header the bound needs `d + skew <= overlap`.
+//! header the bound needs `d + skew <= overlap`, and `F` is also capped by the previous `F`
+//! plus the time elapsed on a clock that never steps (`Clock::elapsed_ms`), so a wall clock
+//! stepping forward cannot carry the cursor past activities not yet created (a step back is
+//! harmless: the cursor never moves back, the windows just re-read more).
 //!
 //! *A quiet organization* does not grow windows: `C'` follows `now - overlap`, so each window
 //! is about `interval + overlap` long, with or without activity.
@@ -94,6 +97,8 @@ pub struct ActivityPoller {
     pub health: Arc<Health>,
     pub wake: watch::Sender<i64>,
     pub clock: Arc<dyn Clock>,
+    /// Without a `Date` header: the last `F` used and the steady-clock reading then.
+    pub steady_anchor: std::sync::Mutex<Option<(i64, i64)>>,
 }
 
 fn ms(d: Duration) -> i64 {
@@ -182,6 +187,7 @@ impl ActivityPoller {
             };
             let splittable = window > min_window;
             let sent = self.clock.now();
+            let steady_sent = self.clock.elapsed_ms();
             let cap = splittable.then_some(s.max_response_bytes);
             let fetched = match self.source.fetch(&self.org, at(cursor), at(to), cap).await {
                 Ok(f) => f,
@@ -206,10 +212,11 @@ impl ActivityPoller {
             let received = self.clock.now();
             // F: a lower bound of the server's clock when the query ran (see the module docs).
             let f = match fetched.server_date {
-                Some(date) => date - (received - sent) - chrono::Duration::seconds(1),
-                None => sent,
-            }
-            .timestamp_millis();
+                Some(date) => {
+                    (date - (received - sent) - chrono::Duration::seconds(1)).timestamp_millis()
+                }
+                None => self.steady_bound(sent.timestamp_millis(), steady_sent),
+            };
             let new_cursor = cursor.max(to.min(f - ms(s.overlap)));
             let (count, bytes) = (fetched.activities.len(), fetched.body_bytes);
             if count > s.split_threshold && splittable {
@@ -239,6 +246,27 @@ impl ActivityPoller {
             }
         }
         Ok(stats)
+    }
+
+    /// `F` without a `Date` header: the local send time, but never more than the last `F`
+    /// plus the steady time since, so a wall clock stepping forward cannot skip activities.
+    fn steady_bound(&self, sent_ms: i64, steady_ms: i64) -> i64 {
+        let mut anchor = self
+            .steady_anchor
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let f = match *anchor {
+            Some((last_f, last_steady)) => {
+                let bound = last_f + (steady_ms - last_steady).max(0);
+                if sent_ms > bound + 60_000 {
+                    tracing::warn!(org = %self.org, ahead_s = (sent_ms - bound) / 1000, "the system clock moved forward without the API sending a Date header: the cursor follows the steady clock until restart");
+                }
+                sent_ms.min(bound)
+            }
+            None => sent_ms,
+        };
+        *anchor = Some((f, steady_ms));
+        f
     }
 
     fn writer(&self) -> Writer {

@@ -11,9 +11,12 @@ use chrono::{DateTime, Utc};
 
 use crate::store::QuarantineRow;
 
-/// Wall-clock time source (tests move it by hand).
+/// Time sources (tests move them by hand).
 pub trait Clock: Send + Sync {
+    /// Wall-clock time: may step back or forward (NTP, `date -s`, a resumed VM).
     fn now(&self) -> DateTime<Utc>;
+    /// Milliseconds on a clock that never steps but counts suspended time (`CLOCK_BOOTTIME`).
+    fn elapsed_ms(&self) -> i64;
 }
 
 /// The system clock.
@@ -22,6 +25,20 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
+    }
+    fn elapsed_ms(&self) -> i64 {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec; CLOCK_BOOTTIME exists on Linux ≥ 2.6.39.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+        if rc != 0 {
+            return std::time::UNIX_EPOCH
+                .elapsed()
+                .map_or(0, |d| d.as_millis() as i64);
+        }
+        ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
     }
 }
 

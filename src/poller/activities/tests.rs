@@ -10,12 +10,14 @@ use chrono::{DateTime, TimeZone, Utc};
 use super::*;
 use crate::poller::FetchedActivity;
 
-struct ManualClock(Mutex<DateTime<Utc>>);
+/// A wall clock and a steady clock; `advance` moves both, a jump only the wall clock.
+struct ManualClock(Mutex<DateTime<Utc>>, Mutex<i64>);
 
 impl ManualClock {
     fn advance(&self, d: Duration) {
         let mut t = self.0.lock().unwrap();
         *t += chrono::Duration::from_std(d).unwrap();
+        *self.1.lock().unwrap() += d.as_millis() as i64;
     }
 }
 
@@ -23,12 +25,15 @@ impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
         *self.0.lock().unwrap()
     }
+    fn elapsed_ms(&self) -> i64 {
+        *self.1.lock().unwrap()
+    }
 }
 
 /// A fake activities endpoint: inclusive bounds, late visibility, server clock = client + skew.
 struct FakeApi {
     clock: Arc<ManualClock>,
-    skew: chrono::Duration,
+    skew: Mutex<chrono::Duration>,
     /// (createdAt ms, visible-from ms in server time, id)
     items: Mutex<Vec<(i64, i64, String)>>,
     requests: Mutex<Vec<(i64, i64)>>,
@@ -39,7 +44,13 @@ struct FakeApi {
 
 impl FakeApi {
     fn server_now(&self) -> DateTime<Utc> {
-        self.clock.now() + self.skew
+        self.clock.now() + *self.skew.lock().unwrap()
+    }
+    /// The local clock jumps by `by` (NTP step, VM resume, an operator's `date -s`); the
+    /// server's clock goes on undisturbed.
+    fn jump_local_clock(&self, by: chrono::Duration) {
+        *self.clock.0.lock().unwrap() += by;
+        *self.skew.lock().unwrap() -= by;
     }
     fn add(&self, created: DateTime<Utc>, delay: chrono::Duration, id: &str) {
         self.items.lock().unwrap().push((
@@ -126,10 +137,10 @@ fn settings() -> Settings {
 fn rig(skew: chrono::Duration, send_date: bool, settings: Settings) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("state.db")).unwrap();
-    let clock = Arc::new(ManualClock(Mutex::new(start())));
+    let clock = Arc::new(ManualClock(Mutex::new(start()), Mutex::new(0)));
     let api = Arc::new(FakeApi {
         clock: clock.clone(),
-        skew,
+        skew: Mutex::new(skew),
         items: Mutex::new(Vec::new()),
         requests: Mutex::new(Vec::new()),
         too_large_over: Mutex::new(None),
@@ -145,6 +156,7 @@ fn rig(skew: chrono::Duration, send_date: bool, settings: Settings) -> Rig {
         health: Arc::new(Health::default()),
         wake,
         clock: clock.clone(),
+        steady_anchor: Mutex::new(None),
     };
     Rig {
         clock,
@@ -339,4 +351,67 @@ async fn too_large_windows_are_split_and_the_split_is_remembered() {
     // Every fetch that was not refused stayed under the threshold.
     let refused = r.api.requests.lock().unwrap().len() as u32 - stats.windows;
     assert_eq!(refused, stats.splits);
+}
+
+/// The local clock steps back two hours, then forward three, while activities keep arriving
+/// (late ones too): with the server's `Date` every one is still stored exactly once, and the
+/// cursor never moves back.
+async fn local_clock_jumps(send_date: bool) {
+    let r = rig(chrono::Duration::zero(), send_date, settings());
+    let mut expected = Vec::new();
+    let mut rng = fastrand::Rng::with_seed(11);
+    let mut last_cursor = i64::MIN;
+    for minute in 0..120 {
+        if minute == 30 {
+            r.api.jump_local_clock(chrono::Duration::hours(-2));
+        }
+        if minute == 70 {
+            r.api.jump_local_clock(chrono::Duration::hours(3));
+        }
+        for i in 0..5 {
+            let created = r.api.server_now() - chrono::Duration::seconds(rng.i64(0..60));
+            let delay = chrono::Duration::seconds(rng.i64(0..=5 * 60));
+            let id = format!("m{minute}-{i}");
+            r.api.add(created, delay, &id);
+            expected.push(id);
+        }
+        r.cycle().await;
+        let cursor = r
+            .poller
+            .store
+            .cursor("org-1", STREAM)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            cursor.cursor_ms >= last_cursor,
+            "the cursor never moves back"
+        );
+        last_cursor = cursor.cursor_ms;
+        r.clock.advance(Duration::from_secs(60));
+    }
+    for _ in 0..30 {
+        r.cycle().await;
+        r.clock.advance(Duration::from_secs(60));
+    }
+    let mut stored = r.stored_ids().await;
+    let n = stored.len();
+    stored.sort();
+    stored.dedup();
+    assert_eq!(stored.len(), n, "no duplicates in the outbox");
+    expected.sort();
+    assert_eq!(
+        stored, expected,
+        "every activity exactly once across both jumps"
+    );
+}
+
+#[tokio::test]
+async fn the_local_clock_stepping_back_and_forward_loses_nothing() {
+    local_clock_jumps(true).await;
+}
+
+#[tokio::test]
+async fn without_a_date_header_a_clock_step_loses_nothing_either() {
+    local_clock_jumps(false).await;
 }
