@@ -13,8 +13,8 @@
 //! *Proof that nothing is skipped* (activity `A`, created at `t`, visible from `t + d`,
 //! `d <= overlap`): windows are contiguous (`from` of the next window is `C' <= to`), so
 //! while `C <= t` some later window contains `t`. The cursor can only pass `t` in a fetch with
-//! `from <= t < min(to, F - overlap)`: then `t` is inside that window and `F >= t + overlap >= t + d`
-//!, so `A` was visible when that query ran and is in its answer. Because `F` is read
+//! `from <= t < min(to, F - overlap)`: then `t` is inside that window and
+//! `F >= t + overlap >= t + d`, so `A` was visible when that query ran and is in its answer. Because `F` is read
 //! from the server's own clock, client/server skew does not enter the bound; without a `Date`
 //! header the bound needs `d + skew <= overlap`, and `F` is also capped by the previous `F`
 //! plus the time elapsed on a clock that never steps (`Clock::elapsed_ms`), so a wall clock
