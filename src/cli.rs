@@ -96,6 +96,13 @@ pub enum StateAction {
     },
     /// PRAGMA integrity_check plus the outbox's invariants.
     Verify,
+    /// Forget everything: delete the state database and its marker. The next run exports
+    /// again from `activities.initial_lookback` and re-sends that to every sink.
+    Reset {
+        /// Required: say you mean it.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -260,16 +260,25 @@ pub struct ServerConfig {
     /// `host:port`; `""` disables the listener. Loopback by default.
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// A sink failing continuously for longer than this makes `/readyz` answer 503 (refused
+    /// credentials do at once): short outages of a receiver do not page anyone.
+    #[serde(default = "default_sink_unready_after", with = "humantime_serde")]
+    pub sink_unready_after: Duration,
 }
 
 fn default_listen() -> String {
     "127.0.0.1:9187".into()
 }
 
+fn default_sink_unready_after() -> Duration {
+    Duration::from_secs(300)
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: default_listen(),
+            sink_unready_after: default_sink_unready_after(),
         }
     }
 }
@@ -331,16 +340,25 @@ pub struct DaemonConfig {
     /// On SIGTERM: pollers stop, sinks finish the batch in hand, then exit within this.
     #[serde(default = "default_grace", with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// Cap of a failing sink's retry backoff (exponential from 0.5 s, full jitter): how long
+    /// a recovered receiver may wait for the next attempt at most.
+    #[serde(default = "default_sink_max_backoff", with = "humantime_serde")]
+    pub sink_max_backoff: Duration,
 }
 
 fn default_grace() -> Duration {
     Duration::from_secs(10)
 }
 
+fn default_sink_max_backoff() -> Duration {
+    Duration::from_secs(60)
+}
+
 impl Default for DaemonConfig {
     fn default() -> Self {
         DaemonConfig {
             shutdown_grace: default_grace(),
+            sink_max_backoff: default_sink_max_backoff(),
         }
     }
 }
@@ -457,6 +475,7 @@ impl Config {
         }
         nonzero("api.rate_limit_window", self.api.rate_limit_window)?;
         nonzero("api.request_timeout", self.api.request_timeout)?;
+        nonzero("daemon.sink_max_backoff", self.daemon.sink_max_backoff)?;
         nonzero("activities.interval", self.activities.interval)?;
         nonzero("activities.max_window", self.activities.max_window)?;
         self.inventory.validate()?;

@@ -64,9 +64,6 @@ pub struct Control {
     pub notify: Option<Notifier>,
 }
 
-/// A sink failing continuously for longer than this makes the exporter not ready.
-const SINK_FAILURE_THRESHOLD: Duration = Duration::from_secs(300);
-
 impl Pipeline {
     /// Opens the store, builds the client, resolves the organizations to export.
     pub async fn build(cfg: Config) -> anyhow::Result<Pipeline> {
@@ -102,7 +99,7 @@ impl Pipeline {
         let api_identity = format!("{:?}|{}", cfg.api, STANDARD.encode(digest));
         let store = match previous {
             Some(p) if p.cfg.state.path == cfg.state.path => p.store.clone(),
-            _ => Store::open(&cfg.state.path)?,
+            _ => crate::store::open_guarded(&cfg.state.path)?,
         };
         let client = match previous {
             Some(p) if p.api_identity == api_identity => p.client.clone(),
@@ -179,7 +176,10 @@ impl Pipeline {
                     store: self.store.clone(),
                     metrics: self.metrics.clone(),
                     health: self.health.clone(),
-                    backoff: Backoff::default(),
+                    backoff: Backoff {
+                        max: self.cfg.daemon.sink_max_backoff,
+                        ..Backoff::default()
+                    },
                     wake: self.wake.subscribe(),
                     reopen: self.reopen.subscribe(),
                     producers_done: None,
@@ -225,7 +225,7 @@ impl Pipeline {
             store: self.store.clone(),
             pollers: self.pollers(),
             sinks: self.sink_names(),
-            sink_failure_threshold: SINK_FAILURE_THRESHOLD,
+            sink_failure_threshold: self.cfg.server.sink_unready_after,
             config_summary: self.cfg.summary(),
         }
     }

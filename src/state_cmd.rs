@@ -1,4 +1,4 @@
-//! `state show | rewind | verify`: human-readable inspection and repair of the state database.
+//! `state show | rewind | verify | reset`: human-readable inspection and repair of the state database.
 
 use std::process::ExitCode;
 
@@ -8,6 +8,9 @@ use crate::store::Store;
 
 /// Runs one `state` action against `cfg.state.path`.
 pub async fn run(cfg: &Config, action: &StateAction) -> anyhow::Result<ExitCode> {
+    if let StateAction::Reset { yes } = action {
+        return reset(cfg, *yes);
+    }
     let store = Store::open_existing(&cfg.state.path)?;
     let sinks: Vec<String> = cfg.sink_configs.iter().map(|s| s.name.clone()).collect();
     match action {
@@ -67,6 +70,7 @@ pub async fn run(cfg: &Config, action: &StateAction) -> anyhow::Result<ExitCode>
             );
             Ok(ExitCode::SUCCESS)
         }
+        StateAction::Reset { .. } => unreachable!("handled above"),
         StateAction::Verify => {
             let report = store.verify().await?;
             for (ok, line) in &report.checks {
@@ -84,4 +88,24 @@ pub async fn run(cfg: &Config, action: &StateAction) -> anyhow::Result<ExitCode>
             }
         }
     }
+}
+
+fn reset(cfg: &Config, yes: bool) -> anyhow::Result<ExitCode> {
+    let lookback = humantime::format_duration(cfg.activities.initial_lookback);
+    if !yes {
+        return Err(ConfigError(format!(
+            "state reset deletes {} and its marker: cursors and sink positions are lost and the next run exports activities from the last {lookback} again, to every sink. Stop the exporter, keep a copy if unsure, then run `state reset --yes`",
+            cfg.state.path.display()
+        ))
+        .into());
+    }
+    let removed = crate::store::reset(&cfg.state.path)?;
+    if removed.is_empty() {
+        println!("nothing to remove at {}", cfg.state.path.display());
+    }
+    for p in removed {
+        println!("removed {}", p.display());
+    }
+    println!("the next run starts fresh, from the last {lookback}");
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,6 @@
 //! Fault-injection switches that tests flip through `Emulator` (fail the next N requests,
 //! random error rate, latency, truncated / malformed / wrong-shape 200 bodies, Retry-After,
-//! date-only mode, clock skew). The request pipeline in `server.rs` consults them.
+//! X-RateLimit-Reset on/off, date-only mode, clock skew). The request pipeline in `server.rs` consults them.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -29,6 +29,7 @@ struct State {
     malformed: u32,
     wrong_shape: u32,
     retry_after: bool,
+    reset_header: bool,
     accept_datetime: bool,
     skew_ms: i64,
 }
@@ -50,6 +51,7 @@ impl Faults {
             malformed: 0,
             wrong_shape: 0,
             retry_after: false,
+            reset_header: true,
             accept_datetime: true,
             skew_ms: 0,
         }))
@@ -120,6 +122,14 @@ impl Faults {
 
     pub(crate) fn set_retry_after(&self, on: bool) {
         self.lock().retry_after = on;
+    }
+
+    pub(crate) fn set_reset_header(&self, on: bool) {
+        self.lock().reset_header = on;
+    }
+
+    pub(crate) fn reset_header(&self) -> bool {
+        self.lock().reset_header
     }
 
     pub(crate) fn retry_after(&self) -> bool {

@@ -240,6 +240,12 @@ impl Emulator {
         self.inner.faults.add_body_fault(BodyFault::WrongShape);
     }
 
+    /// `false`: 429s come without `X-RateLimit-Reset` (the header's semantics are only
+    /// inferred; a client must cope without it).
+    pub fn set_rate_limit_reset_header(&self, on: bool) {
+        self.inner.faults.set_reset_header(on);
+    }
+
     /// Whether 429s also send `Retry-After` (whole seconds, rounded up).
     pub fn set_retry_after_header(&self, on: bool) {
         self.inner.faults.set_retry_after(on);

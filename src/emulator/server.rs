@@ -140,14 +140,17 @@ fn error(e: &ApiError, request_id: &str) -> Response<EmuBody> {
     )
 }
 
-/// 429 with `X-RateLimit-Reset: <seconds, fractional>` (and `Retry-After` if switched on).
+/// 429 with `X-RateLimit-Reset: <seconds, fractional>` (unless switched off) and
+/// `Retry-After` (if switched on).
 fn too_many(inner: &Inner, wait: Duration, request_id: &str) -> Response<EmuBody> {
     let mut r = respond(429, error_body(429, code(429), request_id));
-    let reset = format!("{:.3}", wait.as_secs_f64());
-    r.headers_mut().insert(
-        "x-ratelimit-reset",
-        HeaderValue::from_str(&reset).expect("digits"),
-    );
+    if inner.faults.reset_header() {
+        let reset = format!("{:.3}", wait.as_secs_f64());
+        r.headers_mut().insert(
+            "x-ratelimit-reset",
+            HeaderValue::from_str(&reset).expect("digits"),
+        );
+    }
     if inner.faults.retry_after() {
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         r.headers_mut()

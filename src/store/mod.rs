@@ -6,6 +6,7 @@
 
 mod admin;
 mod inventory;
+mod marker;
 mod migrate;
 mod outbox;
 
@@ -17,6 +18,7 @@ use rusqlite::{Connection, OpenFlags};
 
 pub use admin::{CursorReport, SinkReport, StateReport, VerifyReport};
 pub use inventory::{FindingRow, Snapshot, ViewRow};
+pub use marker::{marker_path, open_guarded, reset};
 pub use migrate::latest as schema_version;
 pub use outbox::{CursorState, InsertStats, NewEvent, QuarantineRow};
 
@@ -77,6 +79,9 @@ impl Store {
 
     /// Opens an existing database without creating it (`state` commands).
     pub fn open_existing(path: &Path) -> anyhow::Result<Store> {
+        if let Some(why) = marker::missing_explained(path) {
+            anyhow::bail!(why);
+        }
         if !path.exists() {
             anyhow::bail!(
                 "no state database at {} (nothing has run with this state.path yet)",
@@ -179,7 +184,7 @@ fn explain(path: &Path, err: anyhow::Error) -> anyhow::Error {
         .and_then(|e| e.sqlite_error_code());
     let hint = match code {
         Some(C::NotADatabase) | Some(C::DatabaseCorrupt) => format!(
-            "state database {p} is corrupt or not a SQLite file: run `clickhouse-audit-exporter state verify`; to start over, move the file aside (activities within activities.initial_lookback will be exported again)"
+            "state database {p} is corrupt or not a SQLite file: run `clickhouse-audit-exporter state verify`; to start over, keep a copy and run `clickhouse-audit-exporter state reset --yes` (activities within activities.initial_lookback will be exported again)"
         ),
         Some(C::ReadOnly) | Some(C::CannotOpen) | Some(C::PermissionDenied) => format!(
             "cannot write the state database {p}: make the file and its directory writable by this user (systemd: StateDirectory=), or set state.path"

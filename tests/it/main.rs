@@ -6,6 +6,7 @@ mod clickhouse_sink;
 mod client;
 mod config;
 mod emulator;
+mod faults;
 mod formats;
 mod inventory;
 mod kafka;

@@ -4,7 +4,7 @@
 //! one is invalid), the systemd notify protocol on a fake socket; plus checklists of the
 //! packaging files and a check that dashboards and alerts query only exported metrics.
 
-mod daemon;
+pub mod daemon;
 mod packaging;
 
 use std::path::Path;
@@ -19,7 +19,7 @@ use daemon::{Daemon, bin, eventually};
 
 /// A config for the binary: JSON logs, `/metrics` on an ephemeral port, 1 s polls;
 /// `api_extra`/`activities_extra` are lines added to those tables.
-fn daemon_config(
+pub fn daemon_config(
     emu: &EmulatorHandle,
     dir: &Path,
     sinks: &str,

@@ -1,0 +1,294 @@
+//! Fault matrix, process rows: SIGKILL at random points with every local sink on (file,
+//! webhook, Splunk HEC, syslog over TCP), SIGTERM in the middle of a long backfill, and a
+//! state database deleted or corrupted between runs.
+
+use std::collections::HashSet;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use clickhouse_audit_exporter::emulator::EmulatorOptions;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpListener;
+
+use super::{BATCH, Rig, check_bounded, stop_clean, wait_complete};
+use crate::ops::daemon::{bin, eventually};
+use crate::support::receiver::Receiver;
+use crate::support::splunk_hec::FakeHec;
+use crate::support::{activity_ids, read_ndjson};
+
+/// A syslog receiver over TCP (newline framing) keeping every `event_id` it reads.
+struct TcpLines {
+    addr: std::net::SocketAddr,
+    ids: Arc<Mutex<Vec<String>>>,
+}
+
+impl TcpLines {
+    async fn start() -> TcpLines {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let ids = Arc::new(Mutex::new(Vec::new()));
+        let keep = ids.clone();
+        tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                let keep = keep.clone();
+                tokio::spawn(async move {
+                    let mut lines = BufReader::new(conn).lines();
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        // RFC 5424 header, then the JSON envelope as MSG.
+                        if let Some(json) = line.find('{').map(|i| &line[i..])
+                            && let Ok(v) = serde_json::from_str::<serde_json::Value>(json)
+                            && let Some(id) = v["activity"]["id"].as_str()
+                        {
+                            keep.lock().unwrap().push(id.to_string());
+                        }
+                    }
+                });
+            }
+        });
+        TcpLines { addr, ids }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_points_with_every_local_sink_loses_nothing() {
+    let rig = Rig::with(EmulatorOptions {
+        history: Duration::from_secs(86400),
+        history_events_per_day: 3000,
+        rate_limit: None,
+        ..Default::default()
+    })
+    .await;
+    let rx = Receiver::start().await;
+    let hec = FakeHec::start("hec-token-0000", false).await;
+    let syslog = TcpLines::start().await;
+    let sinks = format!(
+        "[[sinks]]\nname = \"siem\"\ntype = \"webhook\"\nurl = \"{}\"\nbatch_max_events = {BATCH}\n\n\
+         [[sinks]]\nname = \"splunk\"\ntype = \"splunk_hec\"\nurl = \"{}\"\ntoken = \"hec-token-0000\"\nbatch_max_events = {BATCH}\n\n\
+         [[sinks]]\nname = \"syslog\"\ntype = \"syslog\"\naddress = \"{}\"\nprotocol = \"tcp\"\nframing = \"newline\"\nbatch_max_events = {BATCH}\n",
+        rx.url(),
+        hec.url(),
+        syslog.addr
+    );
+    rig.configure(&sinks, "", "");
+    let mut rng = fastrand::Rng::with_seed(8);
+    let kills = 5;
+    for round in 0..kills {
+        let mut child = bin()
+            .arg("-c")
+            .arg(&rig.cfg)
+            .arg("run")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(rng.u64(200..1500));
+        let mut n = 0;
+        while tokio::time::Instant::now() < deadline {
+            rig.add_live(1, &format!("kill-{round}-{n}"));
+            n += 1;
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        child.start_kill().unwrap();
+        let _ = child.wait().await;
+    }
+    let d = rig.start().await;
+    let expected = rig.expected();
+    // Each kill may cost one batch per sink again.
+    let bound = BATCH * kills;
+    wait_complete(&rig.out, &expected, bound).await;
+    let got = eventually("webhook complete", async || {
+        let ids: Vec<String> = rx
+            .accepted()
+            .iter()
+            .flat_map(|r| {
+                let v: serde_json::Value = serde_json::from_slice(&r.decoded_body()).unwrap();
+                v.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["activity"]["id"].as_str().unwrap().to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let set: HashSet<&String> = ids.iter().collect();
+        expected
+            .iter()
+            .all(|id| set.contains(id))
+            .then_some(ids.clone())
+    })
+    .await;
+    check_bounded(&got, &expected, bound, "webhook");
+    let got = eventually("splunk complete", async || {
+        let ids: Vec<String> = hec
+            .indexed()
+            .iter()
+            .map(|e| {
+                let event_id = e["fields"]["event_id"].as_str().unwrap();
+                event_id.rsplit(':').next().unwrap().to_string()
+            })
+            .collect();
+        let set: HashSet<&String> = ids.iter().collect();
+        expected
+            .iter()
+            .all(|id| set.contains(id))
+            .then_some(ids.clone())
+    })
+    .await;
+    check_bounded(&got, &expected, bound, "splunk_hec");
+    let got = eventually("syslog complete", async || {
+        let ids = syslog.ids.lock().unwrap().clone();
+        let set: HashSet<&String> = ids.iter().collect();
+        expected
+            .iter()
+            .all(|id| set.contains(id))
+            .then_some(ids.clone())
+    })
+    .await;
+    check_bounded(&got, &expected, bound, "syslog");
+    stop_clean(d).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_long_backfill_exits_cleanly_and_the_restart_resumes() {
+    let rig = Rig::with(EmulatorOptions {
+        history: Duration::from_secs(86400),
+        history_events_per_day: 40_000,
+        rate_limit: None,
+        ..Default::default()
+    })
+    .await;
+    // Small windows so the backfill takes many requests.
+    rig.configure("", "", "split_threshold = 1000");
+    let d = rig.start().await;
+    eventually("the backfill under way", async || {
+        (read_ndjson(&rig.out).len() >= 2 * BATCH).then_some(())
+    })
+    .await;
+    let stopping = std::time::Instant::now();
+    let logs = stop_clean(d).await;
+    let took = stopping.elapsed();
+    assert!(
+        took < Duration::from_secs(5 + 3),
+        "stopped within the 5 s grace: {took:?}"
+    );
+    assert!(
+        logs.contains("stopping") || logs.contains("shutting down"),
+        "{logs}"
+    );
+    let partial = read_ndjson(&rig.out).len();
+    let expected = rig.expected();
+    assert!(
+        partial < expected.len(),
+        "SIGTERM came before the end ({partial} of {})",
+        expected.len()
+    );
+    let d = rig.start().await;
+    wait_complete(&rig.out, &expected, BATCH).await;
+    stop_clean(d).await;
+}
+
+async fn run_once(rig: &Rig) -> (i32, String) {
+    let out = bin()
+        .arg("-c")
+        .arg(&rig.cfg)
+        .arg("once")
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn state(rig: &Rig, args: &[&str]) -> (i32, String) {
+    let out = bin()
+        .arg("-c")
+        .arg(&rig.cfg)
+        .arg("state")
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_state_database_is_refused_and_nothing_is_re_exported_unless_asked() {
+    let rig = Rig::new().await;
+    let (code, err) = run_once(&rig).await;
+    assert_eq!(code, 0, "{err}");
+    let first = activity_ids(&read_ndjson(&rig.out));
+    check_bounded(&first, &rig.expected(), 0, "first run");
+    let db = rig.path("state.db");
+    std::fs::remove_file(&db).unwrap();
+    let (code, err) = run_once(&rig).await;
+    assert_eq!(code, 1, "refused: {err}");
+    assert!(
+        err.contains("is missing") && err.contains("state reset --yes"),
+        "explains and names the way out: {err}"
+    );
+    let (code, text) = state(&rig, &["verify"]).await;
+    assert_ne!(code, 0);
+    assert!(text.contains("is missing"), "verify explains: {text}");
+    assert_eq!(
+        activity_ids(&read_ndjson(&rig.out)).len(),
+        first.len(),
+        "nothing re-exported"
+    );
+    let (code, text) = state(&rig, &["reset"]).await;
+    assert_eq!(code, 2, "reset without --yes is refused: {text}");
+    assert!(text.contains("--yes"), "{text}");
+    let (code, text) = state(&rig, &["reset", "--yes"]).await;
+    assert_eq!(code, 0, "{text}");
+    let (code, err) = run_once(&rig).await;
+    assert_eq!(code, 0, "asked for: starts over: {err}");
+    assert_eq!(
+        activity_ids(&read_ndjson(&rig.out)).len(),
+        2 * first.len(),
+        "everything exported again, as asked"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_state_database_is_refused_and_verify_explains() {
+    let rig = Rig::new().await;
+    let (code, err) = run_once(&rig).await;
+    assert_eq!(code, 0, "{err}");
+    let before = read_ndjson(&rig.out).len();
+    let db = rig.path("state.db");
+    // Overwrite the header and the first pages: the file is no database any more.
+    let mut bytes = std::fs::read(&db).unwrap();
+    for b in bytes.iter_mut().take(8192) {
+        *b = 0x5a;
+    }
+    std::fs::write(&db, bytes).unwrap();
+    let now = Utc::now();
+    rig.emu.emulator.add_activity(
+        &rig.org,
+        serde_json::json!({"type": "user_login"}),
+        now,
+        now,
+    );
+    let (code, err) = run_once(&rig).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("corrupt") && err.contains(&db.display().to_string()),
+        "names the file and the problem: {err}"
+    );
+    let (code, text) = state(&rig, &["verify"]).await;
+    assert_ne!(code, 0);
+    assert!(
+        text.contains("corrupt") && text.contains("state reset --yes"),
+        "verify explains and names the fix: {text}"
+    );
+    assert_eq!(read_ndjson(&rig.out).len(), before, "nothing exported");
+}
