@@ -149,6 +149,17 @@ pub struct EmulatorArgs {
 const DEFAULT_CONFIG: &str = "/etc/clickhouse-audit-exporter/config.toml";
 
 impl Cli {
+    /// Warns when the config file is world-readable and holds secrets (logging must be on).
+    fn warn_about_config_permissions(&self) {
+        let path = self
+            .config
+            .clone()
+            .unwrap_or_else(|| std::path::PathBuf::from(DEFAULT_CONFIG));
+        if let Some(why) = crate::config::world_readable_secrets(&path) {
+            tracing::warn!("{why}");
+        }
+    }
+
     /// Loads the config: an explicit path must exist; the default path is optional (env only).
     pub fn load_config(&self) -> Result<Config, ConfigError> {
         load_config_from(self.config.as_deref())
@@ -168,6 +179,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run => {
             let cfg = cli.load_config()?;
             crate::logging::init(cfg.log.level, cfg.log.format);
+            cli.warn_about_config_permissions();
             // SIGHUP re-reads the same file and environment.
             let path = cli.config.clone();
             let reload: crate::daemon::Reloader =
@@ -179,16 +191,19 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Once => {
             let cfg = cli.load_config()?;
             crate::logging::init(cfg.log.level, cfg.log.format);
+            cli.warn_about_config_permissions();
             crate::daemon::once(cfg).await.map(|()| ExitCode::SUCCESS)
         }
         Command::Validate { offline } => {
             let cfg = cli.load_config()?;
             crate::logging::init(cfg.log.level, cfg.log.format);
+            cli.warn_about_config_permissions();
             crate::validate::run(&cfg, *offline).await
         }
         Command::State { action } => {
             let cfg = cli.load_config()?;
             crate::logging::init(cfg.log.level, cfg.log.format);
+            cli.warn_about_config_permissions();
             crate::state_cmd::run(&cfg, action).await
         }
         Command::Demo(args) => {

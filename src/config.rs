@@ -667,3 +667,41 @@ mod tests {
         assert!(parse_size("MiB").is_err());
     }
 }
+
+/// Keys whose inline values are secrets (each also has a `*_file` form).
+const SECRET_KEYS: &[&str] = &[
+    "key_secret",
+    "password",
+    "sasl_password",
+    "token",
+    "basic_auth_password",
+    "bearer_token",
+    "signing_secret",
+];
+
+/// When the config file at `path` is readable by every user and holds inline secrets: a
+/// warning naming the file, the keys (never their values) and the fix.
+pub fn world_readable_secrets(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    if mode & 0o004 == 0 {
+        return None;
+    }
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut keys: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, _)| k.trim())
+        .filter(|k| SECRET_KEYS.contains(k))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    (!keys.is_empty()).then(|| {
+        format!(
+            "{} is readable by every user (mode {:o}) and holds secrets ({}): chmod 0640 or 0600, or move them to *_file keys / $CREDENTIALS_DIRECTORY",
+            path.display(),
+            mode & 0o777,
+            keys.join(", ")
+        )
+    })
+}

@@ -105,6 +105,25 @@ pub enum SinkKind {
 }
 
 impl SinkKind {
+    /// The variant `type_name` from the rest of its table; errors carry the offending key's
+    /// path (`token`, `headers.x`), never more of the value than serde's type message.
+    fn from_table(
+        type_name: &str,
+        table: serde_json::Value,
+    ) -> Result<SinkKind, serde_path_to_error::Error<serde_json::Error>> {
+        use serde_path_to_error::deserialize as de;
+        Ok(match type_name {
+            "stdout" => SinkKind::Stdout(de(table)?),
+            "file" => SinkKind::File(de(table)?),
+            "webhook" => SinkKind::Webhook(de(table)?),
+            "syslog" => SinkKind::Syslog(de(table)?),
+            "splunk_hec" => SinkKind::SplunkHec(de(table)?),
+            "clickhouse" => SinkKind::Clickhouse(de(table)?),
+            // The caller checked `type_name` against TYPES; kafka is the one left.
+            _ => SinkKind::Kafka(de(table)?),
+        })
+    }
+
     /// Every accepted `type` value.
     pub const TYPES: &'static [&'static str] = &[
         "stdout",
@@ -186,24 +205,29 @@ impl SinkConfig {
                 SinkKind::TYPES.join(", ")
             )));
         }
-        let type_value = rest.get("type").cloned().unwrap_or_default();
-        let kind: SinkKind =
-            serde_json::from_value(serde_json::Value::Object(rest)).map_err(|e| {
-                let msg = e.to_string();
-                let known = type_value
-                    .as_str()
-                    .is_some_and(|t| SinkKind::TYPES.contains(&t));
-                if !known {
-                    ConfigError(format!(
-                        "config key `{}` = {type_value} (sink {name:?}): unknown sink type; {msg}",
-                        at("type")
-                    ))
-                } else {
-                    ConfigError(format!(
-                        "config table `sinks[{index}]` (sink {name:?}): {msg}"
-                    ))
-                }
-            })?;
+        let type_value = rest.remove("type").unwrap_or_default();
+        let kind = match type_value.as_str() {
+            Some(t) if SinkKind::TYPES.contains(&t) => {
+                SinkKind::from_table(t, serde_json::Value::Object(rest)).map_err(|e| {
+                    let key = e.path().to_string();
+                    let msg = e.into_inner();
+                    if key == "." {
+                        ConfigError(format!(
+                            "config table `sinks[{index}]` (sink {name:?}): {msg}"
+                        ))
+                    } else {
+                        ConfigError(format!("config key `{}` (sink {name:?}): {msg}", at(&key)))
+                    }
+                })?
+            }
+            _ => {
+                return Err(ConfigError(format!(
+                    "config key `{}` = {type_value} (sink {name:?}): unknown sink type; expected one of {}",
+                    at("type"),
+                    SinkKind::TYPES.join(", ")
+                )));
+            }
+        };
         let cfg = SinkConfig {
             name,
             format,
