@@ -650,24 +650,6 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     Ok(bytes as u64)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_parse_with_binary_and_decimal_units() {
-        assert_eq!(parse_size("100MiB").unwrap(), 100 * 1024 * 1024);
-        assert_eq!(parse_size("1KB").unwrap(), 1000);
-        assert_eq!(parse_size("512").unwrap(), 512);
-        assert!(
-            parse_size("12 parsecs")
-                .unwrap_err()
-                .contains("unknown size unit")
-        );
-        assert!(parse_size("MiB").is_err());
-    }
-}
-
 /// Keys whose inline values are secrets (each also has a `*_file` form).
 const SECRET_KEYS: &[&str] = &[
     "key_secret",
@@ -704,4 +686,22 @@ pub fn world_readable_secrets(path: &Path) -> Option<String> {
             keys.join(", ")
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_and_decimal_units() {
+        assert_eq!(parse_size("100MiB").unwrap(), 100 * 1024 * 1024);
+        assert_eq!(parse_size("1KB").unwrap(), 1000);
+        assert_eq!(parse_size("512").unwrap(), 512);
+        assert!(
+            parse_size("12 parsecs")
+                .unwrap_err()
+                .contains("unknown size unit")
+        );
+        assert!(parse_size("MiB").is_err());
+    }
 }
