@@ -284,3 +284,28 @@ fn the_kubernetes_sidecar_example_is_complete() {
     }
     assert!(!text.contains('\t'), "YAML has no tabs");
 }
+
+/// README's "Guarantees" names a test for every fault-matrix row: each must exist.
+#[test]
+fn every_test_the_guarantees_table_names_exists() {
+    let readme = read("README.md");
+    let section = readme
+        .split("## Guarantees")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("README has a Guarantees section");
+    let mut named = 0;
+    for cell in section.split('`').skip(1).step_by(2) {
+        let Some(rest) = cell.strip_prefix("faults::") else {
+            continue;
+        };
+        let (module, name) = rest.split_once("::").expect("faults::module::test");
+        let file = read(&format!("tests/it/faults/{module}.rs"));
+        assert!(
+            file.contains(&format!("async fn {name}(")),
+            "README names faults::{module}::{name}, which does not exist"
+        );
+        named += 1;
+    }
+    assert!(named >= 20, "the matrix lists its rows ({named})");
+}
