@@ -180,10 +180,12 @@ impl ActivityPoller {
         let mut stats = CycleStats::default();
         while !token.is_cancelled() {
             let now = self.clock.now().timestamp_millis();
+            // A local clock behind the cursor (stepped back) must not shrink the windows to a
+            // crawl: the server's `Date` still bounds how far the cursor may move.
             let to = if now > cursor {
                 (cursor + window).min(now)
             } else {
-                cursor + window.min(ms(s.interval))
+                cursor + window
             };
             let splittable = window > min_window;
             let sent = self.clock.now();
