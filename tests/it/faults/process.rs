@@ -1,6 +1,7 @@
 //! Fault matrix, process rows: SIGKILL at random points with every local sink on (file,
 //! webhook, Splunk HEC, syslog over TCP), SIGTERM in the middle of a long backfill, and a
-//! state database deleted or corrupted between runs.
+//! state database deleted or corrupted between runs, the system clock stepped under the
+//! running binary (libfaketime).
 
 use std::collections::HashSet;
 use std::process::Stdio;
@@ -13,7 +14,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 
 use super::{BATCH, Rig, check_bounded, stop_clean, wait_complete};
-use crate::ops::daemon::{bin, eventually};
+use crate::ops::daemon::{Daemon, bin, eventually};
 use crate::support::receiver::Receiver;
 use crate::support::splunk_hec::FakeHec;
 use crate::support::{activity_ids, read_ndjson};
@@ -291,4 +292,51 @@ async fn a_corrupted_state_database_is_refused_and_verify_explains() {
         "verify explains and names the fix: {text}"
     );
     assert_eq!(read_ndjson(&rig.out).len(), before, "nothing exported");
+}
+
+/// libfaketime (Debian `faketime`), re-reading its offset file at every call.
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_system_clock_stepping_back_and_forward_loses_nothing() {
+    if !std::path::Path::new(LIBFAKETIME).exists() {
+        assert!(
+            std::env::var_os("CH_AUDIT_REQUIRE_SERVERS").is_none(),
+            "libfaketime is missing: apt-get install faketime"
+        );
+        eprintln!("SKIPPED: no {LIBFAKETIME} (apt-get install faketime)");
+        return;
+    }
+    let rig = Rig::new().await;
+    let offset = rig.path("faketime.rc");
+    std::fs::write(&offset, "+0\n").unwrap();
+    // Only the exporter's wall clock moves: its timers (CLOCK_MONOTONIC) and the API's clock
+    // do not, as when NTP or an operator steps the host clock.
+    let env = [
+        ("LD_PRELOAD", LIBFAKETIME),
+        ("FAKETIME_TIMESTAMP_FILE", offset.to_str().unwrap()),
+        ("FAKETIME_NO_CACHE", "1"),
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+    ];
+    let d = Daemon::start(&rig.cfg, &env).await;
+    rig.archive_complete(0).await;
+    // Offsets from the real time: 2 h back, then 5 h forward (3 h ahead).
+    for (step, shift) in [("back", "-2h"), ("forward", "+3h")] {
+        std::fs::write(&offset, format!("{shift}\n")).unwrap();
+        for i in 0..10 {
+            rig.add_live(2, &format!("{step}-{i}"));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // Within the test's patience (60 s), not after `overlap` (15 min).
+        rig.archive_complete(0).await;
+    }
+    super::ready(&d).await;
+    let logs = stop_clean(d).await;
+    assert!(
+        logs.contains(&format!(
+            "{}",
+            (Utc::now() + chrono::Duration::hours(3)).format("%Y-%m-%dT%H")
+        )),
+        "the exporter really ran on the shifted clock (its log timestamps)"
+    );
 }
