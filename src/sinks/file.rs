@@ -121,6 +121,9 @@ impl Writer {
         if self.file.is_some() && !self.reopen && self.still_ours() {
             return Ok(());
         }
+        if self.file.is_some() && !self.reopen {
+            tracing::info!(path = %self.cfg.path.display(), "the output file was moved or deleted under the sink (logrotate without a signal?): opening a new one");
+        }
         self.file = None;
         self.reopen = false;
         let file = Self::open_file(&self.cfg.path)?;

@@ -235,5 +235,6 @@ async fn an_output_file_deleted_under_the_sink_is_recreated_without_a_signal() {
     .await;
     check_bounded(&got, &new, 0, "recreated file");
     ready(&d).await;
-    stop_clean(d).await;
+    let logs = stop_clean(d).await;
+    assert!(logs.contains("moved or deleted under the sink"), "{logs}");
 }
