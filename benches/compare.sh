@@ -5,9 +5,13 @@
 # Usage: benches/compare.sh [N ...]          (default: 10000 100000 1000000)
 #   env GAP=30        seconds between the first (backfill) and the second (steady-state) cycle
 #   env RATE=10       live activities per minute the emulator adds meanwhile ("a handful")
+#   env WARM=120      seconds to let the live flow settle first (the emulator makes live
+#                     activities visible up to 120 s after createdAt)
 #   env LIST_MAX=100000  above this N the add-on's second cycle runs with --lookup set and the
 #                     list lookups are estimated from a timed sample (a list scan of 1 M ids
 #                     per activity would take hours)
+#   env BUDGET=1      keep the real API budget instead: the emulator's 10 requests / 10 s per key
+#                     and the exporter's default client limiter (what a backfill costs in time)
 #
 # For each N the emulator (`--no-rate-limit`) holds N activities spread over the last 250 days
 # (N/250 per day), well inside the add-on's 365-day window. Every client talks to it through
@@ -18,7 +22,7 @@
 # except: `initial_lookback = "365d"` (the same year the add-on reads), inventory off, a file
 # sink, and its own client rate limiter lifted (CH_AUDIT__API__RATE_LIMIT_REQUESTS=1000) to
 # match the emulator's; BENCHMARKS.md gives the time under the real budget too.
-# Results: benches/results/compare-<UTC date>.csv (appended) and the table on stdout.
+# Results: benches/results/compare-<UTC date>[-budget].csv (appended) and a summary on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZES=("$@")
@@ -26,9 +30,12 @@ SIZES=("$@")
 GAP=${GAP:-30}
 RATE=${RATE:-10}
 LIST_MAX=${LIST_MAX:-100000}
+LIMIT=(--no-rate-limit); LIFT=(CH_AUDIT__API__RATE_LIMIT_REQUESTS=1000); XNOTE="rate limiter lifted"
+if [ "${BUDGET:-0}" = 1 ]; then LIMIT=(); LIFT=(); XNOTE="real budget: 10 requests / 10 s"; fi
 BIN=target/release/clickhouse-audit-exporter
 [ -x "$BIN" ] || cargo build --release --locked
-CSV=benches/results/compare-$(date -u +%F).csv
+SUFFIX=; if [ "${BUDGET:-0}" = 1 ]; then SUFFIX=-budget; fi
+CSV=benches/results/compare-$(date -u +%F)$SUFFIX.csv
 [ -f "$CSV" ] || echo "stored,approach,cycle,requests,bytes_down,wall_s,peak_rss_mib,answered,emitted,state_bytes,note" > "$CSV"
 WORK=$(mktemp -d)
 PIDS=()
@@ -55,13 +62,14 @@ for N in "${SIZES[@]}"; do
   D="$WORK/$N"; mkdir -p "$D/addon" "$D/exporter"
   EPORT=$(free_port)
   $BIN emulator --listen 127.0.0.1:$EPORT --key-id bench --key-secret bench-secret \
-    --history 250d --history-per-day "$PER_DAY" --rate "$RATE" --seed 1 --no-rate-limit 2> "$D/emulator.log" &
+    --history 250d --history-per-day "$PER_DAY" --rate "$RATE" --seed 1 "${LIMIT[@]}" 2> "$D/emulator.log" &
   EMU=$!; PIDS+=("$EMU")
   for _ in $(seq 1 600); do grep -q "listening" "$D/emulator.log" 2>/dev/null && break; sleep 0.1; done
   python3 -u benches/count_proxy.py --upstream 127.0.0.1:$EPORT --totals "$D/totals.json" > "$D/proxy.out" &
   PROXY=$!; PIDS+=("$PROXY")
   for _ in $(seq 1 100); do grep -q "listening" "$D/proxy.out" 2>/dev/null && break; sleep 0.1; done
   PPORT=$(awk '{print $3}' "$D/proxy.out")
+  sleep "${WARM:-120}"
   ORG=$(python3 - <<PY
 import base64, json, urllib.request
 r = urllib.request.Request("http://127.0.0.1:$EPORT/v1/organizations",
@@ -84,6 +92,7 @@ PY
     read -r ANSWERED EMITTED EST <<<"$(python3 -c "import json; s=json.load(open('$D/addon/stats$cycle.json')); print(s['activities'], s['emitted'], s.get('estimated_list_lookup_seconds',''))")"
     if [ -n "$EST" ]; then note="$note; list lookups estimated ${EST}s from a sample"; fi
     CKPT=$(stat -c %s "$D/addon/$ORG.txt")
+    if [ "${BUDGET:-0}" = 1 ]; then note="$note; real budget"; fi
     echo "$N,splunk-addon,$cycle,$REQ,$BYTES,$SECS,$RSS_MIB,$ANSWERED,$EMITTED,$CKPT,$note" >> "$CSV"
     echo "addon    cycle $cycle: requests=$REQ bytes=$BYTES wall=${SECS}s rss=${RSS_MIB}MiB answered=$ANSWERED emitted=$EMITTED id_file=$CKPT $(cat "$D/addon/stats$cycle.json")"
     if [ "$cycle" = 1 ]; then sleep "$GAP"; fi
@@ -114,10 +123,10 @@ TOML
   for cycle in 1 2; do
     before=$( [ -f "$D/exporter/audit.ndjson" ] && wc -l < "$D/exporter/audit.ndjson" || echo 0)
     measure "$N" exporter "$cycle" "$D/totals.json" "$D/exporter/time$cycle.log" \
-      env CH_AUDIT__API__RATE_LIMIT_REQUESTS=1000 $BIN -c "$D/exporter/config.toml" once
+      env "${LIFT[@]}" $BIN -c "$D/exporter/config.toml" once
     EMITTED=$(( $(wc -l < "$D/exporter/audit.ndjson") - before ))
     STATE=$(( $(stat -c %s "$D/exporter/state.db") + $(stat -c %s "$D/exporter/state.db-wal" 2>/dev/null || echo 0) ))
-    echo "$N,exporter,$cycle,$REQ,$BYTES,$SECS,$RSS_MIB,,$EMITTED,$STATE,once; rate limiter lifted" >> "$CSV"
+    echo "$N,exporter,$cycle,$REQ,$BYTES,$SECS,$RSS_MIB,,$EMITTED,$STATE,once; $XNOTE" >> "$CSV"
     echo "exporter cycle $cycle: requests=$REQ bytes=$BYTES wall=${SECS}s rss=${RSS_MIB}MiB emitted=$EMITTED state_db=$STATE"
     if [ "$cycle" = 1 ]; then sleep "$GAP"; fi
   done
