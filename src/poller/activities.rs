@@ -18,9 +18,9 @@
 //! the cursor it left. The cursor can only pass `t` in a fetch while it is not frozen, so
 //! `C = from` (each earlier window moved it to its `to`, the next `from`), and the move is to
 //! `min(to, F - overlap) > t`: then `from <= t < to`, `t` is inside that window and
-//! `F >= t + overlap >= t + d`, so `A` was visible when that query ran and is in its answer. Because `F` is read
-//! from the server's own clock, client/server skew does not enter the bound; without a `Date`
-//! header the bound needs `d + skew <= overlap`.
+//! `F >= t + overlap >= t + d`, so `A` was visible when that query ran and is in its answer.
+//! Because `F` is read from the server's own clock, client/server skew does not enter the
+//! bound; without a `Date` header the bound needs `d + skew <= overlap`.
 //!
 //! *A quiet organization* does not grow windows: `C'` follows `now - overlap`, so each window
 //! is about `interval + overlap` long, with or without activity.
