@@ -138,6 +138,10 @@ pub struct EmulatorArgs {
     /// Live activities per minute per organization.
     #[arg(long, default_value_t = 0.0)]
     pub rate: f64,
+    /// Stop generating live activities after this long (e.g. 30m) but keep serving, so a
+    /// soak run ends with a fixed set of activities to check the sinks against.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub live_for: Option<Duration>,
     /// Generated history density (activities per day per organization).
     #[arg(long, default_value_t = 200)]
     pub history_per_day: u32,
@@ -231,6 +235,7 @@ async fn run_emulator(args: &EmulatorArgs) -> anyhow::Result<()> {
         seed: args.seed,
         history: args.history,
         rate_per_min: args.rate,
+        live_for: args.live_for,
         history_events_per_day: args.history_per_day,
         rate_limit: if args.no_rate_limit {
             None

@@ -82,6 +82,9 @@ pub struct EmulatorOptions {
     pub history_events_per_day: u32,
     /// Live activities per minute per org while serving (0 = none).
     pub rate_per_min: f64,
+    /// Stop live generation after this long (the server keeps answering); `None` = until
+    /// shutdown. Soak runs use it to end with a fixed set of activities to check against.
+    pub live_for: Option<Duration>,
     /// Admin key `(id, secret)`; `None` generates one from the seed.
     pub key: Option<(String, String)>,
     /// At most N requests per key in any rolling window; `None` = unlimited.
@@ -98,6 +101,7 @@ impl Default for EmulatorOptions {
             history: Duration::from_secs(7 * 86_400),
             history_events_per_day: 200,
             rate_per_min: 0.0,
+            live_for: None,
             key: None,
             rate_limit: Some((10, Duration::from_secs(10))),
             max_visibility_delay: Duration::ZERO,

@@ -4,25 +4,33 @@
 //!
 //! # The cursor rule
 //! The cursor `C` means: every activity created before `C` that became visible within
-//! `overlap` of its `createdAt` is stored. A window is `[C, to]` with
-//! `to = min(C + window, now)`. After a successful fetch sent at time `F` (a lower bound of
+//! `overlap` of its `createdAt` is stored. A cycle walks windows `[from, to]` from `C` to now:
+//! the first `from` is `C`, each next `from` is the previous `to`, and
+//! `to = min(from + window, now)`. After a successful fetch sent at time `F` (a lower bound of
 //! the server's clock when it ran the query: the response's HTTP `Date` minus the request's
 //! duration and one second of `Date` truncation; the local send time when there is no `Date`),
-//! the cursor becomes `C' = max(C, min(to, F - overlap))`.
+//! the cursor becomes `C' = max(C, min(to, F - overlap))` — but only while every earlier
+//! window of the cycle moved it to its own `to`. The first window that leaves it short of
+//! `to` freezes it for the rest of the cycle; later windows are read for freshness only.
 //!
 //! *Proof that nothing is skipped* (activity `A`, created at `t`, visible from `t + d`,
-//! `d <= overlap`): windows are contiguous (`from` of the next window is `C' <= to`), so
-//! while `C <= t` some later window contains `t`. The cursor can only pass `t` in a fetch with
-//! `from <= t < min(to, F - overlap)`: then `t` is inside that window and
-//! `F >= t + overlap >= t + d`, so `A` was visible when that query ran and is in its answer. Because `F` is read
-//! from the server's own clock, client/server skew does not enter the bound; without a `Date`
-//! header the bound needs `d + skew <= overlap`, and `F` is also capped by the previous `F`
-//! plus the time elapsed on a clock that never steps (`Clock::elapsed_ms`), so a wall clock
-//! stepping forward cannot carry the cursor past activities not yet created (a step back is
-//! harmless: the cursor never moves back, the windows just re-read more).
+//! `d <= overlap`): a cycle's windows are contiguous from `C`, and the next cycle starts at
+//! the cursor it left. The cursor can only pass `t` in a fetch while it is not frozen, so
+//! `C = from` (each earlier window moved it to its `to`, the next `from`), and the move is to
+//! `min(to, F - overlap) > t`: then `from <= t < to`, `t` is inside that window and
+//! `F >= t + overlap >= t + d`, so `A` was visible when that query ran and is in its answer.
+//! Because `F` is read from the server's own clock, client/server skew does not enter the
+//! bound; without a `Date` header the bound needs `d + skew <= overlap`, and `F` is also
+//! capped by the previous `F` plus the time elapsed on a clock that never steps
+//! (`Clock::elapsed_ms`), so a wall clock stepping forward cannot carry the cursor past
+//! activities not yet created (a step back is harmless: the cursor never moves back, the
+//! windows just re-read more).
 //!
 //! *A quiet organization* does not grow windows: `C'` follows `now - overlap`, so each window
 //! is about `interval + overlap` long, with or without activity.
+//! *A busy organization*, whose `interval + overlap` holds more than one window's worth, reads
+//! that span in several windows per cycle and the cycle still ends at now: the overlap is
+//! re-read once per cycle, never more.
 //! *A fresh or rewound state* starts at `now - initial_lookback` (or the rewound cursor) and
 //! walks forward in `window`-sized chunks, oldest first; there `F - overlap` is far past `to`,
 //! so chunks do not re-read each other.
@@ -178,20 +186,27 @@ impl ActivityPoller {
             ),
         };
         let mut stats = CycleStats::default();
+        // Windows walk from the cursor to now, each starting where the last one ended. The
+        // cursor follows them only while each answer was complete (`to <= F - overlap`); the
+        // first window that leaves it short freezes it for the rest of the cycle (see the
+        // module docs). Walking from the cursor instead re-read the front of the overlap
+        // without end once a window held less than `interval + overlap` (soak run, issue 8).
+        let mut from = cursor;
+        let mut frozen = false;
         while !token.is_cancelled() {
             let now = self.clock.now().timestamp_millis();
-            // A local clock behind the cursor (stepped back) must not shrink the windows to a
-            // crawl: the server's `Date` still bounds how far the cursor may move.
-            let to = if now > cursor {
-                (cursor + window).min(now)
+            // A local clock behind the window start (stepped back) must not shrink the windows
+            // to a crawl: the server's `Date` still bounds how far the cursor may move.
+            let to = if now > from {
+                (from + window).min(now)
             } else {
-                cursor + window
+                from + window
             };
             let splittable = window > min_window;
             let sent = self.clock.now();
             let steady_sent = self.clock.elapsed_ms();
             let cap = splittable.then_some(s.max_response_bytes);
-            let fetched = match self.source.fetch(&self.org, at(cursor), at(to), cap).await {
+            let fetched = match self.source.fetch(&self.org, at(from), at(to), cap).await {
                 Ok(f) => f,
                 Err(FetchError::TooLarge { limit, bytes }) => {
                     // At least halve; shrink further when the answer's size is known.
@@ -219,7 +234,13 @@ impl ActivityPoller {
                 }
                 None => self.steady_bound(sent.timestamp_millis(), steady_sent),
             };
-            let new_cursor = cursor.max(to.min(f - ms(s.overlap)));
+            let complete_to = to.min(f - ms(s.overlap));
+            let new_cursor = if frozen {
+                cursor
+            } else {
+                cursor.max(complete_to)
+            };
+            frozen |= complete_to < to;
             let (count, bytes) = (fetched.activities.len(), fetched.body_bytes);
             if count > s.split_threshold && splittable {
                 stats.splits += 1;
@@ -228,12 +249,13 @@ impl ActivityPoller {
                     .with_label_values(&[&self.org])
                     .inc();
             }
-            window = next_window(window, (to - cursor).max(1), count, bytes, s)
+            window = next_window(window, (to - from).max(1), count, bytes, s)
                 .clamp(min_window, max_window);
             let state = self.cursor_state(new_cursor, window, max_window);
             stats.add(store_window(self.writer(), fetched, state).await?);
             stats.windows += 1;
             cursor = new_cursor;
+            from = to;
             let lag = (Utc::now().timestamp_millis() - cursor) as f64 / 1000.0;
             self.metrics
                 .cursor_timestamp

@@ -47,6 +47,13 @@ pub struct InsertStats {
 
 /// Inserts `events` in order inside the caller's transaction; an event whose dedupe key
 /// (occurred_ms, event_id) is already stored is dropped. Returns (new, duplicates).
+///
+/// Duplicates are skipped by `WHERE NOT EXISTS` before SQLite allocates a rowid: with
+/// AUTOINCREMENT, `ON CONFLICT DO NOTHING` alone spends a seq on every dropped duplicate, and
+/// each poll re-reads its whole overlap, so seqs got gaps and `max(seq) - position` (the
+/// backlog gauge) overcounted by up to overlap / interval (15x with the defaults; found by
+/// the soak run, issue 8). Dense seqs keep that subtraction exact. `ON CONFLICT DO NOTHING`
+/// stays as the guarantee.
 pub(super) fn insert_events(
     tx: &rusqlite::Transaction<'_>,
     events: &[NewEvent],
@@ -54,7 +61,9 @@ pub(super) fn insert_events(
 ) -> rusqlite::Result<(u64, u64)> {
     let mut ins = tx.prepare_cached(
         "INSERT INTO events (occurred_ms, event_id, kind, org_id, occurred_at, observed_at, payload)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
+         WHERE NOT EXISTS (SELECT 1 FROM events WHERE occurred_ms = ?1 AND event_id = ?2)
+         ON CONFLICT DO NOTHING",
     )?;
     let (mut new, mut duplicates) = (0, 0);
     for e in events {

@@ -42,6 +42,44 @@ async fn insert_dedupes_and_moves_the_cursor_in_one_transaction() {
 }
 
 #[tokio::test]
+async fn overlap_rereads_leave_no_seq_gaps_so_backlog_counts_events() {
+    // Every poll re-reads its overlap; SQLite's AUTOINCREMENT used to spend a seq on each
+    // re-read duplicate (ON CONFLICT DO NOTHING), so `sink_backlog_events` = max(seq) -
+    // position counted ~15x the real backlog in the soak run (issue 8).
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.db")).unwrap();
+    let window = |ids: &[(&str, i64)]| ids.iter().map(|(id, ms)| ev("o", id, *ms)).collect();
+    store
+        .insert_window(
+            "o",
+            "activities",
+            window(&[("a", 1), ("b", 2)]),
+            vec![],
+            None,
+        )
+        .await
+        .unwrap();
+    let s = store
+        .insert_window(
+            "o",
+            "activities",
+            window(&[("a", 1), ("b", 2), ("c", 3), ("c", 3), ("d", 4)]),
+            vec![],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!((s.new, s.duplicates, s.max_seq), (2, 3, 4));
+    store.commit_position("file", 2).await.unwrap();
+    assert_eq!(store.backlog(2).await.unwrap().0, 2);
+    let batch = store.read_batch(2, 10).await.unwrap();
+    assert_eq!(
+        batch.iter().map(|e| e.payload.as_str()).collect::<Vec<_>>(),
+        [r#"{"id":"c"}"#, r#"{"id":"d"}"#]
+    );
+}
+
+#[tokio::test]
 async fn positions_only_move_forward_and_reopen_keeps_everything() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.db");
