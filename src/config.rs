@@ -501,7 +501,13 @@ impl Config {
                 "expected host:port such as 127.0.0.1:9187, or \"\" to disable",
             ));
         }
-        if self.state.retention < self.activities.overlap + Duration::from_secs(3600) {
+        // `checked_add`: an overlap near `Duration::MAX` (e.g. "18446744073709551615s") made the
+        // sum panic instead of failing validation.
+        let min_retention = self
+            .activities
+            .overlap
+            .checked_add(Duration::from_secs(3600));
+        if min_retention.is_none_or(|min| self.state.retention < min) {
             return Err(ConfigError::key(
                 "state.retention",
                 format!("\"{}\"", humantime::format_duration(self.state.retention)),

@@ -54,12 +54,16 @@ fn floor_second(t: DateTime<Utc>) -> DateTime<Utc> {
     t.with_nanosecond(0).unwrap_or(t)
 }
 
+/// The next whole second; `t` itself in the last second chrono can represent, where `+ 1 s`
+/// would panic (found by the `dates` fuzz target, issue 8).
 fn ceil_second(t: DateTime<Utc>) -> DateTime<Utc> {
     let floored = floor_second(t);
     if floored == t {
         t
     } else {
-        floored + TimeDelta::seconds(1)
+        floored
+            .checked_add_signed(TimeDelta::seconds(1))
+            .unwrap_or(t)
     }
 }
 
@@ -140,6 +144,16 @@ mod tests {
             window_params(DateFormat::Date, from, utc("2025-12-31T23:59:59Z")).1,
             "2026-01-01"
         );
+    }
+
+    #[test]
+    fn bounds_at_the_end_of_representable_time_do_not_panic() {
+        // Regression (fuzz target `dates`): ceiling a time in chrono's last second overflowed.
+        let max = DateTime::<Utc>::MAX_UTC;
+        for format in [DateFormat::Naive, DateFormat::Rfc3339, DateFormat::Date] {
+            let (_, to) = window_params(format, max, max);
+            assert!(to.starts_with(&max.format("%Y-%m-%d").to_string()), "{to}");
+        }
     }
 
     #[test]

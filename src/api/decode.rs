@@ -11,7 +11,9 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 use serde_json::error::Category;
 use serde_json::value::RawValue;
 
-use super::models::{Activity, Quarantined, RawObject, WhoAmI, classify_activity, raw_object};
+use super::models::{
+    Activity, ActivityBatch, Quarantined, RawObject, WhoAmI, classify_activity, raw_object,
+};
 
 /// A decoded envelope. `result` is `None` when the field was absent.
 #[derive(Debug)]
@@ -240,9 +242,31 @@ impl<'de> serde::Deserialize<'de> for Key {
     }
 }
 
+/// One whole activities answer decoded as `Client::activities` decodes a page (through
+/// `io::Read`, as the body streams in), failures worded the same way. Only for the fuzz target
+/// `fuzz/fuzz_targets/api_decode.rs` (issue 8): not a stable API.
+#[doc(hidden)]
+pub fn decode_activities_body(body: &[u8]) -> Result<ActivityBatch, String> {
+    let shape = Activities { max_bytes: None };
+    let env = decode_envelope(&shape, serde_json::Deserializer::from_reader(body))
+        .map_err(|e| describe(&e, body.len()))?;
+    let list = env
+        .result
+        .ok_or_else(|| "the envelope has no `result` field".to_string())?;
+    Ok(ActivityBatch {
+        activities: list.activities,
+        quarantined: list.quarantined,
+        request_id: env.request_id,
+        body_bytes: body.len(),
+        server_date: None,
+    })
+}
+
 /// What a non-2xx body says: the envelope's `error` (or a gateway's `message`) and `requestId`,
 /// or, when the body is not JSON (401/403/429 bodies are undocumented), an excerpt of it.
-pub(crate) fn error_body(body: &[u8]) -> (Option<String>, String) {
+/// `pub` (hidden) only for the fuzz target `api_decode`.
+#[doc(hidden)]
+pub fn error_body(body: &[u8]) -> (Option<String>, String) {
     match decode_envelope(&Ignore, serde_json::Deserializer::from_slice(body)) {
         Ok(env) => (env.request_id, env.error.unwrap_or_default()),
         Err(_) => (None, excerpt(body, 200)),

@@ -35,6 +35,11 @@ use crate::metrics::Metrics;
 pub use error::ApiError;
 pub use models::{Activity, ActivityBatch, Quarantined, RawObject, WhoAmI};
 pub use ratelimit::RateLimiter;
+// Entry points for the fuzz targets in fuzz/ (issue 8); not a stable API.
+#[doc(hidden)]
+pub use decode::{decode_activities_body, error_body};
+#[doc(hidden)]
+pub use response::reset_after;
 
 use call::Page;
 use decode::{Activities, ActivityList, Identity, Objects};

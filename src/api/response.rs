@@ -225,8 +225,9 @@ impl Inner {
 
 /// How long a 429 asks to wait: `X-RateLimit-Reset` (seconds, as the Terraform provider reads
 /// it; a value past 1e9 is taken as a Unix time) and `Retry-After` (seconds or an HTTP date);
-/// the longer of the two, capped at `MAX_RESET_WAIT`.
-pub(crate) fn reset_after(headers: &HeaderMap) -> Option<Duration> {
+/// the longer of the two, capped at `MAX_RESET_WAIT`. `pub` (hidden) only for the fuzz target
+/// `dates`.
+pub fn reset_after(headers: &HeaderMap) -> Option<Duration> {
     let now_unix = || chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
     let header = |name| {
         headers

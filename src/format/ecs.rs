@@ -10,7 +10,7 @@
 //! `event.kind: alert`. `event.original` is not written: the verbatim object is already there.
 
 use super::catalog::{self, Severity};
-use super::json::push_json_str;
+use super::json::{push_json_str, push_verbatim};
 use super::view::{
     ActivityView, FindingView, InventoryView, first_time_ms, parse_object, push_int,
     push_rfc3339_ms, valid_ip,
@@ -70,7 +70,7 @@ fn vendor(event: &Event, member: &str, payload_is_object: bool, out: &mut Vec<u8
     out.extend_from_slice(member.as_bytes());
     out.extend_from_slice(b"\":");
     if payload_is_object {
-        out.extend_from_slice(event.payload.trim().as_bytes());
+        push_verbatim(out, &event.payload);
     } else {
         // Not a JSON object (never from the API): keep it, as text.
         push_json_str(out, &event.payload);

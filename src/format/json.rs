@@ -1,5 +1,6 @@
 //! The `json` envelope and the `raw` format. The payload is copied verbatim (never re-parsed),
-//! so unknown fields, key order and number spelling of the API object survive.
+//! so unknown fields, key order and number spelling of the API object survive; only line
+//! breaks between its tokens become spaces (`push_verbatim`), so every record is one line.
 
 use crate::event::{Event, EventKind};
 
@@ -19,7 +20,7 @@ pub fn encode(event: &Event, out: &mut Vec<u8>) {
     match event.kind {
         EventKind::Activity => {
             out.extend_from_slice(b",\"activity\":");
-            out.extend_from_slice(event.payload.trim().as_bytes());
+            push_verbatim(out, &event.payload);
             out.push(b'}');
         }
         EventKind::Inventory | EventKind::Finding => {
@@ -32,7 +33,7 @@ pub fn encode(event: &Event, out: &mut Vec<u8>) {
                 .trim();
             if !inner.is_empty() {
                 out.push(b',');
-                out.extend_from_slice(inner.as_bytes());
+                push_verbatim(out, inner);
             }
             out.push(b'}');
         }
@@ -42,9 +43,26 @@ pub fn encode(event: &Event, out: &mut Vec<u8>) {
 /// `raw`: the verbatim activity; other kinds fall back to the envelope.
 pub fn encode_raw(event: &Event, out: &mut Vec<u8>) {
     match event.kind {
-        EventKind::Activity => out.extend_from_slice(event.payload.trim().as_bytes()),
+        EventKind::Activity => push_verbatim(out, &event.payload),
         _ => encode(event, out),
     }
+}
+
+/// Appends the JSON text `payload`, trimmed, with each CR and LF turned into a space. In valid
+/// JSON a raw line break can only be whitespace between tokens (inside strings it is escaped),
+/// so the value is unchanged, but a pretty-printed API answer no longer splits an NDJSON record
+/// over several lines (found by the `formats` fuzz target, issue 8). Compact payloads, the API's
+/// usual form, are copied in one piece.
+pub fn push_verbatim(out: &mut Vec<u8>, payload: &str) {
+    let bytes = payload.trim().as_bytes();
+    if !bytes.contains(&b'\n') && !bytes.contains(&b'\r') {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    out.extend(bytes.iter().map(|&b| match b {
+        b'\n' | b'\r' => b' ',
+        b => b,
+    }));
 }
 
 /// Appends `s` as a JSON string literal.
@@ -146,6 +164,28 @@ mod tests {
             let mut out = Vec::new();
             push_json_str(&mut out, s);
             assert_eq!(out, serde_json::to_vec(s).unwrap(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn a_pretty_printed_payload_stays_on_one_line() {
+        // Regression (fuzz target `formats`): line breaks between tokens were copied as is.
+        let payload = "{\r\n  \"id\": \"a\\nb\",\n  \"n\": [1,\n 2]\n}\n";
+        for kind in [EventKind::Activity, EventKind::Inventory] {
+            let mut e = activity(payload);
+            e.kind = kind;
+            for encode in [encode, encode_raw] {
+                let mut out = Vec::new();
+                encode(&e, &mut out);
+                assert!(!out.contains(&b'\n') && !out.contains(&b'\r'), "{out:?}");
+                let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+                let id = if kind == EventKind::Activity && v.get("activity").is_some() {
+                    &v["activity"]["id"]
+                } else {
+                    &v["id"]
+                };
+                assert_eq!(id, "a\nb");
+            }
         }
     }
 

@@ -15,7 +15,7 @@
 //! Tests validate the output against the official 1.3.0 schema (pydantic-ocsf).
 
 use super::catalog::{self, Act, Class, Severity};
-use super::json::{push_json_str, push_json_str_contents};
+use super::json::{push_json_str, push_json_str_contents, push_verbatim};
 use super::view::{
     ActivityView, FindingView, InventoryView, first_time_ms, parse_object, push_int, valid_ip,
 };
@@ -122,7 +122,7 @@ fn metadata(
 fn close(event: &Event, is_object: bool, out: &mut Vec<u8>) {
     if is_object {
         out.extend_from_slice(b",\"unmapped\":");
-        out.extend_from_slice(event.payload.trim().as_bytes());
+        push_verbatim(out, &event.payload);
     } else {
         out.extend_from_slice(b",\"raw_data\":");
         push_json_str(out, &event.payload);
@@ -377,7 +377,7 @@ fn encode_inventory(event: &Event, out: &mut Vec<u8>) {
         }
         if let Some(data) = data.filter(|d| d.get().starts_with('{')) {
             out.extend_from_slice(b",\"data\":");
-            out.extend_from_slice(data.get().as_bytes());
+            push_verbatim(out, data.get());
         }
         out.push(b'}');
     };

@@ -140,6 +140,15 @@ fn other_bad_values_are_named() {
 }
 
 #[test]
+fn an_overlap_too_large_to_add_an_hour_to_is_an_error_not_a_panic() {
+    // Regression (issue 8): `overlap + 1h` overflowed `Duration` inside validate().
+    let e = err(&format!(
+        "[activities]\noverlap = \"18446744073709551615s\"\n{MINIMAL}"
+    ));
+    assert!(e.contains("state.retention"), "{e}");
+}
+
+#[test]
 fn environment_overrides_every_section() {
     let cfg = Config::from_toml(
         MINIMAL,

@@ -1,7 +1,8 @@
 //! Output formats end to end: golden files per SIEM format (ecs, ocsf, cef) over a fixed set of
 //! ordinary, unicode, empty and hostile events; OCSF output validated against the official
-//! 1.3.0 schema (pydantic-ocsf, when installed); a property test that any payload renders as
-//! valid output (a JSON object for json/ecs/ocsf, exactly one line for cef).
+//! 1.3.0 schema (pydantic-ocsf, when installed); a property test that any payload, compact or
+//! pretty-printed, renders as valid output (one line in every format; a JSON object for
+//! json/ecs/ocsf).
 //!
 //! Regenerate the golden files after an intended change: `UPDATE_GOLDEN=1 cargo test --test it formats`.
 
@@ -79,6 +80,12 @@ fn cef_matches_its_golden_file() {
 /// Format invariants every record must keep, whatever the payload.
 fn assert_valid(format: Format, event: &Event, record: &[u8]) {
     let text = std::str::from_utf8(record).expect("UTF-8");
+    // NDJSON and syslog framing need one record per line, whatever the payload's spacing.
+    assert!(
+        !text.contains(['\n', '\r']),
+        "{}: a record is one line: {text:?}",
+        format.as_str()
+    );
     if format.is_json() && !(format == Format::Raw && event.kind == EventKind::Activity) {
         let v: serde_json::Value = serde_json::from_str(text)
             .unwrap_or_else(|e| panic!("{} is not JSON ({e}): {text}", format.as_str()));
@@ -364,7 +371,14 @@ proptest! {
         kind in any_kind(),
         org in "\\PC{0,10}",
         occurred in prop_oneof![Just("2025-03-04T10:15:30Z".to_string()), "\\PC{0,30}"],
+        pretty in any::<bool>(),
     ) {
+        // Pretty-printed payloads: line breaks between tokens (found by fuzzing, issue 8).
+        let payload = if pretty {
+            serde_json::to_string_pretty(&payload).unwrap()
+        } else {
+            payload.to_string()
+        };
         let event = Event {
             seq: 1,
             event_id: format!("{}:{org}:x", kind.as_str()),
@@ -372,7 +386,7 @@ proptest! {
             org_id: org,
             occurred_at: occurred,
             observed_at: "2025-03-04T10:16:00Z".into(),
-            payload: payload.to_string(),
+            payload,
         };
         let mut out = Vec::new();
         for &format in Format::ALL {
