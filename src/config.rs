@@ -478,6 +478,34 @@ impl Config {
         nonzero("daemon.sink_max_backoff", self.daemon.sink_max_backoff)?;
         nonzero("activities.interval", self.activities.interval)?;
         nonzero("activities.max_window", self.activities.max_window)?;
+        // Upper bounds keep the poller's millisecond arithmetic far from i64 overflow (an
+        // absurd `max_window = "500000000y"` passed validation, found while fuzzing, issue 8).
+        const DAY: u64 = 86_400;
+        for (key, d, max) in [
+            ("activities.interval", self.activities.interval, DAY),
+            ("activities.overlap", self.activities.overlap, 7 * DAY),
+            (
+                "activities.max_window",
+                self.activities.max_window,
+                366 * DAY,
+            ),
+            (
+                "activities.initial_lookback",
+                self.activities.initial_lookback,
+                3660 * DAY,
+            ),
+        ] {
+            if d > Duration::from_secs(max) {
+                return Err(ConfigError::key(
+                    key,
+                    format!("\"{}\"", humantime::format_duration(d)),
+                    format!(
+                        "must be at most {}",
+                        humantime::format_duration(Duration::from_secs(max))
+                    ),
+                ));
+            }
+        }
         self.inventory.validate()?;
         if self.activities.split_threshold == 0 {
             return Err(ConfigError::key(

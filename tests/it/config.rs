@@ -145,7 +145,27 @@ fn an_overlap_too_large_to_add_an_hour_to_is_an_error_not_a_panic() {
     let e = err(&format!(
         "[activities]\noverlap = \"18446744073709551615s\"\n{MINIMAL}"
     ));
-    assert!(e.contains("state.retention"), "{e}");
+    assert!(
+        e.contains("activities.overlap") || e.contains("state.retention"),
+        "{e}"
+    );
+}
+
+#[test]
+fn absurdly_long_poller_durations_are_refused_by_name() {
+    // `cursor + window` is millisecond arithmetic on i64: bound the inputs (issue 8 fuzzing).
+    for (key, value) in [
+        ("max_window", "500000000y"),
+        ("initial_lookback", "100y"),
+        ("interval", "2d"),
+        ("overlap", "30d"),
+    ] {
+        let e = err(&format!("[activities]\n{key} = \"{value}\"\n{MINIMAL}"));
+        assert!(
+            e.contains(&format!("activities.{key}")) && e.contains("must be at most"),
+            "{e}"
+        );
+    }
 }
 
 #[test]
