@@ -4,7 +4,6 @@
 //! file modes; a warning for world-readable configs holding secrets.
 
 use std::os::unix::fs::PermissionsExt;
-use std::time::Duration;
 
 use base64::Engine;
 use clickhouse_audit_exporter::config::Config;
@@ -96,19 +95,7 @@ async fn no_secret_reaches_logs_endpoints_or_errors_even_at_trace_level() {
 
     // `validate` and `once` error output with the same config.
     for args in [&["validate"][..], &["once"][..]] {
-        let out = bin()
-            .arg("-c")
-            .arg(&rig.cfg)
-            .args(args)
-            .env("RUST_LOG", "trace")
-            .output()
-            .await
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (_, text) = rig.cli(args, &[("RUST_LOG", "trace")]).await;
         assert_clean(&format!("`{}`", args.join(" ")), &text, &secrets);
     }
 }
@@ -183,19 +170,8 @@ async fn tls_is_verified_by_default_for_every_https_destination() {
         .unwrap()
         .replace(&rig.emu.base_url, &url);
     std::fs::write(&rig.cfg, toml).unwrap();
-    let out = tokio::time::timeout(
-        Duration::from_secs(60),
-        bin().arg("-c").arg(&rig.cfg).arg("validate").output(),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_ne!(out.status.code(), Some(0), "{text}");
+    let (code, text) = rig.cli(&["validate"], &[]).await;
+    assert_ne!(code, 0, "{text}");
     assert!(
         text.contains("certificate"),
         "the API's TLS failure is named: {text}"
@@ -220,14 +196,8 @@ fn the_metrics_listener_binds_loopback_by_default() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn state_and_output_files_are_private() {
     let rig = Rig::new().await;
-    let out = bin()
-        .arg("-c")
-        .arg(&rig.cfg)
-        .arg("once")
-        .output()
-        .await
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
+    let (code, text) = rig.cli(&["once"], &[]).await;
+    assert_eq!(code, 0, "{text}");
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&rig.path("state.db")), 0o600, "state database");
     assert_eq!(mode(&rig.path("state.db.marker")), 0o600, "state marker");
@@ -239,15 +209,9 @@ async fn a_world_readable_config_with_secrets_gets_a_warning() {
     let rig = Rig::new().await;
     let secret = rig.emu.emulator.key_secret();
     let run = async || {
-        let out = bin()
-            .arg("-c")
-            .arg(&rig.cfg)
-            .args(["validate", "--offline"])
-            .output()
-            .await
-            .unwrap();
-        assert_eq!(out.status.code(), Some(0));
-        String::from_utf8_lossy(&out.stderr).into_owned()
+        let (code, text) = rig.cli(&["validate", "--offline"], &[]).await;
+        assert_eq!(code, 0, "{text}");
+        text
     };
     std::fs::set_permissions(&rig.cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
     let err = run().await;

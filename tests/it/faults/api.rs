@@ -87,12 +87,7 @@ async fn bursts_of_500_502_and_503_are_retried_and_lose_nothing() {
         );
     }
     let m = d.scrape().await;
-    let retried: f64 = m
-        .samples
-        .iter()
-        .filter(|s| s.name == "clickhouse_audit_api_retries_total")
-        .map(|s| s.value)
-        .sum();
+    let retried = m.sum("clickhouse_audit_api_retries_total", &[]);
     assert!(retried >= 3.0, "the bursts were retried ({retried})");
     stop_clean(d).await;
 }
@@ -128,12 +123,7 @@ async fn ten_percent_random_errors_lose_nothing() {
         .count();
     assert!(served_503 >= 1, "the error rate hit some requests");
     let m = d.scrape().await;
-    let retried: f64 = m
-        .samples
-        .iter()
-        .filter(|s| s.name == "clickhouse_audit_api_retries_total")
-        .map(|s| s.value)
-        .sum();
+    let retried = m.sum("clickhouse_audit_api_retries_total", &[]);
     assert!(retried >= 1.0, "the failures were retried");
     stop_clean(d).await;
 }
@@ -324,12 +314,7 @@ async fn activities_without_id_or_with_a_bad_created_at_are_quarantined_and_the_
     expected.retain(|id| *id != no_id && *id != bad_date);
     super::wait_complete(&rig.out, &expected, 0).await;
     let m = d.scrape().await;
-    let quarantined: f64 = m
-        .samples
-        .iter()
-        .filter(|s| s.name == "clickhouse_audit_activities_quarantined_total")
-        .map(|s| s.value)
-        .sum();
+    let quarantined = m.sum("clickhouse_audit_activities_quarantined_total", &[]);
     assert_eq!(quarantined, 2.0, "both counted");
     ready(&d).await;
     let logs = stop_clean(d).await;

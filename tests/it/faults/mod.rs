@@ -92,6 +92,25 @@ impl Rig {
         self.dir.path().join(name)
     }
 
+    /// Runs `clickhouse-audit-exporter -c <config> ARGS` to its end: (exit code, stdout +
+    /// stderr).
+    pub async fn cli(&self, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+        let out = crate::ops::daemon::bin()
+            .arg("-c")
+            .arg(&self.cfg)
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .await
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code().unwrap_or(-1), text)
+    }
+
     pub async fn start(&self) -> Daemon {
         Daemon::start(&self.cfg, &[]).await
     }
@@ -182,18 +201,7 @@ pub async fn unready(d: &Daemon, needle: &str) -> String {
 /// Waits until the metric (summed over series matching `labels`) reaches `at_least`.
 pub async fn metric_at_least(d: &Daemon, name: &str, labels: &[(&str, &str)], at_least: f64) {
     eventually(&format!("{name}{labels:?} >= {at_least}"), async || {
-        let m = d.scrape().await;
-        let sum: f64 = m
-            .samples
-            .iter()
-            .filter(|s| {
-                s.name == name
-                    && labels
-                        .iter()
-                        .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-            })
-            .map(|s| s.value)
-            .sum();
+        let sum = d.scrape().await.sum(name, labels);
         (sum >= at_least).then_some(())
     })
     .await;

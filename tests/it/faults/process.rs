@@ -100,18 +100,7 @@ async fn sigkill_at_random_points_with_every_local_sink_loses_nothing() {
     let bound = BATCH * kills;
     wait_complete(&rig.out, &expected, bound).await;
     let got = eventually("webhook complete", async || {
-        let ids: Vec<String> = rx
-            .accepted()
-            .iter()
-            .flat_map(|r| {
-                let v: serde_json::Value = serde_json::from_slice(&r.decoded_body()).unwrap();
-                v.as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|e| e["activity"]["id"].as_str().unwrap().to_string())
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+        let ids = super::sinks::accepted_ids(&rx);
         let set: HashSet<&String> = ids.iter().collect();
         expected
             .iter()
@@ -189,55 +178,22 @@ async fn sigterm_during_a_long_backfill_exits_cleanly_and_the_restart_resumes() 
     stop_clean(d).await;
 }
 
-async fn run_once(rig: &Rig) -> (i32, String) {
-    let out = bin()
-        .arg("-c")
-        .arg(&rig.cfg)
-        .arg("once")
-        .output()
-        .await
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-async fn state(rig: &Rig, args: &[&str]) -> (i32, String) {
-    let out = bin()
-        .arg("-c")
-        .arg(&rig.cfg)
-        .arg("state")
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_state_database_is_refused_and_nothing_is_re_exported_unless_asked() {
     let rig = Rig::new().await;
-    let (code, err) = run_once(&rig).await;
+    let (code, err) = rig.cli(&["once"], &[]).await;
     assert_eq!(code, 0, "{err}");
     let first = activity_ids(&read_ndjson(&rig.out));
     check_bounded(&first, &rig.expected(), 0, "first run");
     let db = rig.path("state.db");
     std::fs::remove_file(&db).unwrap();
-    let (code, err) = run_once(&rig).await;
+    let (code, err) = rig.cli(&["once"], &[]).await;
     assert_eq!(code, 1, "refused: {err}");
     assert!(
         err.contains("is missing") && err.contains("state reset --yes"),
         "explains and names the way out: {err}"
     );
-    let (code, text) = state(&rig, &["verify"]).await;
+    let (code, text) = rig.cli(&["state", "verify"], &[]).await;
     assert_ne!(code, 0);
     assert!(text.contains("is missing"), "verify explains: {text}");
     assert_eq!(
@@ -245,12 +201,12 @@ async fn a_deleted_state_database_is_refused_and_nothing_is_re_exported_unless_a
         first.len(),
         "nothing re-exported"
     );
-    let (code, text) = state(&rig, &["reset"]).await;
+    let (code, text) = rig.cli(&["state", "reset"], &[]).await;
     assert_eq!(code, 2, "reset without --yes is refused: {text}");
     assert!(text.contains("--yes"), "{text}");
-    let (code, text) = state(&rig, &["reset", "--yes"]).await;
+    let (code, text) = rig.cli(&["state", "reset", "--yes"], &[]).await;
     assert_eq!(code, 0, "{text}");
-    let (code, err) = run_once(&rig).await;
+    let (code, err) = rig.cli(&["once"], &[]).await;
     assert_eq!(code, 0, "asked for: starts over: {err}");
     assert_eq!(
         activity_ids(&read_ndjson(&rig.out)).len(),
@@ -262,7 +218,7 @@ async fn a_deleted_state_database_is_refused_and_nothing_is_re_exported_unless_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupted_state_database_is_refused_and_verify_explains() {
     let rig = Rig::new().await;
-    let (code, err) = run_once(&rig).await;
+    let (code, err) = rig.cli(&["once"], &[]).await;
     assert_eq!(code, 0, "{err}");
     let before = read_ndjson(&rig.out).len();
     let db = rig.path("state.db");
@@ -279,13 +235,13 @@ async fn a_corrupted_state_database_is_refused_and_verify_explains() {
         now,
         now,
     );
-    let (code, err) = run_once(&rig).await;
+    let (code, err) = rig.cli(&["once"], &[]).await;
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("corrupt") && err.contains(&db.display().to_string()),
         "names the file and the problem: {err}"
     );
-    let (code, text) = state(&rig, &["verify"]).await;
+    let (code, text) = rig.cli(&["state", "verify"], &[]).await;
     assert_ne!(code, 0);
     assert!(
         text.contains("corrupt") && text.contains("state reset --yes"),

@@ -19,8 +19,8 @@ fn webhook(url: &str, extra: &str) -> String {
     )
 }
 
-/// Distinct activity ids in the bodies the receiver accepted, and the count with repeats.
-fn accepted_ids(rx: &Receiver) -> Vec<String> {
+/// Activity ids in the JSON-array bodies the receiver accepted, repeats included.
+pub(super) fn accepted_ids(rx: &Receiver) -> Vec<String> {
     rx.accepted()
         .iter()
         .flat_map(|r| {

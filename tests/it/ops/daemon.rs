@@ -237,18 +237,28 @@ impl Scrape {
         self.samples.iter().map(|s| s.name.clone()).collect()
     }
 
+    /// The series of `name` whose labels include `labels`.
+    fn matching<'a>(
+        &'a self,
+        name: &'a str,
+        labels: &'a [(&str, &str)],
+    ) -> impl Iterator<Item = &'a Sample> {
+        self.samples.iter().filter(move |s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+    }
+
+    /// The sum over every series of `name` whose labels include `labels` (0 when none).
+    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.matching(name, labels).map(|s| s.value).sum()
+    }
+
     /// The value of the one series of `name` whose labels include `labels`.
     pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        let found: Vec<&Sample> = self
-            .samples
-            .iter()
-            .filter(|s| {
-                s.name == name
-                    && labels
-                        .iter()
-                        .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-            })
-            .collect();
+        let found: Vec<&Sample> = self.matching(name, labels).collect();
         assert!(found.len() <= 1, "{name}{labels:?} matches {found:?}");
         found.first().map(|s| s.value)
     }
