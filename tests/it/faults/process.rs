@@ -99,43 +99,32 @@ async fn sigkill_at_random_points_with_every_local_sink_loses_nothing() {
     // Each kill may cost one batch per sink again.
     let bound = BATCH * kills;
     wait_complete(&rig.out, &expected, bound).await;
-    let got = eventually("webhook complete", async || {
-        let ids = super::sinks::accepted_ids(&rx);
-        let set: HashSet<&String> = ids.iter().collect();
-        expected
-            .iter()
-            .all(|id| set.contains(id))
-            .then_some(ids.clone())
-    })
-    .await;
-    check_bounded(&got, &expected, bound, "webhook");
-    let got = eventually("splunk complete", async || {
-        let ids: Vec<String> = hec
-            .indexed()
+    let hec_ids = || {
+        hec.indexed()
             .iter()
             .map(|e| {
                 let event_id = e["fields"]["event_id"].as_str().unwrap();
                 event_id.rsplit(':').next().unwrap().to_string()
             })
-            .collect();
-        let set: HashSet<&String> = ids.iter().collect();
-        expected
-            .iter()
-            .all(|id| set.contains(id))
-            .then_some(ids.clone())
-    })
-    .await;
-    check_bounded(&got, &expected, bound, "splunk_hec");
-    let got = eventually("syslog complete", async || {
-        let ids = syslog.ids.lock().unwrap().clone();
-        let set: HashSet<&String> = ids.iter().collect();
-        expected
-            .iter()
-            .all(|id| set.contains(id))
-            .then_some(ids.clone())
-    })
-    .await;
-    check_bounded(&got, &expected, bound, "syslog");
+            .collect()
+    };
+    let sinks: [(&str, &dyn Fn() -> Vec<String>); 3] = [
+        ("webhook", &|| super::sinks::accepted_ids(&rx)),
+        ("splunk_hec", &hec_ids),
+        ("syslog", &|| syslog.ids.lock().unwrap().clone()),
+    ];
+    for (sink, ids) in sinks {
+        let got = eventually(&format!("{sink} complete"), async || {
+            let ids = ids();
+            let set: HashSet<&String> = ids.iter().collect();
+            expected
+                .iter()
+                .all(|id| set.contains(id))
+                .then_some(ids.clone())
+        })
+        .await;
+        check_bounded(&got, &expected, bound, sink);
+    }
     stop_clean(d).await;
 }
 
