@@ -153,8 +153,11 @@ pub struct EmulatorArgs {
 const DEFAULT_CONFIG: &str = "/etc/clickhouse-audit-exporter/config.toml";
 
 impl Cli {
-    /// Warns when the config file is world-readable and holds secrets (logging must be on).
-    fn warn_about_config_permissions(&self) {
+    /// Loads the config, starts logging as it says, then warns when the config file is
+    /// world-readable and holds secrets (a warning needs logging on).
+    fn start(&self) -> Result<Config, ConfigError> {
+        let cfg = self.load_config()?;
+        crate::logging::init(cfg.log.level, cfg.log.format);
         let path = self
             .config
             .clone()
@@ -162,6 +165,7 @@ impl Cli {
         if let Some(why) = crate::config::world_readable_secrets(&path) {
             tracing::warn!("{why}");
         }
+        Ok(cfg)
     }
 
     /// Loads the config: an explicit path must exist; the default path is optional (env only).
@@ -181,9 +185,7 @@ fn load_config_from(path: Option<&std::path::Path>) -> Result<Config, ConfigErro
 pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command.as_ref().unwrap_or(&Command::Run) {
         Command::Run => {
-            let cfg = cli.load_config()?;
-            crate::logging::init(cfg.log.level, cfg.log.format);
-            cli.warn_about_config_permissions();
+            let cfg = cli.start()?;
             // SIGHUP re-reads the same file and environment.
             let path = cli.config.clone();
             let reload: crate::daemon::Reloader =
@@ -193,21 +195,15 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 .map(|()| ExitCode::SUCCESS)
         }
         Command::Once => {
-            let cfg = cli.load_config()?;
-            crate::logging::init(cfg.log.level, cfg.log.format);
-            cli.warn_about_config_permissions();
+            let cfg = cli.start()?;
             crate::daemon::once(cfg).await.map(|()| ExitCode::SUCCESS)
         }
         Command::Validate { offline } => {
-            let cfg = cli.load_config()?;
-            crate::logging::init(cfg.log.level, cfg.log.format);
-            cli.warn_about_config_permissions();
+            let cfg = cli.start()?;
             crate::validate::run(&cfg, *offline).await
         }
         Command::State { action } => {
-            let cfg = cli.load_config()?;
-            crate::logging::init(cfg.log.level, cfg.log.format);
-            cli.warn_about_config_permissions();
+            let cfg = cli.start()?;
             crate::state_cmd::run(&cfg, action).await
         }
         Command::Demo(args) => {

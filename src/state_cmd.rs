@@ -8,14 +8,12 @@ use crate::store::Store;
 
 /// Runs one `state` action against `cfg.state.path`.
 pub async fn run(cfg: &Config, action: &StateAction) -> anyhow::Result<ExitCode> {
-    if let StateAction::Reset { yes } = action {
-        return reset(cfg, *yes);
-    }
-    let store = Store::open_existing(&cfg.state.path)?;
+    // Not opened for `reset`, which must work when the database is missing or corrupt.
+    let open = || Store::open_existing(&cfg.state.path);
     let sinks: Vec<String> = cfg.sink_configs.iter().map(|s| s.name.clone()).collect();
     match action {
         StateAction::Show { json } => {
-            let r = store.report(sinks).await?;
+            let r = open()?.report(sinks).await?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
                 return Ok(ExitCode::SUCCESS);
@@ -57,7 +55,9 @@ pub async fn run(cfg: &Config, action: &StateAction) -> anyhow::Result<ExitCode>
                     "--to {to:?}: not an RFC 3339 time ({e}); e.g. 2026-11-01T00:00:00Z"
                 ))
             })?;
-            let moved = store.rewind(org, t.timestamp_millis(), *redeliver).await?;
+            let moved = open()?
+                .rewind(org, t.timestamp_millis(), *redeliver)
+                .await?;
             println!(
                 "org {org}: the next poll re-reads from {}; {}",
                 t.to_rfc3339(),
@@ -70,9 +70,9 @@ pub async fn run(cfg: &Config, action: &StateAction) -> anyhow::Result<ExitCode>
             );
             Ok(ExitCode::SUCCESS)
         }
-        StateAction::Reset { .. } => unreachable!("handled above"),
+        StateAction::Reset { yes } => reset(cfg, *yes),
         StateAction::Verify => {
-            let report = store.verify().await?;
+            let report = open()?.verify().await?;
             for (ok, line) in &report.checks {
                 println!("{} {line}", if *ok { "✓" } else { "✗" });
             }

@@ -18,7 +18,7 @@ use rusqlite::{Connection, OpenFlags};
 
 pub use admin::{CursorReport, SinkReport, StateReport, VerifyReport};
 pub use inventory::{FindingRow, Snapshot, ViewRow};
-pub use marker::{marker_path, open_guarded, reset};
+pub use marker::{open_guarded, reset};
 pub use migrate::latest as schema_version;
 pub use outbox::{CursorState, InsertStats, NewEvent, QuarantineRow};
 

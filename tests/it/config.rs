@@ -41,6 +41,22 @@ fn the_shipped_example_config_loads_with_its_documented_defaults() {
     assert_eq!(cfg.api.base_url, defaults.api.base_url);
     assert_eq!(cfg.state.retention, defaults.state.retention);
     assert_eq!(cfg.server.listen, defaults.server.listen);
+    assert_eq!(
+        cfg.server.sink_unready_after,
+        defaults.server.sink_unready_after
+    );
+    assert_eq!(
+        cfg.daemon.sink_max_backoff,
+        defaults.daemon.sink_max_backoff
+    );
+    assert_eq!(
+        cfg.daemon.sink_max_backoff,
+        std::time::Duration::from_secs(60)
+    );
+    assert_eq!(
+        cfg.server.sink_unready_after,
+        std::time::Duration::from_secs(300)
+    );
     let (inv, dinv) = (&cfg.inventory, &defaults.inventory);
     assert_eq!(inv.resources, dinv.resources);
     assert_eq!(inv.interval, dinv.interval);
@@ -135,6 +151,11 @@ fn other_bad_values_are_named() {
     );
     let e = err(&format!("[state]\nretention = \"10m\"\n{MINIMAL}"));
     assert!(e.contains("state.retention") && e.contains("10m"), "{e}");
+    let e = err(&format!("[daemon]\nsink_max_backoff = \"0s\"\n{MINIMAL}"));
+    assert!(
+        e.contains("daemon.sink_max_backoff") && e.contains("greater than zero"),
+        "{e}"
+    );
     let e = err(&format!("[api]\ndate_format = \"julian\"\n{MINIMAL}"));
     assert!(e.contains("date_format") || e.contains("julian"), "{e}");
 }

@@ -170,6 +170,17 @@ impl Rig {
     async fn cycle(&self) -> CycleStats {
         self.poller.cycle(&CancellationToken::new()).await.unwrap()
     }
+    /// The outbox holds exactly `expected` (any order), each once.
+    async fn assert_stored_once(&self, mut expected: Vec<String>, what: &str) {
+        let mut stored = self.stored_ids().await;
+        let n = stored.len();
+        stored.sort();
+        stored.dedup();
+        assert_eq!(stored.len(), n, "{what}: no duplicates in the outbox");
+        expected.sort();
+        assert_eq!(stored, expected, "{what}");
+    }
+
     async fn stored_ids(&self) -> Vec<String> {
         let batch = self.poller.store.read_batch(0, 1_000_000).await.unwrap();
         batch
@@ -240,16 +251,11 @@ async fn late_arrivals_with_skew(skew_minutes: i64, send_date: bool) {
         r.cycle().await;
         r.clock.advance(Duration::from_secs(60));
     }
-    let mut stored = r.stored_ids().await;
-    let n = stored.len();
-    stored.sort();
-    stored.dedup();
-    assert_eq!(stored.len(), n, "no duplicates in the outbox");
-    expected.sort();
-    assert_eq!(
-        stored, expected,
-        "skew {skew_minutes} min: every activity exactly once"
-    );
+    r.assert_stored_once(
+        expected,
+        &format!("skew {skew_minutes} min: every activity exactly once"),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -407,16 +413,8 @@ async fn local_clock_jumps(send_date: bool) {
         r.cycle().await;
         r.clock.advance(Duration::from_secs(60));
     }
-    let mut stored = r.stored_ids().await;
-    let n = stored.len();
-    stored.sort();
-    stored.dedup();
-    assert_eq!(stored.len(), n, "no duplicates in the outbox");
-    expected.sort();
-    assert_eq!(
-        stored, expected,
-        "every activity exactly once across both jumps"
-    );
+    r.assert_stored_once(expected, "every activity exactly once across both jumps")
+        .await;
 }
 
 #[tokio::test]
@@ -472,11 +470,6 @@ async fn busy_org_walks_to_now_each_cycle_and_loses_no_late_arrival() {
     // 16 minutes of 20/min in windows of ~70: about 5 per cycle once the overlap is full.
     let most = windows.iter().skip(20).max().copied().unwrap_or(0);
     assert!(most <= 8, "windows per cycle: {windows:?}");
-    let mut stored = r.stored_ids().await;
-    let n = stored.len();
-    stored.sort();
-    stored.dedup();
-    assert_eq!(stored.len(), n, "no duplicates in the outbox");
-    expected.sort();
-    assert_eq!(stored, expected, "every activity exactly once");
+    r.assert_stored_once(expected, "every activity exactly once")
+        .await;
 }
