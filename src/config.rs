@@ -186,6 +186,27 @@ pub struct ActivitiesConfig {
         deserialize_with = "crate::sinks::de_size"
     )]
     pub max_response_bytes: u64,
+    /// How often each organization's recent past is re-read in wide windows (a self-verifying
+    /// sweep that stores whatever the polls missed); `"0s"` turns sweeps off.
+    #[serde(default = "default_reconcile_interval", with = "humantime_serde")]
+    pub reconcile_interval: Duration,
+    /// How far back a sweep re-reads (widened by a day towards the past, so a zone reading of
+    /// the bounds is covered).
+    #[serde(default = "default_reconcile_lookback", with = "humantime_serde")]
+    pub reconcile_lookback: Duration,
+    /// Observed visibility delays grow the poll's overlap up to this.
+    #[serde(default = "default_max_overlap", with = "humantime_serde")]
+    pub max_overlap: Duration,
+}
+
+fn default_reconcile_interval() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_reconcile_lookback() -> Duration {
+    Duration::from_secs(2 * 86400)
+}
+fn default_max_overlap() -> Duration {
+    Duration::from_secs(6 * 3600)
 }
 
 fn default_max_response_bytes() -> u64 {
@@ -221,6 +242,9 @@ impl Default for ActivitiesConfig {
             max_window: default_max_window(),
             split_threshold: default_split_threshold(),
             max_response_bytes: default_max_response_bytes(),
+            reconcile_interval: default_reconcile_interval(),
+            reconcile_lookback: default_reconcile_lookback(),
+            max_overlap: default_max_overlap(),
         }
     }
 }
@@ -485,6 +509,21 @@ impl Config {
             ("activities.interval", self.activities.interval, DAY),
             ("activities.overlap", self.activities.overlap, 7 * DAY),
             (
+                "activities.max_overlap",
+                self.activities.max_overlap,
+                7 * DAY,
+            ),
+            (
+                "activities.reconcile_interval",
+                self.activities.reconcile_interval,
+                30 * DAY,
+            ),
+            (
+                "activities.reconcile_lookback",
+                self.activities.reconcile_lookback,
+                366 * DAY,
+            ),
+            (
                 "activities.max_window",
                 self.activities.max_window,
                 366 * DAY,
@@ -514,6 +553,25 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        if self.activities.max_overlap < self.activities.overlap {
+            return Err(ConfigError::key(
+                "activities.max_overlap",
+                format!(
+                    "\"{}\"",
+                    humantime::format_duration(self.activities.max_overlap)
+                ),
+                "must be at least activities.overlap (observed delays only ever grow the overlap)",
+            ));
+        }
+        if self.activities.reconcile_interval > Duration::ZERO
+            && self.activities.reconcile_lookback.is_zero()
+        {
+            return Err(ConfigError::key(
+                "activities.reconcile_lookback",
+                "\"0s\"",
+                "must be positive while activities.reconcile_interval is on (\"0s\" turns sweeps off)",
+            ));
+        }
         if self.api.key_secret.is_some() && self.api.key_secret_file.is_some() {
             return Err(ConfigError(
                 "config keys `api.key_secret` and `api.key_secret_file` are both set: keep one"
@@ -531,15 +589,25 @@ impl Config {
         }
         // `checked_add`: an overlap near `Duration::MAX` (e.g. "18446744073709551615s") made the
         // sum panic instead of failing validation.
-        let min_retention = self
-            .activities
-            .overlap
-            .checked_add(Duration::from_secs(3600));
+        // Dedupe keys live as long as events: whatever a poll, a day-mode window (up to two
+        // whole days) or a sweep (lookback + one day) re-reads must still be stored, or it
+        // would be exported again.
+        let reread = self.activities.max_overlap.max(self.activities.overlap)
+            + Duration::from_secs(2 * DAY)
+            + if self.activities.reconcile_interval.is_zero() {
+                Duration::ZERO
+            } else {
+                self.activities.reconcile_lookback + Duration::from_secs(DAY)
+            };
+        let min_retention = reread.checked_add(Duration::from_secs(3600));
         if min_retention.is_none_or(|min| self.state.retention < min) {
             return Err(ConfigError::key(
                 "state.retention",
                 format!("\"{}\"", humantime::format_duration(self.state.retention)),
-                "must exceed activities.overlap by at least 1h (dedupe keys live as long as events)",
+                format!(
+                    "must exceed what the poller may re-read (activities.max_overlap + 2 days of day-mode windows + activities.reconcile_lookback + 1 day) by at least 1h: at least {} (dedupe keys live as long as events)",
+                    humantime::format_duration(min_retention.unwrap_or(Duration::MAX))
+                ),
             ));
         }
         if self.sink_configs.is_empty() {

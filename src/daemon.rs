@@ -143,6 +143,7 @@ impl Pipeline {
             wake: self.wake.clone(),
             clock: Arc::new(SystemClock),
             steady_anchor: std::sync::Mutex::new(None),
+            learned: Arc::new(activities::Learned::default()),
         }
     }
 
@@ -325,7 +326,7 @@ impl Pipeline {
             let cycles = self.orgs.iter().map(|org| {
                 let poller = self.poller(org);
                 let token = token.clone();
-                async move { (org, poller.cycle_logged(&token).await) }
+                async move { (org, poller.once(&token).await) }
             });
             for (org, result) in futures_util::future::join_all(cycles).await {
                 if let Err(e) = result {

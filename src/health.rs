@@ -18,6 +18,9 @@ pub struct ComponentHealth {
     pub last_error_kind: Option<String>,
     /// The component stopped for good (e.g. stdout closed).
     pub stopped: bool,
+    /// Working, but something needs an operator (e.g. an answer the API capped that could
+    /// not be split); not cleared by a success.
+    pub degraded: Option<String>,
 }
 
 impl ComponentHealth {
@@ -62,6 +65,13 @@ impl Health {
             m.entry(key(org, stream))
                 .or_default()
                 .fail(Utc::now(), kind, error);
+        }
+    }
+
+    /// Sets or clears why a poller is degraded (`/readyz` names it while set).
+    pub fn poll_degraded(&self, org: &str, stream: &str, why: Option<String>) {
+        if let Ok(mut m) = self.pollers.lock() {
+            m.entry(key(org, stream)).or_default().degraded = why;
         }
     }
 

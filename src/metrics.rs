@@ -34,6 +34,8 @@ pub struct Metrics {
     pub poll_errors: IntCounterVec,
     pub overlap_seconds: Gauge,
     pub interval_seconds: Gauge,
+    // activities: what the answers revealed about the API's window semantics (issue 12)
+    pub window: WindowMetrics,
     // outbox
     pub outbox_events: IntGaugeVec,
     pub sink_backlog: IntGaugeVec,
@@ -71,6 +73,21 @@ pub struct Metrics {
     pub inventory_resource_disabled: IntGaugeVec,
     pub inventory_events: IntCounterVec,
     pub finding_events: IntCounterVec,
+}
+
+/// What activities answers revealed about the API's window semantics, and what the poller
+/// did about it (answer checks, sweeps, caps, day mode; issue 12).
+pub struct WindowMetrics {
+    pub violations: IntCounterVec,
+    pub recovered: IntCounterVec,
+    pub requests: IntCounterVec,
+    pub cycle_requests: IntGaugeVec,
+    pub cap: IntGaugeVec,
+    pub capped: IntCounterVec,
+    pub day_mode: IntGaugeVec,
+    pub pad_seconds: GaugeVec,
+    pub effective_overlap: GaugeVec,
+    pub sweep_last_success: GaugeVec,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -223,6 +240,78 @@ impl Metrics {
                 "activities_interval_seconds",
                 "The configured activity poll interval (alerts compare cursor lag with it)."
             ))),
+            window: WindowMetrics {
+                violations: reg!(IntCounterVec::new(
+                    opts(
+                        "api_window_violations_total",
+                        "Activities answered outside the bounds asked (side = before | after): the API does not filter the way the cursor rule assumes."
+                    ),
+                    &["org", "side"]
+                )),
+                recovered: reg!(IntCounterVec::new(
+                    opts(
+                        "activities_recovered_total",
+                        "Activities the regular polls missed and a reconcile sweep (or a cap check) had to recover."
+                    ),
+                    &["org"]
+                )),
+                requests: reg!(IntCounterVec::new(
+                    opts(
+                        "activity_requests_total",
+                        "Activities requests by organization and purpose (poll, sweep, cap_check)."
+                    ),
+                    &["org", "purpose"]
+                )),
+                cycle_requests: reg!(IntGaugeVec::new(
+                    opts(
+                        "activity_cycle_requests",
+                        "Activities requests the organization's last poll cycle made."
+                    ),
+                    &["org"]
+                )),
+                cap: reg!(IntGaugeVec::new(
+                    opts(
+                        "api_answer_cap",
+                        "The silent per-answer cap learned for the organization (0: none seen)."
+                    ),
+                    &["org"]
+                )),
+                capped: reg!(IntCounterVec::new(
+                    opts(
+                        "api_capped_answers_total",
+                        "Answers that hit the API's silent cap (splittable = false: the window could not be split, activities may be missing)."
+                    ),
+                    &["org", "splittable"]
+                )),
+                day_mode: reg!(IntGaugeVec::new(
+                    opts(
+                        "activities_day_mode",
+                        "1 while the organization's windows are whole UTC days (date-only bounds, or the API ignores the time part)."
+                    ),
+                    &["org"]
+                )),
+                pad_seconds: reg!(GaugeVec::new(
+                    opts(
+                        "activities_window_pad_seconds",
+                        "How far every window is widened on each side after the API answered shifted windows."
+                    ),
+                    &["org"]
+                )),
+                effective_overlap: reg!(GaugeVec::new(
+                    opts(
+                        "activities_effective_overlap_seconds",
+                        "The organization's overlap in use: activities.overlap, grown by visibility delays sweeps observed."
+                    ),
+                    &["org"]
+                )),
+                sweep_last_success: reg!(GaugeVec::new(
+                    opts(
+                        "reconcile_last_success_timestamp_seconds",
+                        "Unix time the organization's last reconcile sweep completed."
+                    ),
+                    &["org"]
+                )),
+            },
             outbox_events: reg!(IntGaugeVec::new(
                 opts("outbox_events", "Events stored in the outbox, by kind."),
                 &["kind"]

@@ -194,7 +194,7 @@ pub fn readiness(
                     ))
                 )),
                 (_, _, None) => Some("no poll has completed yet".to_string()),
-                _ => None,
+                _ => h.degraded.as_ref().map(|why| format!("degraded: {why}")),
             },
         };
         if let Some(why) = why {

@@ -39,20 +39,47 @@
 //! `max_response_bytes`) are at least halved; every next window is sized from the last answer's
 //! density to fill about 70% of those caps (at most doubling while answers are small). The
 //! length is stored with the cursor so a restart does not repeat the big fetch.
+//!
+//! # When the API does not filter the way the proof assumes (issue 12)
+//! The proof needs the server to filter exactly by the UTC bounds sent and to return the whole
+//! window; nothing documents either (API notes §3.3). So (`window.rs`, `check.rs`, `facts.rs`):
+//! - every answer is checked against the bounds asked: activities outside them are stored,
+//!   counted, and the first such answer names the likely cause; a shifted window (a zone
+//!   reading) widens every later window by a pad, whole days switch the org to *day mode*;
+//! - an answer whose size looks like a silent cap (a round number, or the largest answer so
+//!   far) is checked by fetching its two halves; a cap is learned, persisted and windows are
+//!   kept below it; a window that cannot be split is an ERROR and degrades `/readyz`;
+//! - *day mode* (date-only bounds, or whole-day filtering): windows are whole UTC days, read
+//!   streamed into the store in bounded chunks, never split; the steady state re-reads today
+//!   (and yesterday near midnight);
+//! - a *sweep* (`sweep.rs`) re-reads `reconcile_lookback` plus a day behind the cursor every
+//!   `reconcile_interval`, at low priority, and stores whatever the polls missed; visibility
+//!   delays it observes grow the overlap (up to `max_overlap`).
+//!
+//! Whatever was learned lives in the state (`meta`), so a restart does not learn it again.
+
+mod check;
+pub mod facts;
+mod sweep;
+mod window;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::{ActivitySource, Clock, FetchError, Fetched};
-use crate::config::ActivitiesConfig;
-use crate::event::{Event, EventKind};
+use super::{ActivitySource, Clock, FetchError};
+use crate::config::{ActivitiesConfig, DateFormat};
 use crate::health::Health;
 use crate::metrics::Metrics;
-use crate::store::{CursorState, NewEvent, Store};
+use crate::store::{CursorState, Store};
+use check::{DAY_MS, floor_day};
+use facts::WindowFacts;
+pub use sweep::SweepStats;
+pub use window::Learned;
+use window::{Purpose, ReadMode};
 
 /// The cursor's stream name in the store.
 pub const STREAM: &str = "activities";
@@ -68,6 +95,11 @@ pub struct Settings {
     pub max_response_bytes: usize,
     /// Windows are never split below this (`createdAt` has one-second resolution).
     pub min_window: Duration,
+    /// Sweeps: how often (zero = never) and how far back.
+    pub reconcile_interval: Duration,
+    pub reconcile_lookback: Duration,
+    /// Observed visibility delays grow the overlap up to this.
+    pub max_overlap: Duration,
 }
 
 impl From<&ActivitiesConfig> for Settings {
@@ -80,6 +112,9 @@ impl From<&ActivitiesConfig> for Settings {
             split_threshold: c.split_threshold,
             max_response_bytes: usize::try_from(c.max_response_bytes).unwrap_or(usize::MAX),
             min_window: Duration::from_secs(1),
+            reconcile_interval: c.reconcile_interval,
+            reconcile_lookback: c.reconcile_lookback,
+            max_overlap: c.max_overlap,
         }
     }
 }
@@ -93,6 +128,8 @@ pub struct CycleStats {
     pub duplicates: u64,
     pub quarantined: u64,
     pub splits: u32,
+    /// Activities requests made (windows, cap checks).
+    pub requests: u32,
 }
 
 /// The poller of one organization.
@@ -107,30 +144,44 @@ pub struct ActivityPoller {
     pub clock: Arc<dyn Clock>,
     /// Without a `Date` header: the last `F` used and the steady-clock reading then.
     pub steady_anchor: std::sync::Mutex<Option<(i64, i64)>>,
+    /// What this org's answers taught (shared by the poll and sweep loops; persisted).
+    pub learned: Arc<Learned>,
 }
 
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn at(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or_default()
-}
+/// `meta` key of the date format the API last accepted.
+pub const DATE_FORMAT_KEY: &str = "api_date_format";
 
 impl ActivityPoller {
     /// Polls every `interval` until `token` is cancelled. Errors are logged, counted and kept
     /// in `health`; the next cycle retries.
+    /// Sweeps run beside the polls, in the same task (`sweep::sweep_loop`).
     pub async fn run(self, token: CancellationToken) {
-        let mut ticker = tokio::time::interval(self.settings.interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = token.cancelled() => break,
-                _ = ticker.tick() => {}
+        let polls = async {
+            let mut ticker = tokio::time::interval(self.settings.interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = token.cancelled() => break,
+                    _ = ticker.tick() => {}
+                }
+                let _ = self.cycle_logged(&token).await;
             }
-            let _ = self.cycle_logged(&token).await;
-        }
+        };
+        tokio::join!(polls, self.sweep_loop(&token));
         tracing::debug!(org = %self.org, "activity poller stopped");
+    }
+
+    /// `once`: one cycle, then a sweep if one is due or was asked for by what the cycle saw.
+    pub async fn once(&self, token: &CancellationToken) -> anyhow::Result<CycleStats> {
+        let stats = self.cycle_logged(token).await?;
+        if self.sweep_due().await? {
+            self.sweep_logged(token).await?;
+        }
+        Ok(stats)
     }
 
     /// One cycle with its outcome logged, counted and recorded in `health`.
@@ -172,7 +223,9 @@ impl ActivityPoller {
     /// decoder, SQLite and the emulator already share the CPU, and +40 MiB peak RSS.
     pub async fn cycle(&self, token: &CancellationToken) -> anyhow::Result<CycleStats> {
         let s = &self.settings;
-        let (min_window, max_window) = (ms(s.min_window), ms(s.max_window).max(ms(s.min_window)));
+        let mut facts = self.begin_cycle().await?;
+        let mut day = self.day_mode(&facts);
+        let (mut min_window, mut max_window) = self.window_range(day);
         let (mut cursor, mut window) = match self.store.cursor(&self.org, STREAM).await? {
             Some(c) => (
                 c.cursor_ms,
@@ -185,6 +238,16 @@ impl ActivityPoller {
                 max_window,
             ),
         };
+        // An overlap grown by a sweep also reaches back at once: the cursor steps back to
+        // `now - overlap` (dedupe drops what is read again).
+        let overlap = self.overlap_ms(&facts);
+        let applied = self
+            .learned
+            .applied_overlap
+            .swap(overlap, std::sync::atomic::Ordering::Relaxed);
+        if applied != 0 && overlap > applied {
+            cursor = cursor.min(self.clock.now().timestamp_millis() - overlap);
+        }
         let mut stats = CycleStats::default();
         // Windows walk from the cursor to now, each starting where the last one ended. The
         // cursor follows them only while each answer was complete (`to <= F - overlap`); the
@@ -194,65 +257,97 @@ impl ActivityPoller {
         let mut from = cursor;
         let mut frozen = false;
         while !token.is_cancelled() {
+            // What the answers teach applies from the next window on.
+            if self.day_mode(&facts) != day {
+                day = !day;
+                (min_window, max_window) = self.window_range(day);
+                window = window.clamp(min_window, max_window);
+            }
             let now = self.clock.now().timestamp_millis();
-            // A local clock behind the window start (stepped back) must not shrink the windows
-            // to a crawl: the server's `Date` still bounds how far the cursor may move.
-            let to = if now > from {
-                (from + window).min(now)
-            } else {
-                from + window
-            };
-            let splittable = window > min_window;
+            let (to, wire_to) = self.next_bounds(day, from, window, now);
+            let splittable = !day && window > min_window;
             let sent = self.clock.now();
             let steady_sent = self.clock.elapsed_ms();
-            let cap = splittable.then_some(s.max_response_bytes);
-            let fetched = match self.source.fetch(&self.org, at(from), at(to), cap).await {
-                Ok(f) => f,
-                Err(FetchError::TooLarge { limit, bytes }) => {
-                    // At least halve; shrink further when the answer's size is known.
-                    let fit = (window as f64 * FILL * limit as f64 / bytes.max(1) as f64) as i64;
-                    window = fit.min(window / 2).max(min_window);
-                    stats.splits += 1;
-                    self.metrics
-                        .window_splits
-                        .with_label_values(&[&self.org])
-                        .inc();
-                    tracing::info!(org = %self.org, limit, bytes, window_s = window / 1000, "activity window too large; splitting it");
-                    let state = self.cursor_state(cursor, window, max_window);
-                    self.store
-                        .insert_window(&self.org, STREAM, Vec::new(), Vec::new(), Some(state))
-                        .await?;
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
+            let mode = ReadMode {
+                day,
+                splittable,
+                purpose: Purpose::Poll,
             };
+            let cap = splittable.then_some(s.max_response_bytes);
+            let read = match self.read_window(from, wire_to, cap, mode, &facts).await {
+                Ok(r) => r,
+                Err(e) => match e.downcast_ref::<FetchError>() {
+                    Some(&FetchError::TooLarge { limit, bytes }) => {
+                        stats.requests += 1;
+                        // At least halve; shrink further when the answer's size is known.
+                        let fit =
+                            (window as f64 * FILL * limit as f64 / bytes.max(1) as f64) as i64;
+                        window = fit.min(window / 2).max(min_window);
+                        self.split(&mut stats, cursor, window, max_window).await?;
+                        tracing::info!(org = %self.org, limit, bytes, window_s = window / 1000, "activity window too large; splitting it");
+                        continue;
+                    }
+                    _ => return Err(e),
+                },
+            };
+            stats.requests += read.requests;
+            stats.fetched += read.fetched;
+            stats.new += read.new;
+            stats.duplicates += read.duplicates;
+            stats.quarantined += read.quarantined;
+            facts = self.learned.facts.update(|_| {});
+            if read.capped && splittable {
+                // Read again below the cap from the same `from` (what was read is stored).
+                let cap = facts.cap.unwrap_or(read.count).max(2);
+                let fit =
+                    (window as f64 * FILL * cap as f64 / 2.0 / read.count.max(1) as f64) as i64;
+                window = fit.min(window / 2).max(min_window);
+                self.split(&mut stats, cursor, window, max_window).await?;
+                continue;
+            }
             let received = self.clock.now();
             // F: a lower bound of the server's clock when the query ran (see the module docs).
-            let f = match fetched.server_date {
+            let f = match read.server_date {
                 Some(date) => {
                     (date - (received - sent) - chrono::Duration::seconds(1)).timestamp_millis()
                 }
                 None => self.steady_bound(sent.timestamp_millis(), steady_sent),
             };
-            let complete_to = to.min(f - ms(s.overlap));
+            let complete_to = to.min(f - self.overlap_ms(&facts));
             let new_cursor = if frozen {
                 cursor
             } else {
                 cursor.max(complete_to)
             };
             frozen |= complete_to < to;
-            let (count, bytes) = (fetched.activities.len(), fetched.body_bytes);
-            if count > s.split_threshold && splittable {
+            if read.count > s.split_threshold && splittable {
                 stats.splits += 1;
                 self.metrics
                     .window_splits
                     .with_label_values(&[&self.org])
                     .inc();
             }
-            window = next_window(window, (to - from).max(1), count, bytes, s)
-                .clamp(min_window, max_window);
+            let sizing = Settings {
+                split_threshold: facts
+                    .cap
+                    .map_or(s.split_threshold, |c| s.split_threshold.min((c / 2).max(1))),
+                ..s.clone()
+            };
+            window = next_window(
+                window,
+                (to - from).max(1),
+                read.count,
+                read.body_bytes,
+                &sizing,
+            )
+            .clamp(min_window, max_window);
+            if day {
+                window = (window / DAY_MS).max(1) * DAY_MS;
+            }
             let state = self.cursor_state(new_cursor, window, max_window);
-            stats.add(store_window(self.writer(), fetched, state).await?);
+            self.store
+                .insert_window(&self.org, STREAM, Vec::new(), Vec::new(), Some(state))
+                .await?;
             stats.windows += 1;
             cursor = new_cursor;
             from = to;
@@ -269,7 +364,115 @@ impl ActivityPoller {
                 break;
             }
         }
+        self.metrics
+            .window
+            .cycle_requests
+            .with_label_values(&[&self.org])
+            .set(i64::from(stats.requests));
+        self.end_cycle().await?;
         Ok(stats)
+    }
+
+    /// Loads what was learned, exports it, remembers the first poll as the sweeps' baseline
+    /// and expires an old alert.
+    async fn begin_cycle(&self) -> anyhow::Result<WindowFacts> {
+        let mut facts = self.learned.facts.get(&self.store, &self.org).await?;
+        if facts.last_sweep_ms.is_none() {
+            // The first poll reads everything itself: the first sweep is one interval later.
+            let now = self.clock.now().timestamp_millis();
+            facts = self.learned.facts.update(|f| f.last_sweep_ms = Some(now));
+            self.learned.facts.save(&self.store, &self.org).await?;
+        }
+        self.publish_facts(&facts);
+        self.learned.expire_alert(&self.health, &self.org);
+        Ok(facts)
+    }
+
+    /// Persists what the cycle learned: the facts, and the date format the API accepted.
+    async fn end_cycle(&self) -> anyhow::Result<()> {
+        self.learned.facts.save(&self.store, &self.org).await?;
+        if let Some(format) = self.source.date_format() {
+            let mut saved = self
+                .learned
+                .saved_format
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            if saved.is_none() {
+                saved = self
+                    .store
+                    .meta_get(DATE_FORMAT_KEY)
+                    .await?
+                    .and_then(|t| date_format_from(&t));
+            }
+            if saved != Some(format) {
+                self.store
+                    .meta_set(DATE_FORMAT_KEY, date_format_name(format).into())
+                    .await?;
+            }
+            *self
+                .learned
+                .saved_format
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(format);
+        }
+        Ok(())
+    }
+
+    /// Keeps the cursor and records a split window (cursor unchanged).
+    async fn split(
+        &self,
+        stats: &mut CycleStats,
+        cursor: i64,
+        window: i64,
+        max_window: i64,
+    ) -> anyhow::Result<()> {
+        stats.splits += 1;
+        self.metrics
+            .window_splits
+            .with_label_values(&[&self.org])
+            .inc();
+        let state = self.cursor_state(cursor, window, max_window);
+        self.store
+            .insert_window(&self.org, STREAM, Vec::new(), Vec::new(), Some(state))
+            .await?;
+        Ok(())
+    }
+
+    /// `(min, max)` window length: whole days in day mode.
+    fn window_range(&self, day: bool) -> (i64, i64) {
+        let s = &self.settings;
+        let (min, max) = (ms(s.min_window), ms(s.max_window).max(ms(s.min_window)));
+        if day {
+            (DAY_MS, (max / DAY_MS).max(1) * DAY_MS)
+        } else {
+            (min, max)
+        }
+    }
+
+    /// The window's logical end and the `to` sent. In day mode windows end on a UTC midnight
+    /// (or now), and a window ending on midnight asks up to the second before it, so a server
+    /// reading whole days does not read the next day too.
+    fn next_bounds(&self, day: bool, from: i64, window: i64, now: i64) -> (i64, i64) {
+        // A local clock behind the window start (stepped back) must not shrink the windows
+        // to a crawl: the server's `Date` still bounds how far the cursor may move.
+        if day {
+            let end = floor_day(from) + window;
+            let to = if now > from { end.min(now) } else { end };
+            (to, if to == end { end - 1000 } else { to })
+        } else {
+            let to = if now > from {
+                (from + window).min(now)
+            } else {
+                from + window
+            };
+            (to, to)
+        }
+    }
+
+    /// The org's overlap: the configured one, grown by observed visibility delays.
+    pub(crate) fn overlap_ms(&self, f: &WindowFacts) -> i64 {
+        ms(self.settings.overlap).max(f.overlap_ms.min(ms(self.settings.max_overlap)))
     }
 
     /// `F` without a `Date` header: the local send time, but never more than the last `F`
@@ -291,15 +494,6 @@ impl ActivityPoller {
         };
         *anchor = Some((f, steady_ms));
         f
-    }
-
-    fn writer(&self) -> Writer {
-        Writer {
-            org: self.org.clone(),
-            store: self.store.clone(),
-            metrics: self.metrics.clone(),
-            wake: self.wake.clone(),
-        }
     }
 
     fn cursor_state(&self, cursor_ms: i64, window: i64, max_window: i64) -> CursorState {
@@ -340,96 +534,23 @@ fn next_window(window: i64, span: i64, count: usize, bytes: usize, s: &Settings)
     }
 }
 
-/// What one stored window added.
-#[derive(Debug, Default, Clone, Copy)]
-struct WindowStats {
-    fetched: u64,
-    new: u64,
-    duplicates: u64,
-    quarantined: u64,
-}
-
-impl CycleStats {
-    fn add(&mut self, w: WindowStats) {
-        self.fetched += w.fetched;
-        self.new += w.new;
-        self.duplicates += w.duplicates;
-        self.quarantined += w.quarantined;
+/// The `meta` text of a date format.
+pub fn date_format_name(f: DateFormat) -> &'static str {
+    match f {
+        DateFormat::Naive => "naive",
+        DateFormat::Rfc3339 => "rfc3339",
+        DateFormat::Date => "date",
     }
 }
 
-/// What storing a window needs.
-struct Writer {
-    org: String,
-    store: Store,
-    metrics: Arc<Metrics>,
-    wake: watch::Sender<i64>,
-}
-
-/// Sorts the window by createdAt, stores it and the new cursor in one transaction, counts,
-/// and wakes the sinks.
-async fn store_window(
-    w: Writer,
-    fetched: Fetched,
-    cursor: CursorState,
-) -> anyhow::Result<WindowStats> {
-    let Fetched {
-        mut activities,
-        quarantined,
-        ..
-    } = fetched;
-    activities.sort_unstable_by(|a, b| {
-        a.created_at
-            .cmp(&b.created_at)
-            .then_with(|| a.id.cmp(&b.id))
-    });
-    let fetched_count = activities.len() as u64;
-    let events: Vec<NewEvent> = activities
-        .into_iter()
-        .map(|a| NewEvent {
-            occurred_ms: a.created_at.timestamp_millis(),
-            event_id: Event::activity_id(&w.org, &a.id),
-            kind: EventKind::Activity,
-            org_id: w.org.clone(),
-            occurred_at: a.created_at_raw,
-            payload: a.raw,
-        })
-        .collect();
-    for q in &quarantined {
-        w.metrics
-            .activities_quarantined
-            .with_label_values(&[&w.org, &q.reason])
-            .inc();
+/// A date format from its `meta` text.
+pub fn date_format_from(text: &str) -> Option<DateFormat> {
+    match text {
+        "naive" => Some(DateFormat::Naive),
+        "rfc3339" => Some(DateFormat::Rfc3339),
+        "date" => Some(DateFormat::Date),
+        _ => None,
     }
-    let reasons: Vec<String> = quarantined.iter().map(|q| q.reason.clone()).collect();
-    let inserted = w
-        .store
-        .insert_window(&w.org, STREAM, events, quarantined, Some(cursor))
-        .await?;
-    if inserted.quarantined_new > 0 {
-        tracing::warn!(org = %w.org, count = inserted.quarantined_new, ?reasons, "activities without a usable id or createdAt were quarantined in the state DB (not exported); see `state show`");
-    }
-    w.metrics
-        .activities_fetched
-        .with_label_values(&[&w.org])
-        .inc_by(fetched_count);
-    w.metrics
-        .activities_new
-        .with_label_values(&[&w.org])
-        .inc_by(inserted.new);
-    w.metrics
-        .activities_duplicates
-        .with_label_values(&[&w.org])
-        .inc_by(inserted.duplicates);
-    if inserted.new > 0 {
-        w.wake.send_replace(inserted.max_seq);
-    }
-    Ok(WindowStats {
-        fetched: fetched_count,
-        new: inserted.new,
-        duplicates: inserted.duplicates,
-        quarantined: inserted.quarantined_new,
-    })
 }
 
 #[cfg(test)]

@@ -54,11 +54,47 @@ pub struct FetchedActivity {
 /// What one window fetch returned.
 #[derive(Debug, Default)]
 pub struct Fetched {
+    /// Empty when the answer was streamed (`WindowQuery::stream`).
     pub activities: Vec<FetchedActivity>,
     pub quarantined: Vec<QuarantineRow>,
     /// The server's clock when it answered (HTTP `Date`), if it said.
     pub server_date: Option<DateTime<Utc>>,
     pub body_bytes: usize,
+    /// Activities and quarantined elements in the answer, streamed or not.
+    pub count: usize,
+    /// The inclusive UTC range the answer may cover if the server reads the bounds sent as
+    /// UTC (whole seconds, or whole days for date-only bounds); `None` = exactly the query's.
+    pub bounds: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// The date format the request that succeeded used; `None` when the source has none.
+    pub format: Option<crate::config::DateFormat>,
+}
+
+/// One chunk of a streamed answer.
+#[derive(Debug, Default)]
+pub struct Chunk {
+    pub activities: Vec<FetchedActivity>,
+    pub quarantined: Vec<QuarantineRow>,
+}
+
+/// Where a streamed answer goes: chunks of at most `batch` elements.
+#[derive(Debug, Clone)]
+pub struct StreamTo {
+    pub batch: usize,
+    pub tx: tokio::sync::mpsc::Sender<Chunk>,
+}
+
+/// One activities request.
+#[derive(Debug, Clone)]
+pub struct WindowQuery {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    /// Abandon the answer with `TooLarge` past this many bytes (not with `stream`).
+    pub max_bytes: Option<usize>,
+    /// A background sweep: yields the shared rate budget to regular polls.
+    pub background: bool,
+    /// Hand the activities over in chunks while the body is read (bounded memory whatever
+    /// the answer's size) instead of collecting them; a retried request may stream some twice.
+    pub stream: Option<StreamTo>,
 }
 
 /// Why a window fetch failed.
@@ -85,15 +121,14 @@ impl FetchError {
 /// Where activities come from (the API client; a fake in tests).
 #[async_trait]
 pub trait ActivitySource: Send + Sync {
-    /// Activities of `org` created in `[from, to]` (inclusive), aborting with `TooLarge` once
-    /// the body passes `max_bytes` (unless the window cannot be split further).
-    async fn fetch(
-        &self,
-        org: &str,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        max_bytes: Option<usize>,
-    ) -> Result<Fetched, FetchError>;
+    /// Activities of `org` created in `[q.from, q.to]` (inclusive, as far as the API filters
+    /// the way it is asked), aborting with `TooLarge` once the body passes `q.max_bytes`.
+    async fn fetch(&self, org: &str, q: WindowQuery) -> Result<Fetched, FetchError>;
+
+    /// The date format requests use now (`None`: the source has no such notion).
+    fn date_format(&self) -> Option<crate::config::DateFormat> {
+        None
+    }
 }
 
 /// The API client as an `ActivitySource`: typed errors become metric kinds and messages,
@@ -101,17 +136,32 @@ pub trait ActivitySource: Send + Sync {
 #[derive(Clone)]
 pub struct ClientSource(pub crate::api::Client);
 
+fn fetched_activity(a: crate::api::Activity) -> FetchedActivity {
+    FetchedActivity {
+        id: a.id,
+        created_at: a.created_at,
+        created_at_raw: a.created_at_raw,
+        raw: a.raw.into(),
+    }
+}
+
+fn quarantine_row(q: crate::api::Quarantined) -> QuarantineRow {
+    QuarantineRow {
+        reason: q.reason.to_string(),
+        detail: q.detail,
+        payload: q.raw.into(),
+    }
+}
+
 #[async_trait]
 impl ActivitySource for ClientSource {
-    async fn fetch(
-        &self,
-        org: &str,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        max_bytes: Option<usize>,
-    ) -> Result<Fetched, FetchError> {
+    async fn fetch(&self, org: &str, q: WindowQuery) -> Result<Fetched, FetchError> {
         use crate::api::ApiError;
-        let batch = match self.0.activities_capped(org, from, to, max_bytes).await {
+        let batch = match self
+            .0
+            .activities_capped(org, q.from, q.to, q.max_bytes)
+            .await
+        {
             Ok(b) => b,
             Err(ApiError::TooLarge { limit, bytes, .. }) => {
                 return Err(FetchError::TooLarge { limit, bytes });
@@ -123,28 +173,30 @@ impl ActivitySource for ClientSource {
                 });
             }
         };
+        let count = batch.activities.len() + batch.quarantined.len();
+        let mut activities: Vec<FetchedActivity> =
+            batch.activities.into_iter().map(fetched_activity).collect();
+        let mut quarantined: Vec<QuarantineRow> =
+            batch.quarantined.into_iter().map(quarantine_row).collect();
+        if let Some(stream) = q.stream {
+            let chunk = Chunk {
+                activities: std::mem::take(&mut activities),
+                quarantined: std::mem::take(&mut quarantined),
+            };
+            let _ = stream.tx.send(chunk).await;
+        }
         Ok(Fetched {
-            activities: batch
-                .activities
-                .into_iter()
-                .map(|a| FetchedActivity {
-                    id: a.id,
-                    created_at: a.created_at,
-                    created_at_raw: a.created_at_raw,
-                    raw: a.raw.into(),
-                })
-                .collect(),
-            quarantined: batch
-                .quarantined
-                .into_iter()
-                .map(|q| QuarantineRow {
-                    reason: q.reason.to_string(),
-                    detail: q.detail,
-                    payload: q.raw.into(),
-                })
-                .collect(),
+            activities,
+            quarantined,
             server_date: batch.server_date,
             body_bytes: batch.body_bytes,
+            count,
+            bounds: None,
+            format: Some(self.0.effective_date_format()),
         })
+    }
+
+    fn date_format(&self) -> Option<crate::config::DateFormat> {
+        Some(self.0.effective_date_format())
     }
 }

@@ -7,6 +7,7 @@
 mod admin;
 mod inventory;
 mod marker;
+mod meta;
 mod migrate;
 mod outbox;
 

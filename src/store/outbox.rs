@@ -130,6 +130,57 @@ impl Store {
         .await
     }
 
+    /// Inserts `events` without touching any cursor (a sweep's finds, a streamed day's
+    /// chunks) and returns the `(occurred_ms, event_id)` of those that were new.
+    pub async fn insert_collect(
+        &self,
+        events: Vec<NewEvent>,
+        quarantined: Vec<(String, QuarantineRow)>,
+    ) -> anyhow::Result<(Vec<(i64, String)>, InsertStats)> {
+        self.write(move |conn| {
+            let observed = now_rfc3339();
+            let tx = conn.transaction()?;
+            let mut fresh = Vec::new();
+            let mut stats = InsertStats::default();
+            {
+                let mut ins = tx.prepare_cached(
+                    "INSERT INTO events (occurred_ms, event_id, kind, org_id, occurred_at, observed_at, payload)
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
+                     WHERE NOT EXISTS (SELECT 1 FROM events WHERE occurred_ms = ?1 AND event_id = ?2)
+                     ON CONFLICT DO NOTHING",
+                )?;
+                for e in events {
+                    let n = ins.execute(params![
+                        e.occurred_ms,
+                        e.event_id,
+                        e.kind.as_str(),
+                        e.org_id,
+                        e.occurred_at,
+                        observed,
+                        &*e.payload
+                    ])?;
+                    if n == 1 {
+                        stats.new += 1;
+                        fresh.push((e.occurred_ms, e.event_id));
+                    } else {
+                        stats.duplicates += 1;
+                    }
+                }
+                let mut q = tx.prepare_cached(
+                    "INSERT INTO quarantine (org_id, reason, detail, payload, observed_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                )?;
+                for (org, row) in &quarantined {
+                    stats.quarantined_new += q.execute(params![org, row.reason, row.detail, &*row.payload, observed])? as u64;
+                }
+            }
+            stats.max_seq = tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
+            tx.commit()?;
+            Ok((fresh, stats))
+        })
+        .await
+    }
+
     /// The cursor of (`org`, `stream`), if one was ever stored.
     pub async fn cursor(&self, org: &str, stream: &str) -> anyhow::Result<Option<CursorState>> {
         let (org, stream) = (org.to_string(), stream.to_string());

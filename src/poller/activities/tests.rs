@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 
 use super::*;
-use crate::poller::FetchedActivity;
+use crate::poller::{Fetched, FetchedActivity, WindowQuery};
 
 /// A wall clock and a steady clock; `advance` moves both, a jump only the wall clock.
 struct ManualClock(Mutex<DateTime<Utc>>, Mutex<i64>);
@@ -63,14 +63,9 @@ impl FakeApi {
 
 #[async_trait]
 impl ActivitySource for FakeApi {
-    async fn fetch(
-        &self,
-        _org: &str,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        max_bytes: Option<usize>,
-    ) -> Result<Fetched, FetchError> {
-        let (from, to) = (from.timestamp_millis(), to.timestamp_millis());
+    async fn fetch(&self, _org: &str, q: WindowQuery) -> Result<Fetched, FetchError> {
+        let max_bytes = q.max_bytes;
+        let (from, to) = (q.from.timestamp_millis(), q.to.timestamp_millis());
         self.requests.lock().unwrap().push((from, to));
         let now = self.server_now().timestamp_millis();
         let activities: Vec<FetchedActivity> = self
@@ -104,9 +99,12 @@ impl ActivitySource for FakeApi {
             .then(|| DateTime::from_timestamp(self.server_now().timestamp(), 0).unwrap());
         Ok(Fetched {
             body_bytes: activities.len() * 100,
+            count: activities.len(),
             activities,
             quarantined: vec![],
             server_date,
+            bounds: None,
+            format: None,
         })
     }
 }
@@ -131,6 +129,9 @@ fn settings() -> Settings {
         split_threshold: 50_000,
         max_response_bytes: 32 << 20,
         min_window: Duration::from_secs(1),
+        reconcile_interval: Duration::ZERO,
+        reconcile_lookback: Duration::from_secs(2 * 86400),
+        max_overlap: Duration::from_secs(6 * 3600),
     }
 }
 
@@ -157,6 +158,7 @@ fn rig(skew: chrono::Duration, send_date: bool, settings: Settings) -> Rig {
         wake,
         clock: clock.clone(),
         steady_anchor: Mutex::new(None),
+        learned: Arc::new(Learned::default()),
     };
     Rig {
         clock,
@@ -354,9 +356,23 @@ async fn too_large_windows_are_split_and_the_split_is_remembered() {
         cursor.window_ms.is_some(),
         "the smaller window is stored with the cursor"
     );
-    // Every fetch that was not refused stayed under the threshold.
-    let refused = r.api.requests.lock().unwrap().len() as u32 - stats.windows;
+    // Every fetch that was not refused stayed under the threshold. Answers of a size that
+    // looks like a silent cap (a round number, a repeat of the largest) were checked by
+    // fetching their halves: those requests are no window of their own.
+    let checks = r
+        .poller
+        .metrics
+        .window
+        .requests
+        .with_label_values(&["org-1", "cap_check"])
+        .get() as u32;
+    let refused = r.api.requests.lock().unwrap().len() as u32 - stats.windows - checks;
     assert_eq!(refused, stats.splits);
+    assert_eq!(
+        r.poller.learned.facts.update(|_| {}).cap,
+        None,
+        "the checks found no cap: there is none"
+    );
 }
 
 /// The local clock steps back two hours, then forward three, while activities keep arriving

@@ -1,0 +1,226 @@
+//! Answer checks: every activities answer is compared with the bounds asked. An activity
+//! outside them (stored anyway: dedupe makes that safe) reveals that the API does not filter
+//! the way the cursor rule assumes; `diagnose` names the likely cause so the poller can switch
+//! to the behaviour that is safe for it (API notes §3.3, issue 12).
+
+use chrono::{DateTime, Utc};
+
+/// One day in milliseconds.
+pub const DAY_MS: i64 = 86_400_000;
+
+/// Start of the UTC day holding `ms`.
+pub fn floor_day(ms: i64) -> i64 {
+    ms.div_euclid(DAY_MS) * DAY_MS
+}
+
+/// What one answer held relative to the range it was expected to cover.
+#[derive(Debug, Clone, Copy)]
+pub struct AnswerCheck {
+    /// The range asked, as the server would read it in UTC (inclusive).
+    asked: (i64, i64),
+    /// What the answer may cover given what is already known (pads, whole days).
+    tolerated: (i64, i64),
+    pub before: u64,
+    pub after: u64,
+    /// Farthest outside, in ms (0 when none).
+    pub max_before: i64,
+    pub max_after: i64,
+    /// Earliest and latest `createdAt` in the answer.
+    min: i64,
+    max: i64,
+    pub count: u64,
+}
+
+/// The likely cause of activities outside the bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Diagnosis {
+    /// The answer spans more than the window asked, within the UTC days it touches: the API
+    /// filters by whole days (ignores the time part).
+    WholeDays,
+    /// The answer is no wider than the window but shifted by about this many ms (positive:
+    /// later): a zone reading of zone-less bounds.
+    Shift(i64),
+    /// Something else (e.g. bounds ignored altogether).
+    Other,
+}
+
+impl AnswerCheck {
+    /// A check of an answer to `asked` (inclusive, UTC), tolerating `pad_ms` on each side and,
+    /// with `whole_days`, the whole UTC days the range touches.
+    pub fn new(asked: (DateTime<Utc>, DateTime<Utc>), pad_ms: i64, whole_days: bool) -> Self {
+        let asked = (asked.0.timestamp_millis(), asked.1.timestamp_millis());
+        let mut tolerated = (asked.0 - pad_ms, asked.1 + pad_ms);
+        if whole_days {
+            tolerated = (floor_day(tolerated.0), floor_day(tolerated.1) + DAY_MS - 1);
+        }
+        AnswerCheck {
+            asked,
+            tolerated,
+            before: 0,
+            after: 0,
+            max_before: 0,
+            max_after: 0,
+            min: i64::MAX,
+            max: i64::MIN,
+            count: 0,
+        }
+    }
+
+    /// Notes one activity's `createdAt`.
+    pub fn observe(&mut self, created_ms: i64) {
+        self.count += 1;
+        self.min = self.min.min(created_ms);
+        self.max = self.max.max(created_ms);
+        if created_ms < self.tolerated.0 {
+            self.before += 1;
+            self.max_before = self.max_before.max(self.asked.0 - created_ms);
+        } else if created_ms > self.tolerated.1 {
+            self.after += 1;
+            self.max_after = self.max_after.max(created_ms - self.asked.1);
+        }
+    }
+
+    /// Activities outside what was tolerated.
+    pub fn violations(&self) -> u64 {
+        self.before + self.after
+    }
+
+    /// The likely cause, when there were violations.
+    pub fn diagnose(&self) -> Option<Diagnosis> {
+        if self.violations() == 0 {
+            return None;
+        }
+        let (lo, hi) = self.asked;
+        let span = self.max - self.min;
+        let in_days = self.min >= floor_day(lo) && self.max < floor_day(hi) + DAY_MS;
+        if span > hi - lo + 1000 {
+            return Some(if in_days {
+                Diagnosis::WholeDays
+            } else {
+                Diagnosis::Other
+            });
+        }
+        // No wider than asked: a shift. One-sided by construction of a shifted window.
+        let shift = if self.after > 0 && self.before == 0 {
+            self.max_after
+        } else if self.before > 0 && self.after == 0 {
+            -self.max_before
+        } else {
+            return Some(Diagnosis::Other);
+        };
+        if shift.abs() > 26 * 3_600_000 {
+            return Some(Diagnosis::Other);
+        }
+        Some(Diagnosis::Shift(shift))
+    }
+}
+
+/// A pad that covers a shift of `shift_ms`: whole hours, plus one for zones on the half hour.
+pub fn pad_for(shift_ms: i64) -> i64 {
+    let hours = (shift_ms.abs() + 3_599_999) / 3_600_000;
+    (hours + 1) * 3_600_000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> i64 {
+        DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis()
+    }
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+    fn check(asked: (&str, &str), pad: i64, days: bool, times: &[&str]) -> AnswerCheck {
+        let mut c = AnswerCheck::new((at(asked.0), at(asked.1)), pad, days);
+        for x in times {
+            c.observe(t(x));
+        }
+        c
+    }
+    const W: (&str, &str) = ("2026-03-01T10:00:00Z", "2026-03-01T10:16:00Z");
+
+    #[test]
+    fn an_exact_answer_has_no_violation() {
+        let c = check(
+            W,
+            0,
+            false,
+            &["2026-03-01T10:00:00Z", "2026-03-01T10:16:00Z"],
+        );
+        assert_eq!((c.violations(), c.diagnose()), (0, None));
+    }
+
+    #[test]
+    fn a_window_read_eight_hours_late_is_a_shift_of_plus_eight_hours() {
+        // A server reading zone-less bounds at UTC-8 answers [18:00, 18:16].
+        let c = check(
+            W,
+            0,
+            false,
+            &["2026-03-01T18:01:00Z", "2026-03-01T18:15:30Z"],
+        );
+        assert_eq!(c.after, 2);
+        let Some(Diagnosis::Shift(s)) = c.diagnose() else {
+            panic!("{:?}", c.diagnose())
+        };
+        assert!((8 * 3_600_000 - 60_000..=8 * 3_600_000).contains(&s), "{s}");
+        assert_eq!(pad_for(s), 9 * 3_600_000);
+    }
+
+    #[test]
+    fn a_window_read_five_hours_early_is_a_negative_shift() {
+        let c = check(
+            W,
+            0,
+            false,
+            &["2026-03-01T05:02:00Z", "2026-03-01T10:01:00Z"],
+        );
+        // 05:02 is outside, 10:01 inside: span 5 h > 16 min, all inside the day → whole days.
+        assert_eq!(c.diagnose(), Some(Diagnosis::WholeDays));
+        let c = check(
+            W,
+            0,
+            false,
+            &["2026-03-01T05:02:00Z", "2026-03-01T05:10:00Z"],
+        );
+        assert_eq!(c.before, 2);
+        let Some(Diagnosis::Shift(s)) = c.diagnose() else {
+            panic!()
+        };
+        assert!(s < -4 * 3_600_000, "{s}");
+    }
+
+    #[test]
+    fn whole_days_are_recognised_and_then_tolerated() {
+        let times = [
+            "2026-03-01T00:00:05Z",
+            "2026-03-01T10:05:00Z",
+            "2026-03-01T23:59:59Z",
+        ];
+        let c = check(W, 0, false, &times);
+        assert_eq!((c.before, c.after), (1, 1));
+        assert_eq!(c.diagnose(), Some(Diagnosis::WholeDays));
+        let c = check(W, 0, true, &times);
+        assert_eq!(c.violations(), 0, "known whole days are tolerated");
+    }
+
+    #[test]
+    fn a_known_pad_is_tolerated_but_a_larger_shift_is_not() {
+        let c = check(W, 9 * 3_600_000, false, &["2026-03-01T18:01:00Z"]);
+        assert_eq!(c.violations(), 0);
+        let c = check(W, 3_600_000, false, &["2026-03-01T18:01:00Z"]);
+        assert_eq!(c.violations(), 1);
+    }
+
+    #[test]
+    fn far_outside_on_both_sides_is_other() {
+        let c = check(
+            W,
+            0,
+            false,
+            &["2026-02-01T00:00:00Z", "2026-04-01T00:00:00Z"],
+        );
+        assert_eq!(c.diagnose(), Some(Diagnosis::Other));
+    }
+}

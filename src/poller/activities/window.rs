@@ -1,0 +1,515 @@
+//! Reading one activities window, for polls and sweeps alike: fetch (streamed in day mode, so
+//! a huge day is stored in bounded chunks while it is read), store every activity (dedupe makes
+//! re-reads safe), check the answer against the bounds asked and learn from violations, and
+//! check an answer whose size looks like a silent cap by fetching the window's two halves.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+
+use super::ActivityPoller;
+use super::check::{AnswerCheck, DAY_MS, Diagnosis, pad_for};
+use super::facts::{WindowFacts, suspicious};
+use crate::config::DateFormat;
+use crate::event::{Event, EventKind};
+use crate::poller::{Chunk, Fetched, FetchedActivity, StreamTo, WindowQuery};
+use crate::store::{NewEvent, QuarantineRow};
+
+/// Activities per chunk of a streamed answer: a few MiB in flight at most.
+const STREAM_BATCH: usize = 2_000;
+
+/// Why a window is read (the `purpose` metric label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Purpose {
+    Poll,
+    Sweep,
+    CapCheck,
+}
+
+impl Purpose {
+    fn label(self) -> &'static str {
+        match self {
+            Purpose::Poll => "poll",
+            Purpose::Sweep => "sweep",
+            Purpose::CapCheck => "cap_check",
+        }
+    }
+}
+
+/// What reading one window did.
+#[derive(Debug, Default)]
+pub(super) struct WindowRead {
+    /// Activities (and quarantined elements) in the answer.
+    pub count: usize,
+    pub fetched: u64,
+    pub new: u64,
+    pub duplicates: u64,
+    pub quarantined: u64,
+    /// `(createdAt ms, event id)` of each activity this read stored for the first time.
+    pub fresh: Vec<(i64, String)>,
+    pub server_date: Option<DateTime<Utc>>,
+    pub body_bytes: usize,
+    /// Requests made (the window, plus a cap check's halves).
+    pub requests: u32,
+    /// The answer hit a (learned or just detected) silent cap.
+    pub capped: bool,
+}
+
+/// How a window may be read.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ReadMode {
+    /// Whole days: streamed, never split.
+    pub day: bool,
+    /// The window can be split further (a cap check is possible).
+    pub splittable: bool,
+    pub purpose: Purpose,
+}
+
+impl ActivityPoller {
+    /// Fetches and stores the window `[from, to]` (widened by the learned pad), checks the
+    /// answer, and checks a suspicious answer size for a silent cap.
+    ///
+    /// # Errors
+    /// `FetchError` (inside the anyhow error) from the source, or a store failure.
+    pub(super) async fn read_window(
+        &self,
+        from: i64,
+        to: i64,
+        max_bytes: Option<usize>,
+        mode: ReadMode,
+        facts: &WindowFacts,
+    ) -> anyhow::Result<WindowRead> {
+        let q = WindowQuery {
+            from: at(from - facts.pad_ms),
+            to: at(to + facts.pad_ms),
+            max_bytes: if mode.day { None } else { max_bytes },
+            background: mode.purpose != Purpose::Poll,
+            stream: None,
+        };
+        let (mut read, check, ids) = self.fetch_and_store(q, mode, facts).await?;
+        self.learn_from(&check, mode.purpose);
+        let facts_now = self.learned.facts.update(|_| {});
+        if let Some(cap) = facts_now.cap.filter(|c| read.count >= *c) {
+            read.capped = true;
+            self.capped(cap, mode.splittable, from, to);
+        } else if suspicious(read.count, &facts_now) {
+            if mode.splittable && !mode.day {
+                self.check_for_cap(from, to, mode, &facts_now, &mut read, ids)
+                    .await?;
+            } else {
+                self.unsplittable_suspicion(read.count, from, to);
+            }
+        }
+        self.learned
+            .facts
+            .update(|f| f.max_answer = f.max_answer.max(read.count));
+        Ok(read)
+    }
+
+    /// One request: streamed into the store in day mode, else collected then stored.
+    async fn fetch_and_store(
+        &self,
+        mut q: WindowQuery,
+        mode: ReadMode,
+        facts: &WindowFacts,
+    ) -> anyhow::Result<(WindowRead, AnswerCheck, Option<HashSet<String>>)> {
+        self.metrics
+            .window
+            .requests
+            .with_label_values(&[&self.org, mode.purpose.label()])
+            .inc();
+        let assumed = self.source.date_format();
+        let assumed_bounds = wire_bounds(assumed, q.from, q.to);
+        let mut check = AnswerCheck::new(assumed_bounds, facts.pad_ms, facts.whole_days);
+        let mut read = WindowRead {
+            requests: 1,
+            ..WindowRead::default()
+        };
+        if mode.day {
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(2);
+            q.stream = Some(StreamTo {
+                batch: STREAM_BATCH,
+                tx,
+            });
+            let consume = async {
+                let mut read = WindowRead::default();
+                let mut check = check;
+                while let Some(chunk) = rx.recv().await {
+                    for a in &chunk.activities {
+                        check.observe(a.created_at.timestamp_millis());
+                    }
+                    self.store_chunk(chunk, &mut read).await?;
+                }
+                Ok::<_, anyhow::Error>((read, check))
+            };
+            let (fetched, consumed) = tokio::join!(self.source.fetch(&self.org, q), consume);
+            let fetched = fetched?;
+            let (mut streamed, streamed_check) = consumed?;
+            // The request stepped down to another date format: its bounds differ, so this
+            // answer is not checked (rare: once per step).
+            if fetched.format == assumed {
+                check = streamed_check;
+            }
+            // A source that could not stream handed the answer back whole.
+            let rest = Chunk {
+                activities: fetched.activities,
+                quarantined: fetched.quarantined,
+            };
+            for a in &rest.activities {
+                check.observe(a.created_at.timestamp_millis());
+            }
+            self.store_chunk(rest, &mut streamed).await?;
+            read = WindowRead {
+                count: fetched.count,
+                server_date: fetched.server_date,
+                body_bytes: fetched.body_bytes,
+                requests: 1,
+                ..streamed
+            };
+            return Ok((read, check, None));
+        }
+        let fetched: Fetched = self.source.fetch(&self.org, q.clone()).await?;
+        if fetched.format != assumed || fetched.bounds.is_some() {
+            let bounds = fetched
+                .bounds
+                .unwrap_or_else(|| wire_bounds(fetched.format, q.from, q.to));
+            check = AnswerCheck::new(bounds, facts.pad_ms, facts.whole_days);
+        }
+        let ids: HashSet<String> = fetched.activities.iter().map(|a| a.id.clone()).collect();
+        for a in &fetched.activities {
+            check.observe(a.created_at.timestamp_millis());
+        }
+        read.count = fetched.count;
+        read.server_date = fetched.server_date;
+        read.body_bytes = fetched.body_bytes;
+        let chunk = Chunk {
+            activities: fetched.activities,
+            quarantined: fetched.quarantined,
+        };
+        self.store_chunk(chunk, &mut read).await?;
+        Ok((read, check, Some(ids)))
+    }
+
+    /// Stores one chunk (sorted by createdAt), counts it and wakes the sinks.
+    async fn store_chunk(&self, chunk: Chunk, read: &mut WindowRead) -> anyhow::Result<()> {
+        let Chunk {
+            mut activities,
+            quarantined,
+        } = chunk;
+        if activities.is_empty() && quarantined.is_empty() {
+            return Ok(());
+        }
+        activities.sort_unstable_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        let fetched = activities.len() as u64;
+        let events: Vec<NewEvent> = activities
+            .into_iter()
+            .map(|a: FetchedActivity| NewEvent {
+                occurred_ms: a.created_at.timestamp_millis(),
+                event_id: Event::activity_id(&self.org, &a.id),
+                kind: EventKind::Activity,
+                org_id: self.org.clone(),
+                occurred_at: a.created_at_raw,
+                payload: a.raw,
+            })
+            .collect();
+        for q in &quarantined {
+            self.metrics
+                .activities_quarantined
+                .with_label_values(&[&self.org, &q.reason])
+                .inc();
+        }
+        let reasons: Vec<String> = quarantined.iter().map(|q| q.reason.clone()).collect();
+        let rows: Vec<(String, QuarantineRow)> = quarantined
+            .into_iter()
+            .map(|q| (self.org.clone(), q))
+            .collect();
+        let (fresh, stats) = self.store.insert_collect(events, rows).await?;
+        if stats.quarantined_new > 0 {
+            tracing::warn!(org = %self.org, count = stats.quarantined_new, ?reasons, "activities without a usable id or createdAt were quarantined in the state DB (not exported); see `state show`");
+        }
+        let m = &self.metrics;
+        m.activities_fetched
+            .with_label_values(&[&self.org])
+            .inc_by(fetched);
+        m.activities_new
+            .with_label_values(&[&self.org])
+            .inc_by(stats.new);
+        m.activities_duplicates
+            .with_label_values(&[&self.org])
+            .inc_by(stats.duplicates);
+        if stats.new > 0 {
+            self.wake.send_replace(stats.max_seq);
+        }
+        read.fetched += fetched;
+        read.new += stats.new;
+        read.duplicates += stats.duplicates;
+        read.quarantined += stats.quarantined_new;
+        read.fresh.extend(fresh);
+        Ok(())
+    }
+
+    /// Counts violations and, the first time a new kind shows, says what it likely means and
+    /// switches to the behaviour that is safe for it; asks for a sweep to recover what the
+    /// earlier windows may have missed.
+    fn learn_from(&self, check: &AnswerCheck, purpose: Purpose) {
+        if check.violations() == 0 {
+            return;
+        }
+        let v = &self.metrics.window.violations;
+        v.with_label_values(&[&self.org, "before"])
+            .inc_by(check.before);
+        v.with_label_values(&[&self.org, "after"])
+            .inc_by(check.after);
+        let before = self.learned.facts.update(|_| {});
+        let diagnosis = check.diagnose().unwrap_or(Diagnosis::Other);
+        let after = self.learned.facts.update(|f| {
+            f.violations += check.violations();
+            match diagnosis {
+                Diagnosis::WholeDays => f.whole_days = true,
+                Diagnosis::Shift(s) => f.pad_ms = f.pad_ms.max(pad_for(s)),
+                Diagnosis::Other => {}
+            }
+        });
+        let hours = |ms: i64| ms as f64 / 3_600_000.0;
+        let (what, action) = match diagnosis {
+            Diagnosis::WholeDays => (
+                "the API appears to filter by whole UTC days (it ignores the time part)"
+                    .to_string(),
+                "windows are whole days from now on (day mode)".to_string(),
+            ),
+            Diagnosis::Shift(s) => (
+                format!(
+                    "the API read the window shifted by about {:+.1} h: it likely reads zone-less dates in another time zone",
+                    hours(s)
+                ),
+                format!(
+                    "every window is widened by {:.0} h on each side from now on",
+                    hours(after.pad_ms)
+                ),
+            ),
+            Diagnosis::Other => (
+                "the API returned activities far outside the window (it may ignore the bounds)"
+                    .to_string(),
+                "they are stored; sweeps re-check the recent past".to_string(),
+            ),
+        };
+        let changed = (after.whole_days, after.pad_ms) != (before.whole_days, before.pad_ms);
+        if changed || before.violations == 0 {
+            tracing::warn!(
+                org = %self.org,
+                purpose = purpose.label(),
+                before = check.before,
+                after = check.after,
+                max_before_s = check.max_before / 1000,
+                max_after_s = check.max_after / 1000,
+                "activities answered outside the bounds asked: {what}; {action}; a sweep re-reads the recent past to recover anything missed"
+            );
+            self.learned.request_sweep();
+        }
+        self.publish_facts(&after);
+    }
+
+    /// The answer looks capped: fetch both halves; if they hold more than the answer, the API
+    /// caps answers silently — learn the cap.
+    async fn check_for_cap(
+        &self,
+        from: i64,
+        to: i64,
+        mode: ReadMode,
+        facts: &WindowFacts,
+        read: &mut WindowRead,
+        ids: Option<HashSet<String>>,
+    ) -> anyhow::Result<()> {
+        let mut seen = ids.unwrap_or_default();
+        let mid = from + (to - from) / 2;
+        let half = ReadMode {
+            purpose: Purpose::CapCheck,
+            ..mode
+        };
+        for (lo, hi) in [(from, mid), (mid, to)] {
+            let (r, check, ids) = self
+                .fetch_and_store(
+                    WindowQuery {
+                        from: at(lo - facts.pad_ms),
+                        to: at(hi + facts.pad_ms),
+                        max_bytes: None,
+                        background: mode.purpose != Purpose::Poll,
+                        stream: None,
+                    },
+                    half,
+                    facts,
+                )
+                .await?;
+            self.learn_from(&check, Purpose::CapCheck);
+            seen.extend(ids.unwrap_or_default());
+            read.requests += 1;
+            read.fetched += r.fetched;
+            read.new += r.new;
+            read.duplicates += r.duplicates;
+            read.quarantined += r.quarantined;
+            read.fresh.extend(r.fresh);
+        }
+        let count = read.count;
+        if seen.len() > count {
+            let f = self.learned.facts.update(|f| {
+                f.cap = Some(f.cap.map_or(count, |c| c.min(count)));
+            });
+            tracing::warn!(
+                org = %self.org,
+                cap = count,
+                halves_hold = seen.len(),
+                "the API silently caps an activities answer at {count}: the window's two halves hold {} activities; windows are kept well below the cap from now on and sweeps recover what earlier answers lost",
+                seen.len()
+            );
+            read.capped = true;
+            self.capped(count, true, from, to);
+            self.learned.request_sweep();
+            self.publish_facts(&f);
+        } else {
+            let f = self
+                .learned
+                .facts
+                .update(|f| f.verified_uncapped = f.verified_uncapped.max(count));
+            tracing::debug!(org = %self.org, count, "an answer of a suspicious size was complete");
+            self.publish_facts(&f);
+        }
+        Ok(())
+    }
+
+    fn capped(&self, cap: usize, splittable: bool, from: i64, to: i64) {
+        self.metrics
+            .window
+            .capped
+            .with_label_values(&[self.org.as_str(), if splittable { "true" } else { "false" }])
+            .inc();
+        if !splittable {
+            let why = format!(
+                "the API answered {cap} activities (its silent cap) for the window {} .. {}, which cannot be split further: activities of that window may be missing",
+                at(from).to_rfc3339(),
+                at(to).to_rfc3339()
+            );
+            tracing::error!(org = %self.org, cap, from = %at(from), to = %at(to), "{why}");
+            self.learned.alert(&self.health, &self.org, why);
+        }
+    }
+
+    fn unsplittable_suspicion(&self, count: usize, from: i64, to: i64) {
+        let why = format!(
+            "the API answered exactly {count} activities for the window {} .. {}, which cannot be split to check for a silent cap: activities of that window may be missing",
+            at(from).to_rfc3339(),
+            at(to).to_rfc3339()
+        );
+        tracing::error!(org = %self.org, count, from = %at(from), to = %at(to), "{why}");
+        self.metrics
+            .window
+            .capped
+            .with_label_values(&[&self.org, "false"])
+            .inc();
+        self.learned.alert(&self.health, &self.org, why);
+    }
+
+    /// Exports the learned facts as gauges.
+    pub(super) fn publish_facts(&self, f: &WindowFacts) {
+        let w = &self.metrics.window;
+        w.cap
+            .with_label_values(&[&self.org])
+            .set(f.cap.unwrap_or(0) as i64);
+        w.day_mode
+            .with_label_values(&[&self.org])
+            .set(i64::from(self.day_mode(f)));
+        w.pad_seconds
+            .with_label_values(&[&self.org])
+            .set(f.pad_ms as f64 / 1000.0);
+        w.effective_overlap
+            .with_label_values(&[&self.org])
+            .set(self.overlap_ms(f) as f64 / 1000.0);
+    }
+
+    /// Day mode: the API takes only date-only bounds, or filters by whole days.
+    pub(super) fn day_mode(&self, f: &WindowFacts) -> bool {
+        f.whole_days || self.source.date_format() == Some(DateFormat::Date)
+    }
+}
+
+/// The inclusive UTC range an answer may cover when the server reads the bounds `format`
+/// writes for `[from, to]` as UTC (`api::dates::window_params`): whole seconds, or whole days
+/// for date-only bounds (a date-only `to_date` may cover that whole day).
+pub(super) fn wire_bounds(
+    format: Option<DateFormat>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> (DateTime<Utc>, DateTime<Utc>) {
+    let (f, t) = (from.timestamp_millis(), to.timestamp_millis());
+    let (lo, hi) = match format {
+        Some(DateFormat::Date) => {
+            let (from_day, to_day) = crate::api::dates::window_params(DateFormat::Date, from, to);
+            let day = |s: &str| {
+                chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                    .map(|d| {
+                        d.and_time(chrono::NaiveTime::MIN)
+                            .and_utc()
+                            .timestamp_millis()
+                    })
+                    .unwrap_or(0)
+            };
+            (day(&from_day), day(&to_day) + DAY_MS - 1)
+        }
+        Some(_) => (f.div_euclid(1000) * 1000, (t + 999).div_euclid(1000) * 1000),
+        None => (f, t),
+    };
+    (at(lo), at(hi))
+}
+
+pub(super) fn at(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// The learned state every loop of one org shares.
+#[derive(Debug, Default)]
+pub struct Learned {
+    pub facts: super::facts::FactsCell,
+    /// Asks the sweep loop to run now (violations, a cap).
+    pub sweep_now: tokio::sync::Notify,
+    /// Set with `sweep_now` so `once` sees the request too.
+    pub sweep_requested: std::sync::atomic::AtomicBool,
+    /// The overlap the poll last used (ms, 0 = none yet): a grown one rewinds the cursor.
+    pub applied_overlap: std::sync::atomic::AtomicI64,
+    /// The date format last written to the store.
+    pub saved_format: std::sync::Mutex<Option<DateFormat>>,
+    /// An unsplittable capped window: why, and when (Unix ms); `/readyz` is degraded for an
+    /// hour after the last one.
+    alert: std::sync::Mutex<Option<(String, i64)>>,
+}
+
+/// How long `/readyz` stays degraded after an answer that may have lost activities.
+const ALERT_FOR_MS: i64 = 3_600_000;
+
+impl Learned {
+    /// Asks for a sweep as soon as possible.
+    pub fn request_sweep(&self) {
+        self.sweep_requested
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.sweep_now.notify_one();
+    }
+
+    fn alert(&self, health: &crate::health::Health, org: &str, why: String) {
+        let now = Utc::now().timestamp_millis();
+        *self.alert.lock().unwrap_or_else(|p| p.into_inner()) = Some((why.clone(), now));
+        health.poll_degraded(org, super::STREAM, Some(why));
+    }
+
+    /// Clears the degraded state an hour after the last alert.
+    pub(super) fn expire_alert(&self, health: &crate::health::Health, org: &str) {
+        let mut a = self.alert.lock().unwrap_or_else(|p| p.into_inner());
+        if a.as_ref()
+            .is_some_and(|(_, at)| Utc::now().timestamp_millis() - at > ALERT_FOR_MS)
+        {
+            *a = None;
+            health.poll_degraded(org, super::STREAM, None);
+        }
+    }
+}
