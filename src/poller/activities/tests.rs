@@ -7,6 +7,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 
+use super::check::{DAY_MS, floor_day};
+use super::facts::FactsCell;
 use super::*;
 use crate::poller::{Fetched, FetchedActivity, WindowQuery};
 
@@ -40,6 +42,19 @@ struct FakeApi {
     /// A capped fetch answering more than this many items is "too large".
     too_large_over: Mutex<Option<usize>>,
     send_date: bool,
+    /// Answers sent streamed (their sizes).
+    streamed: Mutex<Vec<usize>>,
+    /// How the server reads windows (issue 12): its format, a shift of the bounds (a zone
+    /// reading), whole days, a silent cap on the newest N.
+    semantics: Mutex<Semantics>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Semantics {
+    format: Option<DateFormat>,
+    shift_ms: i64,
+    whole_days: bool,
+    cap: Option<usize>,
 }
 
 impl FakeApi {
@@ -65,8 +80,17 @@ impl FakeApi {
 impl ActivitySource for FakeApi {
     async fn fetch(&self, _org: &str, q: WindowQuery) -> Result<Fetched, FetchError> {
         let max_bytes = q.max_bytes;
+        let sem = *self.semantics.lock().unwrap();
         let (from, to) = (q.from.timestamp_millis(), q.to.timestamp_millis());
         self.requests.lock().unwrap().push((from, to));
+        let (lo, hi) = super::window::wire_bounds(sem.format, q.from, q.to);
+        let (mut from, mut to) = (
+            lo.timestamp_millis() + sem.shift_ms,
+            hi.timestamp_millis() + sem.shift_ms,
+        );
+        if sem.whole_days {
+            (from, to) = (floor_day(from), floor_day(to) + DAY_MS - 1);
+        }
         let now = self.server_now().timestamp_millis();
         let activities: Vec<FetchedActivity> = self
             .items
@@ -86,6 +110,11 @@ impl ActivitySource for FakeApi {
                 }
             })
             .collect();
+        let mut activities = activities;
+        if let Some(cap) = sem.cap {
+            activities.sort_by_key(|a| std::cmp::Reverse(a.created_at));
+            activities.truncate(cap);
+        }
         if let (Some(limit), Some(over)) = (max_bytes, *self.too_large_over.lock().unwrap())
             && activities.len() > over
         {
@@ -97,15 +126,32 @@ impl ActivitySource for FakeApi {
         let server_date = self
             .send_date
             .then(|| DateTime::from_timestamp(self.server_now().timestamp(), 0).unwrap());
+        let (count, body_bytes) = (activities.len(), activities.len() * 100);
+        let mut activities = activities;
+        if let Some(stream) = q.stream {
+            self.streamed.lock().unwrap().push(count);
+            while !activities.is_empty() {
+                let rest = activities.split_off(stream.batch.min(activities.len()));
+                let chunk = crate::poller::Chunk {
+                    activities: std::mem::replace(&mut activities, rest),
+                    quarantined: vec![],
+                };
+                stream.tx.send(chunk).await.unwrap();
+            }
+        }
         Ok(Fetched {
-            body_bytes: activities.len() * 100,
-            count: activities.len(),
+            body_bytes,
+            count,
             activities,
             quarantined: vec![],
             server_date,
             bounds: None,
-            format: None,
+            format: sem.format,
         })
+    }
+
+    fn date_format(&self) -> Option<DateFormat> {
+        self.semantics.lock().unwrap().format
     }
 }
 
@@ -146,6 +192,8 @@ fn rig(skew: chrono::Duration, send_date: bool, settings: Settings) -> Rig {
         requests: Mutex::new(Vec::new()),
         too_large_over: Mutex::new(None),
         send_date,
+        streamed: Mutex::new(Vec::new()),
+        semantics: Mutex::new(Semantics::default()),
     });
     let (wake, _) = watch::channel(0);
     let poller = ActivityPoller {
@@ -488,4 +536,297 @@ async fn busy_org_walks_to_now_each_cycle_and_loses_no_late_arrival() {
     assert!(most <= 8, "windows per cycle: {windows:?}");
     r.assert_stored_once(expected, "every activity exactly once")
         .await;
+}
+
+// ---- issue 12: whatever the API does with a window ----
+
+/// Activities spread over the last `hours`, one every `every` seconds, visible at once.
+fn spread(r: &Rig, hours: i64, every: i64, prefix: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let now = r.api.server_now();
+    let mut t = now - chrono::Duration::hours(hours);
+    let mut i = 0;
+    while t < now {
+        let id = format!("{prefix}{i:05}");
+        r.api.add(t, chrono::Duration::zero(), &id);
+        ids.push(id);
+        t += chrono::Duration::seconds(every);
+        i += 1;
+    }
+    ids
+}
+
+impl Rig {
+    fn set(&self, change: impl FnOnce(&mut Semantics)) {
+        change(&mut self.api.semantics.lock().unwrap());
+    }
+    fn counter(&self, name: &str, labels: &[&str]) -> u64 {
+        let w = &self.poller.metrics.window;
+        match name {
+            "violations" => w.violations.with_label_values(labels).get(),
+            "recovered" => w.recovered.with_label_values(labels).get(),
+            "capped" => w.capped.with_label_values(labels).get(),
+            _ => unreachable!("{name}"),
+        }
+    }
+    fn facts(&self) -> WindowFacts {
+        self.poller.learned.facts.update(|_| {})
+    }
+    async fn sweep(&self) -> SweepStats {
+        self.poller
+            .sweep(&CancellationToken::new())
+            .await
+            .unwrap()
+            .expect("a cursor exists")
+    }
+}
+
+/// A two-day initial lookback: a fresh state backfills in day-long windows first.
+fn backfilling() -> Settings {
+    Settings {
+        initial_lookback: Duration::from_secs(2 * 86400),
+        ..sweeping()
+    }
+}
+
+fn sweeping() -> Settings {
+    Settings {
+        initial_lookback: Duration::from_secs(6 * 3600),
+        reconcile_interval: Duration::from_secs(3600),
+        ..settings()
+    }
+}
+
+/// A server reading zone-less bounds at UTC-8 answers every window 8 h later than asked:
+/// the first answer names the shift, later windows are padded, the sweep recovers the rest.
+async fn shifted(shift_h: i64) {
+    let r = rig(chrono::Duration::zero(), true, backfilling());
+    r.set(|s| {
+        s.format = Some(DateFormat::Naive);
+        s.shift_ms = shift_h * 3_600_000;
+    });
+    let mut expected = spread(&r, 60, 600, "old");
+    for minute in 0..30 {
+        let id = format!("live{minute}");
+        r.api.add(r.api.server_now(), chrono::Duration::zero(), &id);
+        expected.push(id);
+        r.cycle().await;
+        r.clock.advance(Duration::from_secs(60));
+    }
+    let f = r.facts();
+    assert!(f.pad_ms > shift_h.abs() * 3_600_000, "{f:?}");
+    let side = if shift_h > 0 { "after" } else { "before" };
+    assert!(r.counter("violations", &["org-1", side]) > 0);
+    r.sweep().await;
+    r.cycle().await;
+    // What the history before the initial lookback held is not owed: only the lookback and
+    // everything since.
+    let horizon = (start() - chrono::Duration::hours(48)).timestamp_millis();
+    let stored = r.stored_ids().await;
+    let owed: Vec<String> = r
+        .api
+        .items
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(c, _, _)| *c >= horizon)
+        .map(|(_, _, id)| id.clone())
+        .collect();
+    let missing: Vec<&String> = owed.iter().filter(|id| !stored.contains(id)).collect();
+    assert!(missing.is_empty(), "missing {missing:?}");
+    assert!(
+        expected
+            .iter()
+            .filter(|id| id.starts_with("live"))
+            .all(|id| stored.contains(id))
+    );
+}
+
+#[tokio::test]
+async fn a_server_reading_bounds_at_utc_minus_8_is_detected_padded_and_swept() {
+    shifted(8).await;
+}
+
+#[tokio::test]
+async fn a_server_reading_bounds_at_utc_plus_5_is_detected_padded_and_swept() {
+    shifted(-5).await;
+}
+
+#[tokio::test]
+async fn whole_day_answers_switch_the_org_to_day_mode() {
+    let r = rig(chrono::Duration::zero(), true, sweeping());
+    r.set(|s| s.whole_days = true);
+    // Older history too: a whole-day answer reaches back before the 6-hour lookback.
+    spread(&r, 30, 300, "old");
+    let horizon = (start() - chrono::Duration::hours(6)).timestamp_millis();
+    let day_start = floor_day(horizon);
+    r.cycle().await;
+    assert!(r.facts().whole_days, "{:?}", r.facts());
+    assert_eq!(
+        r.poller
+            .metrics
+            .window
+            .day_mode
+            .with_label_values(&["org-1"])
+            .get(),
+        1
+    );
+    let before = r.api.requests.lock().unwrap().len();
+    for _ in 0..10 {
+        r.clock.advance(Duration::from_secs(60));
+        r.cycle().await;
+    }
+    // Steady state in day mode: one request per cycle (the current day).
+    let reqs = r.api.requests.lock().unwrap().clone();
+    assert_eq!(reqs.len() - before, 10, "{reqs:?}");
+    let expected: Vec<String> = r
+        .api
+        .items
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(c, _, _)| *c >= day_start)
+        .map(|(_, _, id)| id.clone())
+        .collect();
+    r.assert_stored_once(expected, "whole days").await;
+    assert!(
+        !r.api.streamed.lock().unwrap().is_empty(),
+        "day mode streams"
+    );
+}
+
+#[tokio::test]
+async fn a_silent_cap_of_the_newest_100_is_detected_and_windows_stay_below_it() {
+    let r = rig(chrono::Duration::zero(), true, sweeping());
+    r.set(|s| s.cap = Some(100));
+    let expected = spread(&r, 6, 60, "c"); // 360 activities in the lookback
+    r.cycle().await;
+    assert_eq!(r.facts().cap, Some(100));
+    assert!(r.counter("capped", &["org-1", "true"]) >= 1);
+    r.assert_stored_once(expected.clone(), "capped backfill")
+        .await;
+    // Live activity at 3/min: windows stay below the cap, nothing is lost.
+    let mut all = expected;
+    for minute in 0..20 {
+        for i in 0..3 {
+            let id = format!("l{minute}-{i}");
+            r.api.add(r.api.server_now(), chrono::Duration::zero(), &id);
+            all.push(id);
+        }
+        r.clock.advance(Duration::from_secs(60));
+        r.cycle().await;
+    }
+    r.assert_stored_once(all, "capped live").await;
+}
+
+#[tokio::test]
+async fn a_capped_window_that_cannot_be_split_degrades_readiness_and_never_loops() {
+    let r = rig(chrono::Duration::zero(), true, sweeping());
+    r.set(|s| {
+        s.format = Some(DateFormat::Date);
+        s.cap = Some(1000);
+    });
+    // 2000 activities in the last hour of one day: the day answers its newest 1000.
+    for i in 0..2000 {
+        r.api.add(
+            start() - chrono::Duration::seconds(3600 - i),
+            chrono::Duration::zero(),
+            &format!("d{i}"),
+        );
+    }
+    tokio::time::timeout(Duration::from_secs(10), r.cycle())
+        .await
+        .expect("a cycle over an uncheckable day ends");
+    assert!(r.counter("capped", &["org-1", "false"]) >= 1);
+    let h = r.poller.health.pollers();
+    let why = h["org-1/activities"].degraded.clone().expect("degraded");
+    assert!(
+        why.contains("1000") && why.contains("cannot be split"),
+        "{why}"
+    );
+    assert!(r.api.requests.lock().unwrap().len() <= 2);
+}
+
+#[tokio::test]
+async fn late_visibility_beyond_the_overlap_is_recovered_by_a_sweep_and_grows_the_overlap() {
+    let r = rig(chrono::Duration::zero(), true, sweeping());
+    r.cycle().await;
+    let mut late = Vec::new();
+    for i in 0..20 {
+        let id = format!("late{i}");
+        r.api.add(
+            r.clock.now() - chrono::Duration::seconds(30),
+            chrono::Duration::minutes(38 + i % 3),
+            &id,
+        );
+        late.push(id);
+        r.clock.advance(Duration::from_secs(60));
+        r.cycle().await;
+    }
+    for _ in 0..45 {
+        r.clock.advance(Duration::from_secs(60));
+        r.cycle().await;
+    }
+    let missed = r.stored_ids().await.len();
+    assert!(missed < 20, "the polls alone miss them (overlap 15 min)");
+    let stats = r.sweep().await;
+    assert_eq!(stats.recovered as usize, 20 - missed);
+    assert_eq!(
+        r.counter("recovered", &["org-1"]),
+        stats.recovered,
+        "each recovered activity is counted"
+    );
+    r.assert_stored_once(late, "late activities recovered")
+        .await;
+    let f = r.facts();
+    assert!(
+        r.poller.overlap_ms(&f) >= 38 * 60_000,
+        "the overlap grew from the observed delay: {f:?}"
+    );
+    assert!(f.overlap_ms <= 6 * 3_600_000);
+}
+
+#[tokio::test]
+async fn day_mode_reads_a_huge_day_streamed_in_bounded_requests() {
+    let mut s = sweeping();
+    s.initial_lookback = Duration::from_secs(86400);
+    let r = rig(chrono::Duration::zero(), true, s);
+    r.set(|s| s.format = Some(DateFormat::Date));
+    *r.api.too_large_over.lock().unwrap() = Some(100);
+    let expected = spread(&r, 20, 1, "b"); // 72,000 activities in one day and a bit
+    let stats = tokio::time::timeout(Duration::from_secs(60), r.cycle())
+        .await
+        .expect("day mode never crawls");
+    assert!(stats.requests <= 3, "{stats:?}");
+    assert_eq!(stats.splits, 0);
+    let streamed = r.api.streamed.lock().unwrap().clone();
+    assert!(streamed.iter().any(|n| *n > 10_000), "{streamed:?}");
+    r.assert_stored_once(expected, "a huge day").await;
+}
+
+#[tokio::test]
+async fn learned_facts_and_the_accepted_date_format_survive_a_restart() {
+    let r = rig(chrono::Duration::zero(), true, backfilling());
+    r.set(|s| {
+        s.format = Some(DateFormat::Naive);
+        s.shift_ms = 8 * 3_600_000;
+    });
+    spread(&r, 60, 600, "a");
+    r.cycle().await;
+    let pad = r.facts().pad_ms;
+    assert!(pad > 0);
+    let fresh = FactsCell::default()
+        .get(&r.poller.store, "org-1")
+        .await
+        .unwrap();
+    assert_eq!(fresh.pad_ms, pad);
+    assert_eq!(
+        r.poller
+            .store
+            .meta_get(DATE_FORMAT_KEY)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("naive")
+    );
 }
