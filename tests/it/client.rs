@@ -886,27 +886,28 @@ async fn a_streamed_window_arrives_in_chunks_of_the_requested_size() {
     let body = format!("[{}]", elements.join(","));
     let server = TestServer::start(move |_, _| Reply::ok(&body)).await;
     let (client, _) = client(&server);
-    let (tx, mut rx) = tokio::sync::mpsc::channel(2);
-    let receiver = tokio::spawn(async move {
-        let mut chunks = Vec::new();
-        while let Some(chunk) = rx.recv().await {
-            chunks.push(chunk);
-        }
-        chunks
-    });
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
     let (from, to) = (utc("2025-03-04T10:00:00Z"), utc("2025-03-04T11:00:00Z"));
     let req = WindowRequest {
         max_bytes: Some(1_000), // no cap when streaming: memory is bounded by the chunks
         priority: Priority::Normal,
         stream: Some(StreamTo { batch: 1_000, tx }),
     };
-    let batch = client.activities_window(ORG, from, to, req).await.unwrap();
+    let fetch = tokio::spawn(async move { client.activities_window(ORG, from, to, req).await });
+    // Backpressure: with nobody reading, the decoder stops after one queued chunk and the one
+    // it cannot hand over, so it cannot finish the answer.
+    let first = rx.recv().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!fetch.is_finished(), "the decoder waits for the receiver");
+    let mut chunks = vec![first];
+    while let Some(chunk) = rx.recv().await {
+        chunks.push(chunk);
+    }
+    let batch = fetch.await.unwrap().unwrap();
     assert!(batch.activities.is_empty() && batch.quarantined.is_empty());
     assert_eq!(batch.count, 2_502);
     assert_eq!(batch.format, DateFormat::Rfc3339);
     assert!(batch.body_bytes > 100_000, "{}", batch.body_bytes);
-    // The request held the only sender, so the receiver has seen the end.
-    let chunks = receiver.await.unwrap();
     let sizes: Vec<usize> = chunks
         .iter()
         .map(|c| c.activities.len() + c.quarantined.len())
@@ -932,6 +933,29 @@ async fn a_streamed_window_arrives_in_chunks_of_the_requested_size() {
         1,
         "element 701 is in the first chunk"
     );
+}
+
+#[tokio::test]
+async fn a_dropped_stream_receiver_abandons_the_window_without_retries() {
+    let server = TestServer::script(vec![Reply::ok(&format!("[{}]", activity("a1")))]).await;
+    let (client, _) = client(&server);
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    drop(rx);
+    let req = WindowRequest {
+        stream: Some(StreamTo { batch: 10, tx }),
+        ..WindowRequest::default()
+    };
+    let (from, to) = (utc("2025-03-04T10:00:00Z"), utc("2025-03-04T11:00:00Z"));
+    let err = client
+        .activities_window(ORG, from, to, req)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("receiver of the streamed activities is gone"),
+        "{err}"
+    );
+    assert_eq!(server.count(), 1, "not retried");
 }
 
 #[tokio::test(start_paused = true)]
