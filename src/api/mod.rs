@@ -1,7 +1,10 @@
 //! The ClickHouse Cloud control-plane API client (`https://api.clickhouse.cloud/v1/...`): one
 //! `Client` per API key, shared by every poller. Every request of a `Client` passes one sliding
-//! window rate limiter (`ratelimit`), is retried when transient (`call`), and its envelope is
-//! decoded in one streaming pass that keeps each object's exact bytes (`decode`, `models`).
+//! window rate limiter (`ratelimit`, `Normal` or `Low` priority), is retried when transient
+//! (`call`), and its envelope is decoded in one streaming pass that keeps each object's exact
+//! bytes (`decode`, `models`); an activity window can instead be handed on in chunks as it is
+//! decoded (`activities_window` with `StreamTo`). The activity window's date format steps down
+//! `rfc3339` → `naive` → `date`, one step per 400 about dates (`dates`).
 //! Facts and uncertainties about the API: ../shared/docs/clickhouse-cloud-api.md.
 //!
 //! Files: `call.rs` (one call: limiter, send, retry, pages), `response.rs` (read one answer:
