@@ -150,8 +150,8 @@ impl Default for ApiConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DateFormat {
-    #[default]
     Naive,
+    #[default]
     Rfc3339,
     Date,
 }

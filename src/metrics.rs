@@ -20,7 +20,8 @@ pub struct Metrics {
     pub api_retries: IntCounterVec,
     pub api_decode_failures: IntCounterVec,
     pub api_bytes_received: IntCounterVec,
-    pub api_date_format_fallbacks: IntCounter,
+    /// Date-format step-downs after a 400 about dates, by `from` and `to` format.
+    pub api_date_format_fallbacks: IntCounterVec,
     pub api_errors: IntCounterVec,
     // activities
     pub activities_fetched: IntCounterVec,
@@ -161,10 +162,13 @@ impl Metrics {
                 ),
                 &["endpoint"]
             )),
-            api_date_format_fallbacks: reg!(IntCounter::with_opts(opts(
-                "api_date_format_fallback_total",
-                "Times the API rejected a date-time window and the client fell back to day-granular dates."
-            ))),
+            api_date_format_fallbacks: reg!(IntCounterVec::new(
+                opts(
+                    "api_date_format_fallback_total",
+                    "Times the API rejected the activity window's date format (400) and the client stepped down one format (rfc3339 -> naive -> date), by from and to format."
+                ),
+                &["from", "to"]
+            )),
             api_errors: reg!(IntCounterVec::new(
                 opts(
                     "api_errors_total",
@@ -511,6 +515,10 @@ impl Metrics {
         };
         for result in ["success", "failure"] {
             m.config_reloads.with_label_values(&[result]);
+        }
+        // The two possible steps, shown at 0 before they happen.
+        for step in [["rfc3339", "naive"], ["naive", "date"]] {
+            m.api_date_format_fallbacks.with_label_values(&step);
         }
         m.config_last_reload_successful.set(1);
         m.config_last_reload_success

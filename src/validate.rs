@@ -1,9 +1,11 @@
 //! `validate`: the config, then (unless `--offline`) the API: credentials and each permission
-//! the enabled streams need, one ✓/✗ line per check with the fix. Exit 0 only if all pass.
+//! the enabled streams need, one ✓/✗ line per check with the fix, and the activity window date
+//! format the API accepts (probed live). Exit 0 only if all pass.
 
 use std::process::ExitCode;
 
-use crate::api::{ApiError, Client, WhoAmI};
+use crate::api::dates::format_name;
+use crate::api::{ApiError, Client, DateProbe, WhoAmI};
 use crate::config::{Config, Resource};
 
 struct Report {
@@ -28,6 +30,21 @@ impl Report {
 
 fn api_err(e: ApiError) -> String {
     e.to_string()
+}
+
+/// `rfc3339 (2026-09-08T10:53:17.000Z accepted)`, plus what was refused before it.
+fn describe_probe(p: &DateProbe) -> String {
+    let mut line = format!("{} ({} accepted", format_name(p.accepted), p.from_date);
+    if !p.refused.is_empty() {
+        let refused: Vec<String> = p
+            .refused
+            .iter()
+            .map(|(f, msg)| format!("{} refused: {msg}", format_name(*f)))
+            .collect();
+        line.push_str(&format!(" after {}", refused.join("; ")));
+    }
+    line.push(')');
+    line
 }
 
 /// Runs the checks and prints the report.
@@ -92,16 +109,20 @@ pub async fn run(cfg: &Config, offline: bool) -> anyhow::Result<ExitCode> {
     };
     for org in &orgs {
         if cfg.activities.enabled {
-            let now = chrono::Utc::now();
-            let res = client
-                .activities(org, now - chrono::Duration::minutes(1), now)
-                .await;
-            r.check(
+            // One-second window: proves the permission and finds the date format the API takes.
+            let res = client.probe_date_format(org).await;
+            let probe = r.check(
                 &format!(
                     "org {org}: activities readable (control-plane:organization:view-activities)"
                 ),
-                res.map(|_| ()).map_err(api_err),
+                res.map_err(api_err),
             );
+            if let Some(p) = probe {
+                r.check(
+                    &format!("org {org}: activities date format: {}", describe_probe(&p)),
+                    Ok(()),
+                );
+            }
         }
         if cfg.inventory.enabled {
             let mut services = None;

@@ -13,6 +13,7 @@ use secrecy::ExposeSecret;
 use tokio::time::Instant;
 
 use super::decode::ResultShape;
+use super::ratelimit::{Permit, Priority};
 use super::response::causes;
 use super::{ApiError, Endpoint, Inner};
 
@@ -26,6 +27,19 @@ pub(crate) struct Page<T> {
     pub bytes: usize,
     /// The server's HTTP `Date` (of the first page).
     pub date: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl<T> Page<T> {
+    /// The same page with its result mapped.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Page<U> {
+        Page {
+            request_id: self.request_id,
+            result: f(self.result),
+            next_cursor: self.next_cursor,
+            bytes: self.bytes,
+            date: self.date,
+        }
+    }
 }
 
 /// First retry waits up to this long (full jitter), doubling up to `api.max_backoff`.
@@ -46,15 +60,17 @@ impl Inner {
     }
 
     /// Fetches `url` and every further page its `nextCursor` names, merging results with
-    /// `merge`. Each page is a call of its own (own retries, own limiter slots).
+    /// `merge`. Each page is a call of its own (own retries, own limiter slots, all at
+    /// `priority`).
     pub(crate) async fn pages<S: ResultShape>(
         &self,
         ep: Endpoint,
         url: Url,
         shape: &S,
+        priority: Priority,
         mut merge: impl FnMut(&mut S::Output, S::Output),
     ) -> Result<Page<S::Output>, ApiError> {
-        let mut page = self.fetch(ep, &url, shape).await?;
+        let mut page = self.fetch(ep, &url, shape, priority).await?;
         let mut seen = HashSet::new();
         while let Some(cursor) = page.next_cursor.take() {
             let looping = if !seen.insert(cursor.clone()) {
@@ -74,7 +90,7 @@ impl Inner {
             }
             let mut next_url = url.clone();
             next_url.query_pairs_mut().append_pair("cursor", &cursor);
-            let next = self.fetch(ep, &next_url, shape).await?;
+            let next = self.fetch(ep, &next_url, shape, priority).await?;
             merge(&mut page.result, next.result);
             page.bytes += next.bytes;
             page.next_cursor = next.next_cursor;
@@ -82,16 +98,18 @@ impl Inner {
         Ok(page)
     }
 
-    /// One logical request with its retries.
+    /// One logical request with its retries, each attempt taking a limiter slot at `priority`.
     pub(crate) async fn fetch<S: ResultShape>(
         &self,
         ep: Endpoint,
         url: &Url,
         shape: &S,
+        priority: Priority,
     ) -> Result<Page<S::Output>, ApiError> {
         let mut retries = 0;
         loop {
-            let waited = self.limiter.acquire().await;
+            let permit = self.limiter.acquire(priority).await;
+            let waited = permit.waited();
             let wait_metric = &self.metrics.api_rate_limit_wait_seconds;
             wait_metric
                 .with_label_values(&["limiter"])
@@ -100,11 +118,12 @@ impl Inner {
                 .with_label_values(&["reset"])
                 .inc_by(waited.reset.as_secs_f64());
 
-            let err = match self.attempt(ep, url, shape.clone()).await {
+            let err = match self.attempt(ep, url, shape.clone(), permit).await {
                 Ok(page) => return Ok(page),
                 Err(e) => e,
             };
-            if retries >= self.max_retries || !err.is_retryable() {
+            // A streamed answer whose receiver is gone has no one left to retry for.
+            if retries >= self.max_retries || !err.is_retryable() || shape.abandoned() {
                 return Err(err);
             }
             retries += 1;
@@ -142,12 +161,15 @@ impl Inner {
         }
     }
 
-    /// One HTTP exchange, classified.
+    /// One HTTP exchange, classified. `permit` is released (stamped "answered") as soon as the
+    /// response headers or an error arrive: the server has seen the request by then, and a
+    /// long body must not hold the window.
     async fn attempt<S: ResultShape>(
         &self,
         ep: Endpoint,
         url: &Url,
         shape: S,
+        permit: Permit<'_>,
     ) -> Result<Page<S::Output>, ApiError> {
         let started = Instant::now();
         let sent = self
@@ -157,6 +179,7 @@ impl Inner {
             .header(ACCEPT, "application/json")
             .send()
             .await;
+        permit.answered();
         let (outcome, status, request_id) = match sent {
             Err(e) => {
                 let err = if e.is_timeout() {

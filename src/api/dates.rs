@@ -1,16 +1,17 @@
 //! Dates on the wire: the activity window bounds (`from_date`/`to_date`) written per
-//! `api.date_format`, and the lenient parser for an activity's `createdAt`. The vendor documents
+//! `api.date_format`, the UTC range an answer may cover, the order formats are tried in after a
+//! refusal (`step_down`), and the lenient parser for an activity's `createdAt`. The vendor documents
 //! neither precisely (docs/clickhouse-cloud-api.md §3.2, §3.4), so bounds only ever widen the
 //! window and parsing accepts every ISO-8601 form seen from official clients.
 
-use chrono::{DateTime, Days, NaiveDateTime, TimeDelta, Timelike, Utc};
+use chrono::{DateTime, Days, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Timelike, Utc};
 
 use crate::config::DateFormat;
 
 /// `(from_date, to_date)` for `[from, to]`, rounded outwards so the window never shrinks:
-/// - `naive`: `YYYY-MM-DDTHH:MM:SS.000`, UTC without a zone (what the vendor's Splunk poller
-///   sends); `from` floored and `to` ceiled to the second.
-/// - `rfc3339`: the same with a trailing `Z` (JavaScript `toISOString()` form).
+/// - `rfc3339`: `YYYY-MM-DDTHH:MM:SS.000Z`, exactly three fractional digits (the only form seen
+///   accepted by the live API); `from` floored and `to` ceiled to the second.
+/// - `naive`: the same without the `Z` (what the vendor's Splunk poller sends, UTC implied).
 /// - `date`: `YYYY-MM-DD`; `from` floored to its day, `to` ceiled to the next midnight (the day
 ///   after `to`'s day, unless `to` is exactly midnight). Whether the API treats `to_date` as that
 ///   day's start or end is unknown; either way the answer covers `[from, to]` and the extra
@@ -34,20 +35,69 @@ pub fn window_params(
             ceil_second(to).format("%Y-%m-%dT%H:%M:%S.000Z").to_string(),
         ),
         DateFormat::Date => {
-            let from_day = from.date_naive();
-            let to_day = if to.time() == chrono::NaiveTime::MIN {
-                to.date_naive()
-            } else {
-                to.date_naive()
-                    .checked_add_days(Days::new(1))
-                    .unwrap_or(to.date_naive())
-            };
+            let (from_day, to_day) = day_bounds(from, to);
             (
                 from_day.format("%Y-%m-%d").to_string(),
                 to_day.format("%Y-%m-%d").to_string(),
             )
         }
     }
+}
+
+/// The inclusive UTC range an answer to `window_params(format, from, to)` may legitimately
+/// cover when the server reads the bounds as UTC: the whole seconds sent for `naive` and
+/// `rfc3339`; for `date`, 00:00:00.000 of the `from_date` day to 23:59:59.999 of the `to_date`
+/// day (a date-only `to_date` may be read as covering its whole day). An activity outside it
+/// reveals a zone shift or a coarser filter than assumed.
+pub fn window_bounds(
+    format: DateFormat,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> (DateTime<Utc>, DateTime<Utc>) {
+    match format {
+        DateFormat::Naive | DateFormat::Rfc3339 => (floor_second(from), ceil_second(to)),
+        DateFormat::Date => {
+            let (from_day, to_day) = day_bounds(from, to);
+            let end_of_day = NaiveTime::from_hms_milli_opt(23, 59, 59, 999)
+                .expect("23:59:59.999 is a valid time");
+            (
+                from_day.and_time(NaiveTime::MIN).and_utc(),
+                to_day.and_time(end_of_day).and_utc(),
+            )
+        }
+    }
+}
+
+/// The next format to try after the API refused `format` with a 400 about dates:
+/// `rfc3339` → `naive` → `date` → none.
+pub fn step_down(format: DateFormat) -> Option<DateFormat> {
+    match format {
+        DateFormat::Rfc3339 => Some(DateFormat::Naive),
+        DateFormat::Naive => Some(DateFormat::Date),
+        DateFormat::Date => None,
+    }
+}
+
+/// The format's config spelling (`api.date_format`), also its metric label.
+pub fn format_name(format: DateFormat) -> &'static str {
+    match format {
+        DateFormat::Naive => "naive",
+        DateFormat::Rfc3339 => "rfc3339",
+        DateFormat::Date => "date",
+    }
+}
+
+/// The `date` days sent for `[from, to]`: `from`'s day, and the day after `to`'s (or `to`'s own
+/// when it is exactly midnight).
+fn day_bounds(from: DateTime<Utc>, to: DateTime<Utc>) -> (NaiveDate, NaiveDate) {
+    let to_day = if to.time() == NaiveTime::MIN {
+        to.date_naive()
+    } else {
+        to.date_naive()
+            .checked_add_days(Days::new(1))
+            .unwrap_or(to.date_naive())
+    };
+    (from.date_naive(), to_day)
 }
 
 fn floor_second(t: DateTime<Utc>) -> DateTime<Utc> {
@@ -147,12 +197,44 @@ mod tests {
     }
 
     #[test]
+    fn bounds_are_what_was_sent_and_a_date_to_covers_its_whole_day() {
+        let (from, to) = (
+            utc("2025-03-04T10:15:30.250Z"),
+            utc("2025-03-04T11:00:00.001Z"),
+        );
+        for format in [DateFormat::Naive, DateFormat::Rfc3339] {
+            assert_eq!(
+                window_bounds(format, from, to),
+                (utc("2025-03-04T10:15:30Z"), utc("2025-03-04T11:00:01Z"))
+            );
+        }
+        assert_eq!(
+            window_bounds(DateFormat::Date, from, to),
+            (utc("2025-03-04T00:00:00Z"), utc("2025-03-05T23:59:59.999Z"))
+        );
+        let midnight = utc("2025-03-05T00:00:00Z");
+        assert_eq!(
+            window_bounds(DateFormat::Date, from, midnight).1,
+            utc("2025-03-05T23:59:59.999Z")
+        );
+    }
+
+    #[test]
+    fn formats_step_down_one_at_a_time() {
+        assert_eq!(step_down(DateFormat::Rfc3339), Some(DateFormat::Naive));
+        assert_eq!(step_down(DateFormat::Naive), Some(DateFormat::Date));
+        assert_eq!(step_down(DateFormat::Date), None);
+        assert_eq!(format_name(DateFormat::Rfc3339), "rfc3339");
+    }
+
+    #[test]
     fn bounds_at_the_end_of_representable_time_do_not_panic() {
         // Regression (fuzz target `dates`): ceiling a time in chrono's last second overflowed.
         let max = DateTime::<Utc>::MAX_UTC;
         for format in [DateFormat::Naive, DateFormat::Rfc3339, DateFormat::Date] {
             let (_, to) = window_params(format, max, max);
             assert!(to.starts_with(&max.format("%Y-%m-%d").to_string()), "{to}");
+            assert!(window_bounds(format, max, max).1 <= max);
         }
     }
 

@@ -1,8 +1,9 @@
 //! Envelope decoding: `{status, requestId, result[, nextCursor]}` and `{status, error,
 //! requestId}`, read in one pass from any `serde_json` source. Array results are visited element
 //! by element into `Box<RawValue>` (the exact bytes of each element; no `Value` tree is ever
-//! built), so a body of hundreds of MB is held only once, as the elements themselves. Also: the
-//! wording of decode failures (truncated / malformed / wrong shape) and body excerpts.
+//! built), so a body of hundreds of MB is held only once, as the elements themselves — or, for
+//! `StreamedActivities`, never more than a few chunks of them. Also: the wording of decode
+//! failures (truncated / malformed / wrong shape) and body excerpts.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -10,9 +11,11 @@ use std::marker::PhantomData;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::error::Category;
 use serde_json::value::RawValue;
+use tokio::sync::mpsc;
 
 use super::models::{
-    Activity, ActivityBatch, Quarantined, RawObject, WhoAmI, classify_activity, raw_object,
+    Activity, ActivityBatch, ActivityChunk, Quarantined, RawObject, WhoAmI, classify_activity,
+    raw_object,
 };
 
 /// A decoded envelope. `result` is `None` when the field was absent.
@@ -33,6 +36,10 @@ pub(crate) trait ResultShape: Clone + Send + 'static {
     /// Abandon the answer once its body passes this many bytes (`ApiError::TooLarge`).
     fn max_bytes(&self) -> Option<usize> {
         None
+    }
+    /// Nobody wants the answer any more (a stream's receiver is gone): do not retry.
+    fn abandoned(&self) -> bool {
+        false
     }
 }
 
@@ -59,11 +66,60 @@ impl ResultShape for Activities {
         elements(
             d,
             "an array of activities",
-            |out: &mut ActivityList, raw| match classify_activity(raw) {
-                Ok(a) => out.activities.push(a),
-                Err(q) => out.quarantined.push(q),
+            |out: &mut ActivityList, raw| {
+                match classify_activity(raw) {
+                    Ok(a) => out.activities.push(a),
+                    Err(q) => out.quarantined.push(q),
+                }
+                Ok(())
             },
         )
+    }
+}
+
+/// `result` of the activities list handed on in chunks as it is decoded, never collected:
+/// memory stays at a few chunks (`batch` elements each, plus those queued in `tx`) however
+/// large the body. The output is the number of elements (activities + quarantined) sent.
+/// Runs on the blocking decoder thread, so it sends with `blocking_send`.
+#[derive(Clone)]
+pub(crate) struct StreamedActivities {
+    /// Elements (activities + quarantined) per chunk, at least 1.
+    pub batch: usize,
+    pub tx: mpsc::Sender<ActivityChunk>,
+}
+
+/// Why a streamed decode stopped early: the receiver was dropped.
+pub(crate) const STREAM_CLOSED: &str = "the receiver of the streamed activities is gone";
+
+impl ResultShape for StreamedActivities {
+    type Output = usize;
+    fn abandoned(&self) -> bool {
+        self.tx.is_closed()
+    }
+    fn deserialize<'de, D: de::Deserializer<'de>>(&self, d: D) -> Result<usize, D::Error> {
+        let batch = self.batch.max(1);
+        let mut chunk = ActivityChunk::default();
+        let send = |chunk: &mut ActivityChunk| {
+            let full = std::mem::take(chunk);
+            self.tx
+                .blocking_send(full)
+                .map_err(|_| STREAM_CLOSED.to_string())
+        };
+        let count = elements(d, "an array of activities", |count: &mut usize, raw| {
+            match classify_activity(raw) {
+                Ok(a) => chunk.activities.push(a),
+                Err(q) => chunk.quarantined.push(q),
+            }
+            *count += 1;
+            if chunk.activities.len() + chunk.quarantined.len() >= batch {
+                send(&mut chunk)?;
+            }
+            Ok(())
+        })?;
+        if !chunk.activities.is_empty() || !chunk.quarantined.is_empty() {
+            send(&mut chunk).map_err(de::Error::custom)?;
+        }
+        Ok(count)
     }
 }
 
@@ -78,6 +134,7 @@ impl ResultShape for Objects {
     fn deserialize<'de, D: de::Deserializer<'de>>(&self, d: D) -> Result<Vec<RawObject>, D::Error> {
         elements(d, "an array of objects", |out: &mut Vec<RawObject>, raw| {
             out.push(raw_object(raw, self.id_key));
+            Ok(())
         })
     }
 }
@@ -106,15 +163,19 @@ impl ResultShape for Ignore {
 }
 
 /// Visits an array element by element as raw JSON; `null` reads as an empty array (an empty
-/// list serialized from a nil slice).
+/// list serialized from a nil slice). An `Err` from `push` stops the decode with that message.
 fn elements<'de, D, O, F>(d: D, expecting: &'static str, push: F) -> Result<O, D::Error>
 where
     D: de::Deserializer<'de>,
     O: Default,
-    F: FnMut(&mut O, Box<RawValue>),
+    F: FnMut(&mut O, Box<RawValue>) -> Result<(), String>,
 {
     struct V<O, F>(&'static str, F, PhantomData<O>);
-    impl<'de, O: Default, F: FnMut(&mut O, Box<RawValue>)> Visitor<'de> for V<O, F> {
+    impl<'de, O, F> Visitor<'de> for V<O, F>
+    where
+        O: Default,
+        F: FnMut(&mut O, Box<RawValue>) -> Result<(), String>,
+    {
         type Value = O;
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
             f.write_str(self.0)
@@ -125,7 +186,7 @@ where
         fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<O, A::Error> {
             let mut out = O::default();
             while let Some(raw) = seq.next_element::<Box<RawValue>>()? {
-                (self.1)(&mut out, raw);
+                (self.1)(&mut out, raw).map_err(de::Error::custom)?;
             }
             Ok(out)
         }
@@ -254,11 +315,12 @@ pub fn decode_activities_body(body: &[u8]) -> Result<ActivityBatch, String> {
         .result
         .ok_or_else(|| "the envelope has no `result` field".to_string())?;
     Ok(ActivityBatch {
+        count: list.activities.len() + list.quarantined.len(),
         activities: list.activities,
         quarantined: list.quarantined,
         request_id: env.request_id,
         body_bytes: body.len(),
-        server_date: None,
+        ..ActivityBatch::default()
     })
 }
 

@@ -1,7 +1,10 @@
 //! The ClickHouse Cloud control-plane API client (`https://api.clickhouse.cloud/v1/...`): one
 //! `Client` per API key, shared by every poller. Every request of a `Client` passes one sliding
-//! window rate limiter (`ratelimit`), is retried when transient (`call`), and its envelope is
-//! decoded in one streaming pass that keeps each object's exact bytes (`decode`, `models`).
+//! window rate limiter (`ratelimit`, `Normal` or `Low` priority), is retried when transient
+//! (`call`), and its envelope is decoded in one streaming pass that keeps each object's exact
+//! bytes (`decode`, `models`); an activity window can instead be handed on in chunks as it is
+//! decoded (`activities_window` with `StreamTo`). The activity window's date format steps down
+//! `rfc3339` → `naive` → `date`, one step per 400 about dates (`dates`).
 //! Facts and uncertainties about the API: ../shared/docs/clickhouse-cloud-api.md.
 //!
 //! Files: `call.rs` (one call: limiter, send, retry, pages), `response.rs` (read one answer:
@@ -28,21 +31,21 @@ use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::mpsc;
 
 use crate::config::{ApiConfig, Credentials, DateFormat};
 use crate::metrics::Metrics;
 
 pub use error::ApiError;
-pub use models::{Activity, ActivityBatch, Quarantined, RawObject, WhoAmI};
-pub use ratelimit::RateLimiter;
+pub use models::{Activity, ActivityBatch, ActivityChunk, Quarantined, RawObject, WhoAmI};
+pub use ratelimit::{Priority, RateLimiter};
 // Entry points for the fuzz targets in fuzz/ (issue 8); not a stable API.
 #[doc(hidden)]
 pub use decode::{decode_activities_body, error_body};
 #[doc(hidden)]
 pub use response::reset_after;
 
-use call::Page;
-use decode::{Activities, ActivityList, Identity, Objects};
+use decode::{Activities, ActivityList, Identity, Objects, StreamedActivities};
 
 /// `User-Agent` of every request.
 pub const USER_AGENT: &str = concat!("clickhouse-audit-exporter/", env!("CARGO_PKG_VERSION"));
@@ -100,6 +103,46 @@ impl Endpoint {
     }
 }
 
+/// How `Client::activities_window` fetches and hands over one window.
+#[derive(Debug, Clone, Default)]
+pub struct WindowRequest {
+    /// Abandon the answer with `ApiError::TooLarge` once its body passes this many bytes (the
+    /// poller then splits the window). Ignored when streaming: memory is bounded anyway.
+    pub max_bytes: Option<usize>,
+    /// The rate limiter priority of every request of the window (`Low` for background sweeps).
+    pub priority: Priority,
+    /// Hand the activities over in chunks as they are decoded instead of collecting them.
+    pub stream: Option<StreamTo>,
+}
+
+/// Where a streamed window's activities go: chunks of `batch` elements (activities +
+/// quarantined), sent from the decoding thread, which waits while `tx` is full. Memory stays
+/// at about `batch` × (the channel's capacity + 2) elements however large the answer.
+///
+/// A failed attempt that is retried (a truncated body, a timeout mid-body) may already have
+/// sent some chunks, and the retry sends the whole window again: the receiver must dedupe (by
+/// activity id, as it does across overlapping windows anyway). Dropping the receiver abandons
+/// the fetch (an `ApiError::Decode` that is not retried).
+#[derive(Debug, Clone)]
+pub struct StreamTo {
+    /// Elements per chunk (at least 1); the last chunk may be shorter. An empty answer sends
+    /// nothing.
+    pub batch: usize,
+    /// The receiver of the chunks.
+    pub tx: mpsc::Sender<ActivityChunk>,
+}
+
+/// What `Client::probe_date_format` found out.
+#[derive(Debug, Clone)]
+pub struct DateProbe {
+    /// The format the API accepted (now the client's effective format).
+    pub accepted: DateFormat,
+    /// The `from_date` value it accepted.
+    pub from_date: String,
+    /// The formats refused on the way, in order, each with the API's message.
+    pub refused: Vec<(DateFormat, String)>,
+}
+
 /// The API client. Cheap to clone; clones share the HTTP connection pool, the rate limiter and
 /// the effective date format.
 #[derive(Clone)]
@@ -122,7 +165,8 @@ struct Inner {
     max_backoff: Duration,
     /// Wait after a 429 that names no reset: the limiter's window.
     window: Duration,
-    /// The `DateFormat` in use, as `date_format_code`; only ever moves to `Date`.
+    /// The `DateFormat` in use, as `date_format_code`: steps down one format per refusal
+    /// (`dates::step_down`), or is set by `set_date_format`.
     date_format: AtomicU8,
 }
 
@@ -193,20 +237,28 @@ impl Client {
         &self.inner.base_url
     }
 
-    /// The date format activity windows are sent in: `api.date_format`, or `Date` after the
-    /// API rejected a date-time bound (see `activities`).
+    /// The date format activity windows are sent in: `api.date_format` (or what
+    /// `set_date_format` restored), stepped down once per refusal (see `activities_window`).
     pub fn effective_date_format(&self) -> DateFormat {
-        match self.inner.date_format.load(Ordering::Relaxed) {
-            0 => DateFormat::Naive,
-            1 => DateFormat::Rfc3339,
-            _ => DateFormat::Date,
-        }
+        date_format_of(self.inner.date_format.load(Ordering::Relaxed))
+    }
+
+    /// Sets the date format of every clone, e.g. to restore at start the format a previous run
+    /// stepped down to (persisted by the caller), so the refusals are not repeated.
+    pub fn set_date_format(&self, format: DateFormat) {
+        self.inner
+            .date_format
+            .store(date_format_code(format), Ordering::Relaxed);
     }
 
     /// `GET /v1/whoami` (beta): the caller's identity; `Ok(None)` when the endpoint answers 404.
     pub async fn whoami(&self) -> Result<Option<WhoAmI>, ApiError> {
         let url = self.url(&["v1", "whoami"]);
-        let r = match self.inner.fetch(Endpoint::WhoAmI, &url, &Identity).await {
+        let r = match self
+            .inner
+            .fetch(Endpoint::WhoAmI, &url, &Identity, Priority::Normal)
+            .await
+        {
             Ok(page) => Ok(Some(page.result)),
             Err(ApiError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
@@ -221,24 +273,19 @@ impl Client {
     }
 
     /// `GET /v1/organizations/{org}/activities?from_date=…&to_date=…`: every activity of the
-    /// window in one answer (the API has no pagination). Bounds are written per
-    /// `effective_date_format` and only ever widen the window (`dates::window_params`).
-    ///
-    /// If the API answers 400 with an error mentioning a date while a date-time format is in
-    /// use, this client switches to `date` for good (one WARN, `api_date_format_fallback_total`)
-    /// and repeats the call with day bounds: a wider window, which downstream dedupe absorbs.
+    /// window in one answer (`activities_window` with the defaults: collected, `Normal`).
     pub async fn activities(
         &self,
         org: &str,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<ActivityBatch, ApiError> {
-        self.activities_capped(org, from, to, None).await
+        self.activities_window(org, from, to, WindowRequest::default())
+            .await
     }
 
-    /// `activities`, abandoning the answer with `ApiError::TooLarge` once its body passes
-    /// `max_bytes` (the poller then splits the window): memory stays bounded however much the
-    /// window holds.
+    /// `activities` abandoned with `ApiError::TooLarge` once the body passes `max_bytes`
+    /// (`activities_window` with `WindowRequest::max_bytes`).
     pub async fn activities_capped(
         &self,
         org: &str,
@@ -246,86 +293,174 @@ impl Client {
         to: DateTime<Utc>,
         max_bytes: Option<usize>,
     ) -> Result<ActivityBatch, ApiError> {
-        let format = self.effective_date_format();
-        let r = match self.activities_in(org, from, to, format, max_bytes).await {
-            Err(ApiError::BadRequest {
-                request_id,
-                message,
-            }) if format != DateFormat::Date && message.to_lowercase().contains("date") => {
-                self.fall_back_to_dates(format, request_id.as_deref(), &message);
-                self.activities_in(org, from, to, DateFormat::Date, max_bytes)
-                    .await
-            }
-            r => r,
+        let req = WindowRequest {
+            max_bytes,
+            ..WindowRequest::default()
         };
+        self.activities_window(org, from, to, req).await
+    }
+
+    /// `GET /v1/organizations/{org}/activities?from_date=…&to_date=…` for `[from, to]`: every
+    /// activity of the window in one answer (the API has no pagination), collected into the
+    /// batch or streamed per `req.stream`. Bounds are written per `effective_date_format` and
+    /// only ever widen the window (`dates::window_params`); `ActivityBatch::format` and
+    /// `bounds` say what was sent and what the answer may cover.
+    ///
+    /// If the API answers 400 with an error mentioning a date, the client steps down one
+    /// format (`rfc3339` → `naive` → `date`) for good, for every clone (one WARN and
+    /// `api_date_format_fallback_total{from,to}` per step), and repeats the window right away
+    /// in the next format; a 400 in `date` is returned.
+    ///
+    /// # Errors
+    /// The call's `ApiError` after its retries (`TooLarge` past `req.max_bytes`).
+    pub async fn activities_window(
+        &self,
+        org: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        req: WindowRequest,
+    ) -> Result<ActivityBatch, ApiError> {
+        let r = self
+            .window_stepping_down(org, from, to, &req, &mut Vec::new())
+            .await;
         self.inner.finish(Endpoint::Activities, r)
     }
 
-    async fn activities_in(
+    /// Asks for the one-second window `now - 1 s … now` in the effective format, stepping down
+    /// on refusals as `activities_window` does, and reports which format was accepted (for
+    /// `validate`; it also proves the key may read activities).
+    ///
+    /// # Errors
+    /// As `activities_window`; a `BadRequest` when even `date` is refused.
+    pub async fn probe_date_format(&self, org: &str) -> Result<DateProbe, ApiError> {
+        let to = Utc::now();
+        let from = to - chrono::TimeDelta::seconds(1);
+        let mut refused = Vec::new();
+        let r = self
+            .window_stepping_down(org, from, to, &WindowRequest::default(), &mut refused)
+            .await
+            .map(|batch| DateProbe {
+                accepted: batch.format,
+                from_date: dates::window_params(batch.format, from, to).0,
+                refused,
+            });
+        self.inner.finish(Endpoint::Activities, r)
+    }
+
+    /// The window in the effective format, then in each lower one the API's 400s ask for;
+    /// `refused` collects the formats refused and the API's messages.
+    async fn window_stepping_down(
+        &self,
+        org: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        req: &WindowRequest,
+        refused: &mut Vec<(DateFormat, String)>,
+    ) -> Result<ActivityBatch, ApiError> {
+        let mut format = self.effective_date_format();
+        loop {
+            let r = self.window_in(org, from, to, format, req).await;
+            if let Err(ApiError::BadRequest {
+                request_id,
+                message,
+            }) = &r
+                && message.to_lowercase().contains("date")
+                && let Some(next) = dates::step_down(format)
+            {
+                self.step_down(format, next, request_id.as_deref(), message);
+                refused.push((format, message.clone()));
+                // Another caller may have stepped further meanwhile: take the lower one.
+                let now = self.inner.date_format.load(Ordering::Relaxed);
+                format = date_format_of(now.max(date_format_code(next)));
+                continue;
+            }
+            return r;
+        }
+    }
+
+    async fn window_in(
         &self,
         org: &str,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         format: DateFormat,
-        max_bytes: Option<usize>,
+        req: &WindowRequest,
     ) -> Result<ActivityBatch, ApiError> {
         let mut url = self.url(&["v1", "organizations", org, "activities"]);
         let (from_date, to_date) = dates::window_params(format, from, to);
         url.query_pairs_mut()
             .append_pair("from_date", &from_date)
             .append_pair("to_date", &to_date);
-        let page = self
-            .inner
-            .pages(
-                Endpoint::Activities,
-                url,
-                &Activities { max_bytes },
-                |acc, more| {
-                    acc.activities.extend(more.activities);
-                    acc.quarantined.extend(more.quarantined);
-                },
-            )
-            .await?;
-        let Page {
-            request_id,
-            result:
-                ActivityList {
-                    activities,
-                    quarantined,
-                },
-            bytes,
-            date,
-            ..
-        } = page;
+        let (ep, priority) = (Endpoint::Activities, req.priority);
+        let (page, activities, quarantined, count) = match &req.stream {
+            None => {
+                let shape = Activities {
+                    max_bytes: req.max_bytes,
+                };
+                let page = self
+                    .inner
+                    .pages(ep, url, &shape, priority, |acc, more| {
+                        acc.activities.extend(more.activities);
+                        acc.quarantined.extend(more.quarantined);
+                    })
+                    .await?;
+                let mut list = ActivityList::default();
+                let page = page.map(|l| list = l);
+                let count = list.activities.len() + list.quarantined.len();
+                (page, list.activities, list.quarantined, count)
+            }
+            Some(StreamTo { batch, tx }) => {
+                let shape = StreamedActivities {
+                    batch: *batch,
+                    tx: tx.clone(),
+                };
+                let page = self
+                    .inner
+                    .pages(ep, url, &shape, priority, |acc, more| *acc += more)
+                    .await?;
+                let count = page.result;
+                (page.map(drop), Vec::new(), Vec::new(), count)
+            }
+        };
         Ok(ActivityBatch {
             activities,
             quarantined,
-            request_id,
-            body_bytes: bytes,
-            server_date: date,
+            count,
+            format,
+            bounds: dates::window_bounds(format, from, to),
+            request_id: page.request_id,
+            body_bytes: page.bytes,
+            server_date: page.date,
         })
     }
 
-    fn fall_back_to_dates(&self, from: DateFormat, request_id: Option<&str>, message: &str) {
+    /// Moves the effective format from `from` to `to` (unless another caller already moved
+    /// it), logging and counting the step once.
+    fn step_down(&self, from: DateFormat, to: DateFormat, request_id: Option<&str>, message: &str) {
         let switched = self
             .inner
             .date_format
             .compare_exchange(
                 date_format_code(from),
-                date_format_code(DateFormat::Date),
+                date_format_code(to),
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             )
             .is_ok();
         if switched {
-            self.inner.metrics.api_date_format_fallbacks.inc();
+            let (from, to) = (dates::format_name(from), dates::format_name(to));
+            self.inner
+                .metrics
+                .api_date_format_fallbacks
+                .with_label_values(&[from, to])
+                .inc();
             tracing::warn!(
-                from = ?from,
+                from,
+                to,
                 request_id = request_id.unwrap_or(""),
                 api_error = message,
-                "the API rejected a date-time activity window; using day-granular dates \
-                 (api.date_format = \"date\") from now on — windows get wider, dedupe drops the \
-                 repeats"
+                "the API rejected the activity window's date format (400); retrying the window \
+                 and every later one in the next format (api.date_format)"
             );
         }
     }
@@ -388,7 +523,13 @@ impl Client {
         let url = self.url(path);
         let r = self
             .inner
-            .pages(endpoint, url, &Objects { id_key }, Vec::extend)
+            .pages(
+                endpoint,
+                url,
+                &Objects { id_key },
+                Priority::Normal,
+                Vec::extend,
+            )
             .await
             .map(|page| page.result);
         self.inner.finish(endpoint, r)
@@ -405,10 +546,20 @@ impl Client {
     }
 }
 
+/// The format as stored in `Inner::date_format`: a higher code is a lower step
+/// (`dates::step_down` order).
 fn date_format_code(f: DateFormat) -> u8 {
     match f {
-        DateFormat::Naive => 0,
-        DateFormat::Rfc3339 => 1,
+        DateFormat::Rfc3339 => 0,
+        DateFormat::Naive => 1,
         DateFormat::Date => 2,
+    }
+}
+
+fn date_format_of(code: u8) -> DateFormat {
+    match code {
+        0 => DateFormat::Rfc3339,
+        1 => DateFormat::Naive,
+        _ => DateFormat::Date,
     }
 }

@@ -12,6 +12,7 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 use serde_json::value::RawValue;
 
 use super::dates::parse_created_at;
+use crate::config::DateFormat;
 
 /// One activity: verbatim JSON plus typed access to what the exporter uses.
 #[derive(Debug, Clone)]
@@ -43,14 +44,35 @@ pub struct Quarantined {
 /// One `activities` answer.
 #[derive(Debug, Clone, Default)]
 pub struct ActivityBatch {
+    /// The activities, in the order received; empty when they were streamed
+    /// (`WindowRequest::stream`).
     pub activities: Vec<Activity>,
+    /// Elements that could not be keyed or ordered; empty when streamed.
     pub quarantined: Vec<Quarantined>,
+    /// Activities + quarantined elements in the answer (collected or streamed).
+    pub count: usize,
+    /// The date format of the request that succeeded (after any step-down).
+    pub format: DateFormat,
+    /// The inclusive UTC range the answer may legitimately cover if the server reads the bounds
+    /// as UTC: the whole seconds sent for `naive`/`rfc3339`; for `date`, 00:00:00.000 of the
+    /// `from_date` day to 23:59:59.999 of the `to_date` day (a date-only `to_date` may be read
+    /// as covering its whole day). See `dates::window_bounds`.
+    pub bounds: (DateTime<Utc>, DateTime<Utc>),
     /// The envelope's `requestId` (of the first page when the answer was paged).
     pub request_id: Option<String>,
     /// Body bytes received for this batch.
     pub body_bytes: usize,
     /// The server's clock when it answered (HTTP `Date`), if it sent one.
     pub server_date: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A slice of one streamed `activities` answer (`WindowRequest::stream`), in the order received.
+#[derive(Debug, Clone, Default)]
+pub struct ActivityChunk {
+    /// Activities of this slice.
+    pub activities: Vec<Activity>,
+    /// Quarantined elements of this slice.
+    pub quarantined: Vec<Quarantined>,
 }
 
 /// One inventory object, verbatim. `id` comes from `id`, or `userId` for members; `None` when

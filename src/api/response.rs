@@ -50,6 +50,7 @@ impl Inner {
             });
         }
         let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
+        let receiver_check = shape.clone();
         let decoder = tokio::task::spawn_blocking(move || {
             let reader = ChannelReader {
                 rx,
@@ -126,6 +127,9 @@ impl Inner {
         }
         let env: Envelope<S::Output> = match decoded {
             Ok(env) => env,
+            Err(_) if receiver_check.abandoned() => {
+                return Err(decode_error(header_id, decode::STREAM_CLOSED.into()));
+            }
             Err(e) => return Err(decode_error(header_id, describe(&e, bytes))),
         };
         let Some(result) = env.result else {

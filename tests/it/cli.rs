@@ -7,6 +7,7 @@ use std::time::Duration;
 use clickhouse_audit_exporter::emulator::{Emulator, EmulatorOptions};
 use tokio::process::Command;
 
+use crate::support::http::{Reply, TestServer};
 use crate::support::{activity_ids, config_toml, counts, file_sink, read_ndjson};
 
 fn bin() -> Command {
@@ -128,6 +129,63 @@ async fn validate_against_the_emulator_passes_and_names_each_problem() {
     assert!(
         out.contains("✗") && out.contains("control-plane:organization:view-activities"),
         "{out}"
+    );
+}
+
+/// `validate` against a server that refuses date-times in `from_date` unless they match
+/// `accepts`: the line names the format accepted and each refused on the way.
+async fn validate_date_format(accepts: fn(&str) -> bool) -> String {
+    let server = TestServer::start(move |req, _| {
+        if req.path == "/v1/whoami" {
+            return Reply::ok(r#"{"actorType":"apiKey","keyId":"k1","organizationId":"o-1"}"#);
+        }
+        let from_date = req.param("from_date").unwrap_or_default();
+        if accepts(&from_date) {
+            Reply::ok("[]")
+        } else {
+            Reply::json(
+                400,
+                format!(
+                    r#"{{"status":400,"error":"BAD_REQUEST: Invalid from_date","requestId":"r-{from_date}"}}"#
+                ),
+            )
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    let toml = format!(
+        "[api]\nbase_url = {url:?}\nkey_id = \"k1\"\nkey_secret = \"s1\"\n\n\
+         [inventory]\nenabled = false\n\n[state]\npath = {state:?}\n\n\
+         [[sinks]]\nname = \"o\"\ntype = \"stdout\"\n",
+        url = server.url(),
+        state = dir.path().join("state.db").display().to_string(),
+    );
+    std::fs::write(&path, toml).unwrap();
+    let mut c = bin();
+    c.arg("-c").arg(&path).arg("validate");
+    let (code, out, err) = output(c).await;
+    assert_eq!(code, 0, "{out}{err}");
+    out.lines()
+        .find(|l| l.contains("activities date format"))
+        .unwrap_or_else(|| panic!("no date format line in\n{out}"))
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_names_the_date_format_the_api_accepts() {
+    let line = validate_date_format(|d| d.ends_with(".000Z")).await;
+    assert!(
+        line.starts_with("✓ org o-1: activities date format: rfc3339 (")
+            && line.ends_with(".000Z accepted)"),
+        "{line}"
+    );
+
+    let line = validate_date_format(|d| d.len() == 10).await;
+    assert!(
+        line.starts_with("✓ org o-1: activities date format: date (")
+            && line.contains("accepted after rfc3339 refused: BAD_REQUEST: Invalid from_date; naive refused: BAD_REQUEST: Invalid from_date)"),
+        "{line}"
     );
 }
 

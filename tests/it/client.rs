@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use clickhouse_audit_exporter::api::{ApiError, Client, WhoAmI};
+use clickhouse_audit_exporter::api::{ApiError, Client, Priority, StreamTo, WhoAmI, WindowRequest};
 use clickhouse_audit_exporter::config::{ApiConfig, Credentials, DateFormat};
 use clickhouse_audit_exporter::metrics::Metrics;
 use secrecy::SecretString;
@@ -681,46 +681,184 @@ async fn window_bounds_are_written_in_each_date_format() {
     );
 }
 
-#[tokio::test]
-async fn a_400_about_dates_switches_the_client_to_day_dates_for_good() {
-    // A server that only accepts YYYY-MM-DD, like clickhousectl's validation.
-    let server = TestServer::start(|req, _| {
-        if req.param("from_date").is_some_and(|d| d.contains('T')) {
-            error_json(400, "BAD_REQUEST: Invalid from_date, expected YYYY-MM-DD")
-        } else {
+/// A server that answers 400 (the live API's wording) to every `from_date` that `accepts`
+/// refuses, and one activity otherwise.
+async fn strict_dates(accepts: fn(&str) -> bool) -> TestServer {
+    TestServer::start(move |req, _| {
+        let from_date = req.param("from_date").unwrap_or_default();
+        if accepts(&from_date) {
             Reply::ok(&format!("[{}]", activity("a1")))
+        } else {
+            error_json(400, &format!("BAD_REQUEST: Invalid from_date {from_date}"))
         }
     })
-    .await;
+    .await
+}
+
+fn date_only(d: &str) -> bool {
+    d.len() == 10 && !d.contains('T')
+}
+
+fn naive_only(d: &str) -> bool {
+    d.len() == 23 && d.contains('T') && !d.ends_with('Z')
+}
+
+fn steps(metrics: &Metrics, from: &str, to: &str) -> u64 {
+    metrics
+        .api_date_format_fallbacks
+        .with_label_values(&[from, to])
+        .get()
+}
+
+/// Everything logged on this thread while the guard lives (tests run on one thread).
+fn capture_logs() -> (
+    Arc<std::sync::Mutex<Vec<u8>>>,
+    tracing::subscriber::DefaultGuard,
+) {
+    #[derive(Clone)]
+    struct Buf(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf(Arc::default());
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    (buf.0, tracing::subscriber::set_default(subscriber))
+}
+
+#[tokio::test]
+async fn each_400_about_dates_steps_down_one_format_until_one_is_accepted() {
+    // A server that only accepts YYYY-MM-DD, like clickhousectl's validation: two refusals.
+    let server = strict_dates(date_only).await;
     let (client, metrics) = client(&server);
-    assert_eq!(client.effective_date_format(), DateFormat::Naive);
-    let (from, to) = (utc("2025-03-04T10:00:00Z"), utc("2025-03-04T11:00:00Z"));
+    assert_eq!(client.effective_date_format(), DateFormat::Rfc3339);
+    let (logs, _guard) = capture_logs();
+    let (from, to) = (utc("2025-03-04T10:00:00Z"), utc("2025-03-04T11:00:00.5Z"));
 
     let batch = client.activities(ORG, from, to).await.unwrap();
     assert_eq!(batch.activities.len(), 1);
+    assert_eq!(batch.count, 1);
+    assert_eq!(batch.format, DateFormat::Date);
+    assert_eq!(
+        batch.bounds,
+        (utc("2025-03-04T00:00:00Z"), utc("2025-03-05T23:59:59.999Z")),
+        "a date-only to_date may cover its whole day"
+    );
     assert_eq!(client.effective_date_format(), DateFormat::Date);
-    assert_eq!(metrics.api_date_format_fallbacks.get(), 1);
-    let reqs = server.requests();
-    assert_eq!(reqs.len(), 2);
-    assert_eq!(reqs[1].param("from_date").as_deref(), Some("2025-03-04"));
-    assert_eq!(reqs[1].param("to_date").as_deref(), Some("2025-03-05"));
+    let sent: Vec<String> = server
+        .requests()
+        .iter()
+        .map(|r| r.param("from_date").unwrap())
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            "2025-03-04T10:00:00.000Z",
+            "2025-03-04T10:00:00.000",
+            "2025-03-04"
+        ]
+    );
+    assert_eq!(
+        server.requests()[2].param("to_date").as_deref(),
+        Some("2025-03-05")
+    );
+    assert_eq!(steps(&metrics, "rfc3339", "naive"), 1);
+    assert_eq!(steps(&metrics, "naive", "date"), 1);
     assert_eq!(
         metrics
             .api_errors
             .with_label_values(&["activities", "bad_request"])
             .get(),
         0,
-        "the recovered 400 is not a failed call"
+        "the recovered 400s are not a failed call"
     );
+    let text = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    let warns: Vec<&str> = text.lines().filter(|l| l.contains("WARN")).collect();
+    assert_eq!(warns.len(), 2, "{text}");
+    for (line, (from, to, value)) in warns.iter().zip([
+        ("rfc3339", "naive", "2025-03-04T10:00:00.000Z"),
+        ("naive", "date", "2025-03-04T10:00:00.000"),
+    ]) {
+        for want in [
+            format!("from=\"{from}\""),
+            format!("to=\"{to}\""),
+            "request_id=\"req-400\"".into(),
+            format!("Invalid from_date {value}"),
+        ] {
+            assert!(line.contains(&want), "{want} missing in {line}");
+        }
+    }
 
     // From now on every call (every clone) sends dates directly.
-    client.clone().activities(ORG, from, to).await.unwrap();
-    assert_eq!(server.count(), 3);
+    let batch = client.clone().activities(ORG, from, to).await.unwrap();
+    assert_eq!(batch.format, DateFormat::Date);
+    assert_eq!(server.count(), 4);
     assert_eq!(
-        server.requests()[2].param("from_date").as_deref(),
+        server.requests()[3].param("from_date").as_deref(),
         Some("2025-03-04")
     );
-    assert_eq!(metrics.api_date_format_fallbacks.get(), 1);
+    assert_eq!(steps(&metrics, "naive", "date"), 1);
+}
+
+#[tokio::test]
+async fn a_server_refusing_only_rfc3339_is_answered_in_naive() {
+    let server = strict_dates(naive_only).await;
+    let (client, metrics) = client(&server);
+    let (from, to) = (
+        utc("2025-03-04T10:00:00.250Z"),
+        utc("2025-03-04T11:00:00.5Z"),
+    );
+    let batch = client.activities(ORG, from, to).await.unwrap();
+    assert_eq!(batch.format, DateFormat::Naive);
+    assert_eq!(
+        batch.bounds,
+        (utc("2025-03-04T10:00:00Z"), utc("2025-03-04T11:00:01Z")),
+        "the whole seconds sent"
+    );
+    assert_eq!(server.count(), 2);
+    assert_eq!(client.effective_date_format(), DateFormat::Naive);
+    assert_eq!(steps(&metrics, "rfc3339", "naive"), 1);
+    assert_eq!(steps(&metrics, "naive", "date"), 0);
+}
+
+#[tokio::test]
+async fn a_restored_format_is_used_from_the_first_request() {
+    let server = strict_dates(date_only).await;
+    let (client, metrics) = client(&server);
+    client.set_date_format(DateFormat::Date);
+    let (from, to) = (utc("2025-03-04T10:00:00Z"), utc("2025-03-04T11:00:00Z"));
+    let batch = client.activities(ORG, from, to).await.unwrap();
+    assert_eq!(batch.format, DateFormat::Date);
+    assert_eq!(server.count(), 1, "no refusal repeated");
+    assert_eq!(steps(&metrics, "rfc3339", "naive"), 0);
+}
+
+#[tokio::test]
+async fn a_400_for_every_format_is_returned_after_the_last_step() {
+    let server = strict_dates(|_| false).await;
+    let (client, metrics) = client(&server);
+    let (from, to) = (utc("2025-03-04T10:00:00Z"), utc("2025-03-04T11:00:00Z"));
+    let err = client.activities(ORG, from, to).await.unwrap_err();
+    assert!(matches!(err, ApiError::BadRequest { .. }), "{err:?}");
+    assert_eq!(server.count(), 3);
+    assert_eq!(client.effective_date_format(), DateFormat::Date);
+    assert_eq!(
+        metrics
+            .api_errors
+            .with_label_values(&["activities", "bad_request"])
+            .get(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -734,9 +872,125 @@ async fn a_400_not_about_dates_is_surfaced_without_a_fallback() {
     let (from, to) = (utc("2025-03-04T10:00:00Z"), utc("2025-03-04T11:00:00Z"));
     let err = client.activities(ORG, from, to).await.unwrap_err();
     assert!(matches!(err, ApiError::BadRequest { .. }), "{err:?}");
-    assert_eq!(client.effective_date_format(), DateFormat::Naive);
-    assert_eq!(metrics.api_date_format_fallbacks.get(), 0);
+    assert_eq!(client.effective_date_format(), DateFormat::Rfc3339);
+    assert_eq!(steps(&metrics, "rfc3339", "naive"), 0);
     assert_eq!(server.count(), 1);
+}
+
+#[tokio::test]
+async fn a_streamed_window_arrives_in_chunks_of_the_requested_size() {
+    // 2 500 activities and 2 quarantined elements in one answer (~180 kB).
+    let mut elements: Vec<String> = (0..2_500).map(|i| activity(&format!("a{i}"))).collect();
+    elements.insert(700, r#"{"createdAt":"2025-03-04T10:15:30Z"}"#.into());
+    elements.push("42".into());
+    let body = format!("[{}]", elements.join(","));
+    let server = TestServer::start(move |_, _| Reply::ok(&body)).await;
+    let (client, _) = client(&server);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    let (from, to) = (utc("2025-03-04T10:00:00Z"), utc("2025-03-04T11:00:00Z"));
+    let req = WindowRequest {
+        max_bytes: Some(1_000), // no cap when streaming: memory is bounded by the chunks
+        priority: Priority::Normal,
+        stream: Some(StreamTo { batch: 1_000, tx }),
+    };
+    let fetch = tokio::spawn(async move { client.activities_window(ORG, from, to, req).await });
+    // Backpressure: with nobody reading, the decoder stops after one queued chunk and the one
+    // it cannot hand over, so it cannot finish the answer.
+    let first = rx.recv().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!fetch.is_finished(), "the decoder waits for the receiver");
+    let mut chunks = vec![first];
+    while let Some(chunk) = rx.recv().await {
+        chunks.push(chunk);
+    }
+    let batch = fetch.await.unwrap().unwrap();
+    assert!(batch.activities.is_empty() && batch.quarantined.is_empty());
+    assert_eq!(batch.count, 2_502);
+    assert_eq!(batch.format, DateFormat::Rfc3339);
+    assert!(batch.body_bytes > 100_000, "{}", batch.body_bytes);
+    let sizes: Vec<usize> = chunks
+        .iter()
+        .map(|c| c.activities.len() + c.quarantined.len())
+        .collect();
+    assert_eq!(sizes, [1_000, 1_000, 502]);
+    let ids: Vec<&str> = chunks
+        .iter()
+        .flat_map(|c| c.activities.iter().map(|a| a.id.as_str()))
+        .collect();
+    assert_eq!(ids.len(), 2_500);
+    assert_eq!(
+        (ids[0], ids[2_499]),
+        ("a0", "a2499"),
+        "in the order received"
+    );
+    let quarantined: Vec<&str> = chunks
+        .iter()
+        .flat_map(|c| c.quarantined.iter().map(|q| q.reason))
+        .collect();
+    assert_eq!(quarantined, ["missing_id", "not_an_object"]);
+    assert_eq!(
+        chunks[0].quarantined.len(),
+        1,
+        "element 701 is in the first chunk"
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_stream_receiver_abandons_the_window_without_retries() {
+    let server = TestServer::script(vec![Reply::ok(&format!("[{}]", activity("a1")))]).await;
+    let (client, _) = client(&server);
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    drop(rx);
+    let req = WindowRequest {
+        stream: Some(StreamTo { batch: 10, tx }),
+        ..WindowRequest::default()
+    };
+    let (from, to) = (utc("2025-03-04T10:00:00Z"), utc("2025-03-04T11:00:00Z"));
+    let err = client
+        .activities_window(ORG, from, to, req)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("receiver of the streamed activities is gone"),
+        "{err}"
+    );
+    assert_eq!(server.count(), 1, "not retried");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_low_priority_window_waits_for_a_free_slot_besides_the_reserved_one() {
+    let server = TestServer::script(vec![Reply::ok("[]")]).await;
+    let (client, _) = client_with(ApiConfig {
+        rate_limit_requests: 2,
+        rate_limit_window: Duration::from_secs(10),
+        ..config(&server.url())
+    });
+    let (from, to) = (utc("2025-03-04T10:00:00Z"), utc("2025-03-04T11:00:00Z"));
+    let start = Instant::now();
+    client.activities(ORG, from, to).await.unwrap();
+    let low = tokio::spawn({
+        let client = client.clone();
+        async move {
+            let req = WindowRequest {
+                priority: Priority::Low,
+                ..WindowRequest::default()
+            };
+            client.activities_window(ORG, from, to, req).await.unwrap();
+            Instant::now() - start
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!low.is_finished(), "one slot used, the other is reserved");
+    // A Normal window takes the reserved slot at once.
+    client.activities(ORG, from, to).await.unwrap();
+    assert!(Instant::now() - start < Duration::from_secs(2));
+    let low_at = low.await.unwrap();
+    assert!(
+        low_at >= Duration::from_secs(11) && low_at < Duration::from_secs(12),
+        "Low waited for both answers to leave the window: {low_at:?}"
+    );
+    assert_eq!(server.count(), 3);
 }
 
 #[tokio::test]
