@@ -107,6 +107,29 @@ impl Pipeline {
                 Client::new(&cfg.api, creds, metrics.clone()).context("building the API client")?
             }
         };
+        // The date format the API last accepted, when the API refused the configured one (a
+        // step further down rfc3339 → naive → date): a restart does not probe blindly again.
+        let configured = client.effective_date_format();
+        let below = |f| {
+            std::iter::successors(crate::api::dates::step_down(configured), |d| {
+                crate::api::dates::step_down(*d)
+            })
+            .any(|d| d == f)
+        };
+        if let Some(format) = store
+            .meta_get(activities::DATE_FORMAT_KEY)
+            .await?
+            .as_deref()
+            .and_then(activities::date_format_from)
+            && below(format)
+        {
+            tracing::info!(
+                configured = crate::api::dates::format_name(cfg.api.date_format),
+                using = crate::api::dates::format_name(format),
+                "using the activities date format the API accepted last time (kept in the state)"
+            );
+            client.set_date_format(format);
+        }
         let orgs = if cfg.api.organizations.is_empty() {
             let list = client.organizations().await.context(
                 "listing the organizations this key can see (set api.organizations to skip)",

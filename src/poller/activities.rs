@@ -407,7 +407,10 @@ impl ActivityPoller {
             }
             if saved != Some(format) {
                 self.store
-                    .meta_set(DATE_FORMAT_KEY, date_format_name(format).into())
+                    .meta_set(
+                        DATE_FORMAT_KEY,
+                        crate::api::dates::format_name(format).into(),
+                    )
                     .await?;
             }
             *self
@@ -534,23 +537,11 @@ fn next_window(window: i64, span: i64, count: usize, bytes: usize, s: &Settings)
     }
 }
 
-/// The `meta` text of a date format.
-pub fn date_format_name(f: DateFormat) -> &'static str {
-    match f {
-        DateFormat::Naive => "naive",
-        DateFormat::Rfc3339 => "rfc3339",
-        DateFormat::Date => "date",
-    }
-}
-
-/// A date format from its `meta` text.
+/// A date format from its `meta` text (`api::dates::format_name`).
 pub fn date_format_from(text: &str) -> Option<DateFormat> {
-    match text {
-        "naive" => Some(DateFormat::Naive),
-        "rfc3339" => Some(DateFormat::Rfc3339),
-        "date" => Some(DateFormat::Date),
-        _ => None,
-    }
+    [DateFormat::Rfc3339, DateFormat::Naive, DateFormat::Date]
+        .into_iter()
+        .find(|f| crate::api::dates::format_name(*f) == text)
 }
 
 #[cfg(test)]

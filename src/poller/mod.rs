@@ -156,12 +156,49 @@ fn quarantine_row(q: crate::api::Quarantined) -> QuarantineRow {
 #[async_trait]
 impl ActivitySource for ClientSource {
     async fn fetch(&self, org: &str, q: WindowQuery) -> Result<Fetched, FetchError> {
-        use crate::api::ApiError;
-        let batch = match self
-            .0
-            .activities_capped(org, q.from, q.to, q.max_bytes)
-            .await
-        {
+        use crate::api::{ApiError, Priority, StreamTo as ApiStream, WindowRequest};
+        let priority = if q.background {
+            Priority::Low
+        } else {
+            Priority::Normal
+        };
+        // Streamed chunks are converted to the poller's types on the way (bounded channels
+        // on both sides, so memory stays a few chunks whatever the answer's size).
+        let (stream, forward) = match q.stream {
+            Some(to) => {
+                let (tx, mut rx) = tokio::sync::mpsc::channel::<crate::api::ActivityChunk>(1);
+                let forward = async move {
+                    while let Some(c) = rx.recv().await {
+                        let chunk = Chunk {
+                            activities: c.activities.into_iter().map(fetched_activity).collect(),
+                            quarantined: c.quarantined.into_iter().map(quarantine_row).collect(),
+                        };
+                        if to.tx.send(chunk).await.is_err() {
+                            break;
+                        }
+                    }
+                };
+                (
+                    Some(ApiStream {
+                        batch: to.batch,
+                        tx,
+                    }),
+                    Some(forward),
+                )
+            }
+            None => (None, None),
+        };
+        let req = WindowRequest {
+            max_bytes: q.max_bytes,
+            priority,
+            stream,
+        };
+        let fetch = self.0.activities_window(org, q.from, q.to, req);
+        let result = match forward {
+            Some(forward) => tokio::join!(fetch, forward).0,
+            None => fetch.await,
+        };
+        let batch = match result {
             Ok(b) => b,
             Err(ApiError::TooLarge { limit, bytes, .. }) => {
                 return Err(FetchError::TooLarge { limit, bytes });
@@ -173,26 +210,14 @@ impl ActivitySource for ClientSource {
                 });
             }
         };
-        let count = batch.activities.len() + batch.quarantined.len();
-        let mut activities: Vec<FetchedActivity> =
-            batch.activities.into_iter().map(fetched_activity).collect();
-        let mut quarantined: Vec<QuarantineRow> =
-            batch.quarantined.into_iter().map(quarantine_row).collect();
-        if let Some(stream) = q.stream {
-            let chunk = Chunk {
-                activities: std::mem::take(&mut activities),
-                quarantined: std::mem::take(&mut quarantined),
-            };
-            let _ = stream.tx.send(chunk).await;
-        }
         Ok(Fetched {
-            activities,
-            quarantined,
+            activities: batch.activities.into_iter().map(fetched_activity).collect(),
+            quarantined: batch.quarantined.into_iter().map(quarantine_row).collect(),
             server_date: batch.server_date,
             body_bytes: batch.body_bytes,
-            count,
-            bounds: None,
-            format: Some(self.0.effective_date_format()),
+            count: batch.count,
+            bounds: Some(batch.bounds),
+            format: Some(batch.format),
         })
     }
 

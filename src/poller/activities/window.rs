@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 
 use super::ActivityPoller;
-use super::check::{AnswerCheck, DAY_MS, Diagnosis, pad_for};
+use super::check::{AnswerCheck, Diagnosis, pad_for};
 use super::facts::{WindowFacts, suspicious};
 use crate::config::DateFormat;
 use crate::event::{Event, EventKind};
@@ -435,33 +435,17 @@ impl ActivityPoller {
     }
 }
 
-/// The inclusive UTC range an answer may cover when the server reads the bounds `format`
-/// writes for `[from, to]` as UTC (`api::dates::window_params`): whole seconds, or whole days
-/// for date-only bounds (a date-only `to_date` may cover that whole day).
+/// The inclusive UTC range an answer may cover when the server reads the bounds sent as UTC
+/// (`api::dates::window_bounds`); exactly `[from, to]` for a source without date formats.
 pub(super) fn wire_bounds(
     format: Option<DateFormat>,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> (DateTime<Utc>, DateTime<Utc>) {
-    let (f, t) = (from.timestamp_millis(), to.timestamp_millis());
-    let (lo, hi) = match format {
-        Some(DateFormat::Date) => {
-            let (from_day, to_day) = crate::api::dates::window_params(DateFormat::Date, from, to);
-            let day = |s: &str| {
-                chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                    .map(|d| {
-                        d.and_time(chrono::NaiveTime::MIN)
-                            .and_utc()
-                            .timestamp_millis()
-                    })
-                    .unwrap_or(0)
-            };
-            (day(&from_day), day(&to_day) + DAY_MS - 1)
-        }
-        Some(_) => (f.div_euclid(1000) * 1000, (t + 999).div_euclid(1000) * 1000),
-        None => (f, t),
-    };
-    (at(lo), at(hi))
+    match format {
+        Some(f) => crate::api::dates::window_bounds(f, from, to),
+        None => (from, to),
+    }
 }
 
 pub(super) fn at(ms: i64) -> DateTime<Utc> {
