@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, ConfigError};
+use crate::emulator::DateValidation;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -148,6 +149,28 @@ pub struct EmulatorArgs {
     /// Serve without the 10 requests / 10 s per-key limit (benchmarks of the exporter itself).
     #[arg(long)]
     pub no_rate_limit: bool,
+    /// Which activity from_date/to_date forms pass: strict (YYYY-MM-DD, or RFC 3339 with
+    /// exactly three fractional digits and Z or an offset, as seen live), lenient (any ISO
+    /// form, naive read as UTC) or date-only (400 on any date-time).
+    #[arg(
+        long,
+        default_value = "strict",
+        value_name = "strict|lenient|date-only"
+    )]
+    pub dates: DateValidation,
+    /// Ignore the time part: activity lists hold whole days from from_date's to to_date's.
+    #[arg(long)]
+    pub whole_days: bool,
+    /// Read zone-less dates (naive date-times, YYYY-MM-DD) as local time at this UTC offset,
+    /// e.g. --zone-offset=-8h, +5h30m or -08:00.
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::emulator::parse_zone_offset)]
+    pub zone_offset: Option<chrono::FixedOffset>,
+    /// Silently answer at most the N newest activities of a window.
+    #[arg(long, value_name = "N")]
+    pub cap: Option<usize>,
+    /// Every activity becomes visible only this long after its createdAt, e.g. 40m.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub visibility_delay: Option<Duration>,
 }
 
 const DEFAULT_CONFIG: &str = "/etc/clickhouse-audit-exporter/config.toml";
@@ -225,7 +248,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn run_emulator(args: &EmulatorArgs) -> anyhow::Result<()> {
-    use crate::emulator::EmulatorOptions;
+    use crate::emulator::{EmulatorOptions, WindowSemantics};
     let opts = EmulatorOptions {
         orgs: args.orgs.max(1),
         seed: args.seed,
@@ -240,6 +263,13 @@ async fn run_emulator(args: &EmulatorArgs) -> anyhow::Result<()> {
         },
         key: args.key_id.clone().zip(args.key_secret.clone()),
         max_visibility_delay: Duration::from_secs(120),
+        window: WindowSemantics {
+            dates: args.dates,
+            whole_days: args.whole_days,
+            zone_offset: args.zone_offset,
+            cap: args.cap,
+            visibility_delay: args.visibility_delay.unwrap_or_default(),
+        },
     };
     let token = tokio_util::sync::CancellationToken::new();
     let (reopen, _) = tokio::sync::watch::channel(0);
