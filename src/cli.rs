@@ -248,8 +248,15 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn run_emulator(args: &EmulatorArgs) -> anyhow::Result<()> {
+    let token = tokio_util::sync::CancellationToken::new();
+    let (reopen, _) = tokio::sync::watch::channel(0);
+    tokio::spawn(crate::shutdown::handle_signals(token.clone(), reopen));
+    crate::emulator::run_cli(emulator_options(args), args.listen, token).await
+}
+
+fn emulator_options(args: &EmulatorArgs) -> crate::emulator::EmulatorOptions {
     use crate::emulator::{EmulatorOptions, WindowSemantics};
-    let opts = EmulatorOptions {
+    EmulatorOptions {
         orgs: args.orgs.max(1),
         seed: args.seed,
         history: args.history,
@@ -270,11 +277,7 @@ async fn run_emulator(args: &EmulatorArgs) -> anyhow::Result<()> {
             cap: args.cap,
             visibility_delay: args.visibility_delay.unwrap_or_default(),
         },
-    };
-    let token = tokio_util::sync::CancellationToken::new();
-    let (reopen, _) = tokio::sync::watch::channel(0);
-    tokio::spawn(crate::shutdown::handle_signals(token.clone(), reopen));
-    crate::emulator::run_cli(opts, args.listen, token).await
+    }
 }
 
 async fn healthcheck(url: &str) -> ExitCode {
@@ -302,5 +305,51 @@ async fn healthcheck(url: &str) -> ExitCode {
             eprintln!("healthcheck: {url}: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::emulator::WindowSemantics;
+
+    fn window(args: &[&str]) -> WindowSemantics {
+        let argv = ["clickhouse-audit-exporter", "emulator"].iter().chain(args);
+        match Cli::try_parse_from(argv).expect("parses").command {
+            Some(Command::Emulator(a)) => emulator_options(&a).window,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn emulator_window_flags_set_the_window_semantics() {
+        assert_eq!(window(&[]), WindowSemantics::default());
+        let w = window(&[
+            "--dates",
+            "lenient",
+            "--whole-days",
+            "--zone-offset",
+            "-8h",
+            "--cap",
+            "500",
+            "--visibility-delay",
+            "40m",
+        ]);
+        assert_eq!(
+            w,
+            WindowSemantics {
+                dates: DateValidation::Lenient,
+                whole_days: true,
+                zone_offset: chrono::FixedOffset::west_opt(8 * 3600),
+                cap: Some(500),
+                visibility_delay: Duration::from_secs(40 * 60),
+            }
+        );
+        assert_eq!(
+            window(&["--dates=date-only", "--zone-offset=+05:30"]).zone_offset,
+            chrono::FixedOffset::east_opt(5 * 3600 + 1800)
+        );
+        let argv = ["clickhouse-audit-exporter", "emulator", "--dates", "loose"];
+        assert!(Cli::try_parse_from(argv).is_err());
     }
 }
