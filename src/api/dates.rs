@@ -10,7 +10,8 @@ use crate::config::DateFormat;
 /// `(from_date, to_date)` for `[from, to]`, rounded outwards so the window never shrinks:
 /// - `naive`: `YYYY-MM-DDTHH:MM:SS.000`, UTC without a zone (what the vendor's Splunk poller
 ///   sends); `from` floored and `to` ceiled to the second.
-/// - `rfc3339`: the same with a trailing `Z` (JavaScript `toISOString()` form).
+/// - `rfc3339` (the default): the same with a trailing `Z` (JavaScript `toISOString()` form);
+///   the only date-time form seen to pass the live API (API notes §3.2).
 /// - `date`: `YYYY-MM-DD`; `from` floored to its day, `to` ceiled to the next midnight (the day
 ///   after `to`'s day, unless `to` is exactly midnight). Whether the API treats `to_date` as that
 ///   day's start or end is unknown; either way the answer covers `[from, to]` and the extra
