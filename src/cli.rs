@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, ConfigError};
+use crate::emulator::DateValidation;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -148,6 +149,28 @@ pub struct EmulatorArgs {
     /// Serve without the 10 requests / 10 s per-key limit (benchmarks of the exporter itself).
     #[arg(long)]
     pub no_rate_limit: bool,
+    /// Which activity from_date/to_date forms pass: strict (YYYY-MM-DD, or RFC 3339 with
+    /// exactly three fractional digits and Z or an offset, as seen live), lenient (any ISO
+    /// form, naive read as UTC) or date-only (400 on any date-time).
+    #[arg(
+        long,
+        default_value = "strict",
+        value_name = "strict|lenient|date-only"
+    )]
+    pub dates: DateValidation,
+    /// Ignore the time part: activity lists hold whole days from from_date's to to_date's.
+    #[arg(long)]
+    pub whole_days: bool,
+    /// Read zone-less dates (naive date-times, YYYY-MM-DD) as local time at this UTC offset,
+    /// e.g. --zone-offset=-8h, +5h30m or -08:00.
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::emulator::parse_zone_offset)]
+    pub zone_offset: Option<chrono::FixedOffset>,
+    /// Silently answer at most the N newest activities of a window.
+    #[arg(long, value_name = "N")]
+    pub cap: Option<usize>,
+    /// Every activity becomes visible only this long after its createdAt, e.g. 40m.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub visibility_delay: Option<Duration>,
 }
 
 const DEFAULT_CONFIG: &str = "/etc/clickhouse-audit-exporter/config.toml";
@@ -225,8 +248,15 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn run_emulator(args: &EmulatorArgs) -> anyhow::Result<()> {
-    use crate::emulator::EmulatorOptions;
-    let opts = EmulatorOptions {
+    let token = tokio_util::sync::CancellationToken::new();
+    let (reopen, _) = tokio::sync::watch::channel(0);
+    tokio::spawn(crate::shutdown::handle_signals(token.clone(), reopen));
+    crate::emulator::run_cli(emulator_options(args), args.listen, token).await
+}
+
+fn emulator_options(args: &EmulatorArgs) -> crate::emulator::EmulatorOptions {
+    use crate::emulator::{EmulatorOptions, WindowSemantics};
+    EmulatorOptions {
         orgs: args.orgs.max(1),
         seed: args.seed,
         history: args.history,
@@ -240,11 +270,14 @@ async fn run_emulator(args: &EmulatorArgs) -> anyhow::Result<()> {
         },
         key: args.key_id.clone().zip(args.key_secret.clone()),
         max_visibility_delay: Duration::from_secs(120),
-    };
-    let token = tokio_util::sync::CancellationToken::new();
-    let (reopen, _) = tokio::sync::watch::channel(0);
-    tokio::spawn(crate::shutdown::handle_signals(token.clone(), reopen));
-    crate::emulator::run_cli(opts, args.listen, token).await
+        window: WindowSemantics {
+            dates: args.dates,
+            whole_days: args.whole_days,
+            zone_offset: args.zone_offset,
+            cap: args.cap,
+            visibility_delay: args.visibility_delay.unwrap_or_default(),
+        },
+    }
 }
 
 async fn healthcheck(url: &str) -> ExitCode {
@@ -272,5 +305,51 @@ async fn healthcheck(url: &str) -> ExitCode {
             eprintln!("healthcheck: {url}: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::emulator::WindowSemantics;
+
+    fn window(args: &[&str]) -> WindowSemantics {
+        let argv = ["clickhouse-audit-exporter", "emulator"].iter().chain(args);
+        match Cli::try_parse_from(argv).expect("parses").command {
+            Some(Command::Emulator(a)) => emulator_options(&a).window,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn emulator_window_flags_set_the_window_semantics() {
+        assert_eq!(window(&[]), WindowSemantics::default());
+        let w = window(&[
+            "--dates",
+            "lenient",
+            "--whole-days",
+            "--zone-offset",
+            "-8h",
+            "--cap",
+            "500",
+            "--visibility-delay",
+            "40m",
+        ]);
+        assert_eq!(
+            w,
+            WindowSemantics {
+                dates: DateValidation::Lenient,
+                whole_days: true,
+                zone_offset: chrono::FixedOffset::west_opt(8 * 3600),
+                cap: Some(500),
+                visibility_delay: Duration::from_secs(40 * 60),
+            }
+        );
+        assert_eq!(
+            window(&["--dates=date-only", "--zone-offset=+05:30"]).zone_offset,
+            chrono::FixedOffset::east_opt(5 * 3600 + 1800)
+        );
+        let argv = ["clickhouse-audit-exporter", "emulator", "--dates", "loose"];
+        assert!(Cli::try_parse_from(argv).is_err());
     }
 }

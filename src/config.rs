@@ -97,8 +97,11 @@ pub struct ApiConfig {
     /// The rolling window of the rate limit (vendor: 10 requests / 10 s per key).
     #[serde(default = "default_rate_limit_window", with = "humantime_serde")]
     pub rate_limit_window: Duration,
-    /// How `from_date`/`to_date` are written: `naive` (`YYYY-MM-DDTHH:MM:SS.000`, UTC, what the
-    /// vendor's own poller sends), `rfc3339`, or `date` (`YYYY-MM-DD`).
+    /// How `from_date`/`to_date` are written: `rfc3339` (the default,
+    /// `YYYY-MM-DDTHH:MM:SS.000Z`: the only date-time form seen to pass the live API, which
+    /// refuses other fraction lengths), `naive` (`YYYY-MM-DDTHH:MM:SS.000`, UTC without a zone,
+    /// what the vendor's Splunk poller sends; unproven live), or `date` (`YYYY-MM-DD`). A 400
+    /// about dates switches the client to `date` for good.
     #[serde(default)]
     pub date_format: DateFormat,
     /// Retries of one call after 5xx, timeouts and connection errors (429s wait and retry too).

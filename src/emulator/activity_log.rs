@@ -81,12 +81,13 @@ impl ActivityLog {
         }
     }
 
-    /// Visible rows with `from_ms <= created_ms <= to_ms`, newest first.
+    /// Visible rows with `from_ms <= created_ms <= to_ms`, newest first, at most `limit`.
     pub(crate) fn query(
         &self,
         from_ms: Option<i64>,
         to_ms: Option<i64>,
         now_ms: i64,
+        limit: usize,
     ) -> Vec<Arc<str>> {
         let lo = from_ms.map_or(0, |f| self.rows.partition_point(|r| r.created_ms < f));
         let hi = to_ms.map_or(self.rows.len(), |t| {
@@ -99,17 +100,20 @@ impl ActivityLog {
             .iter()
             .rev()
             .filter(|r| r.visible_ms <= now_ms)
+            .take(limit)
             .map(|r| Arc::clone(&r.json))
             .collect()
     }
 
-    /// The visible row with this id (the newest one if ids repeat).
-    pub(crate) fn get(&self, id: &str, now_ms: i64) -> Option<Arc<str>> {
+    /// The visible row with this id created by `created_by_ms` (the newest one if ids repeat).
+    pub(crate) fn get(&self, id: &str, now_ms: i64, created_by_ms: i64) -> Option<Arc<str>> {
         let quoted = serde_json::Value::from(id).to_string();
         self.rows
             .iter()
             .rev()
-            .find(|r| r.visible_ms <= now_ms && r.id_matches(id, &quoted))
+            .find(|r| {
+                r.visible_ms <= now_ms && r.created_ms <= created_by_ms && r.id_matches(id, &quoted)
+            })
             .map(|r| Arc::clone(&r.json))
     }
 
@@ -147,15 +151,17 @@ mod tests {
                 .collect()
         };
         assert_eq!(
-            ids(log.query(Some(1000), Some(3000), 5000)),
+            ids(log.query(Some(1000), Some(3000), 5000, usize::MAX)),
             ["d", "b", "a"]
         );
         assert_eq!(
-            ids(log.query(Some(2000), None, 20_000)),
+            ids(log.query(Some(2000), None, 20_000, usize::MAX)),
             ["e", "c", "d", "b"]
         );
-        assert!(log.get("c", 5000).is_none());
-        assert!(log.get("c", 10_000).is_some());
+        assert_eq!(ids(log.query(None, None, 20_000, 2)), ["e", "c"]);
+        assert!(log.get("c", 5000, i64::MAX).is_none());
+        assert!(log.get("c", 10_000, i64::MAX).is_some());
+        assert!(log.get("c", 10_000, 2999).is_none());
         assert_eq!(log.ids(), ["a", "b", "d", "c", "e"]);
     }
 }

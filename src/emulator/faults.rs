@@ -1,6 +1,6 @@
 //! Fault-injection switches that tests flip through `Emulator` (fail the next N requests,
 //! random error rate, latency, truncated / malformed / wrong-shape 200 bodies, Retry-After,
-//! X-RateLimit-Reset on/off, date-only mode, clock skew). The request pipeline in `server.rs` consults them.
+//! X-RateLimit-Reset on/off, clock skew). The request pipeline in `server.rs` consults them.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -30,7 +30,6 @@ struct State {
     wrong_shape: u32,
     retry_after: bool,
     reset_header: bool,
-    accept_datetime: bool,
     skew_ms: i64,
 }
 
@@ -52,7 +51,6 @@ impl Faults {
             wrong_shape: 0,
             retry_after: false,
             reset_header: true,
-            accept_datetime: true,
             skew_ms: 0,
         }))
     }
@@ -134,14 +132,6 @@ impl Faults {
 
     pub(crate) fn retry_after(&self) -> bool {
         self.lock().retry_after
-    }
-
-    pub(crate) fn set_accept_datetime(&self, on: bool) {
-        self.lock().accept_datetime = on;
-    }
-
-    pub(crate) fn accept_datetime(&self) -> bool {
-        self.lock().accept_datetime
     }
 
     pub(crate) fn set_skew_ms(&self, ms: i64) {

@@ -1,6 +1,6 @@
 //! `Inner`, the shared state behind every `Emulator` clone: options, the inventory (one mutex),
-//! one activity log per org (one `RwLock` each), fault switches, the rate limiter, the request
-//! log and the seeded RNG; plus building it all from a seed and recording activities.
+//! one activity log per org (one `RwLock` each), fault switches, the activity window semantics,
+//! the rate limiter, the request log and the seeded RNG; plus building it all from a seed and recording activities.
 //! Lock order: `state` → `rng` → an org's log.
 
 use chrono::{DateTime, Duration as ChronoDuration, DurationRound, Utc};
@@ -14,6 +14,7 @@ use super::handlers::Ctx;
 use super::jsonfmt::{ActivityJson, TsCache, token, uuid};
 use super::model::{Credential, Key, State};
 use super::ratelimit::SlidingWindow;
+use super::window::WindowSemantics;
 use super::{EmulatorOptions, RequestRecord, seed};
 
 pub(crate) struct Inner {
@@ -23,6 +24,7 @@ pub(crate) struct Inner {
     state: Mutex<State>,
     logs: HashMap<String, RwLock<ActivityLog>>,
     pub(crate) faults: Faults,
+    window: Mutex<WindowSemantics>,
     pub(crate) limiter: Option<Mutex<SlidingWindow>>,
     requests: Mutex<Vec<RequestRecord>>,
     rng: Mutex<fastrand::Rng>,
@@ -82,6 +84,7 @@ impl Inner {
         );
         let inner = Inner {
             faults: Faults::new(opts.seed),
+            window: Mutex::new(opts.window),
             limiter: opts
                 .rate_limit
                 .map(|(n, w)| Mutex::new(SlidingWindow::new(n, w))),
@@ -136,6 +139,16 @@ impl Inner {
     /// The emulator's clock: real time plus the configured skew.
     pub(crate) fn now(&self) -> DateTime<Utc> {
         Utc::now() + ChronoDuration::milliseconds(self.faults.skew_ms())
+    }
+
+    /// The window semantics in force now (a copy).
+    pub(crate) fn window(&self) -> WindowSemantics {
+        *lock(&self.window)
+    }
+
+    /// Changes the window semantics for every following request.
+    pub(crate) fn update_window(&self, f: impl FnOnce(&mut WindowSemantics)) {
+        f(&mut lock(&self.window));
     }
 
     pub(crate) fn state(&self) -> MutexGuard<'_, State> {

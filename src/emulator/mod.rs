@@ -12,6 +12,18 @@
 //! - Activities: `from_date`/`to_date` inclusive; a date-only `to_date` covers its whole UTC
 //!   day; no `from_date` = from the start, no `to_date` = up to now; `from > to` → 400.
 //!   Newest first; only rows visible by the emulator clock; `createdAt` on whole seconds.
+//! - Activity window semantics (`WindowSemantics`, `window.rs`) default to the live evidence
+//!   (API notes §3.2) and are otherwise exact: dates `strict` (`YYYY-MM-DD`, or RFC 3339 with
+//!   exactly three fractional digits and `Z`/an offset; no fraction, 1, 2 or 6 digits and
+//!   zone-less date-times → 400 `BAD_REQUEST: …date…`), bounds read exactly and in UTC, no cap,
+//!   no extra visibility delay. Each unknown is a switch, set in `EmulatorOptions::window`, at
+//!   runtime (`set_window`, `set_date_validation`, `set_whole_days`, `set_zone_offset`,
+//!   `set_activity_cap`, `set_visibility_delay`) or by `emulator` CLI flags:
+//!   - dates `lenient` (any ISO form, naive read as UTC) or `date-only` (400 on any date-time);
+//!   - `whole_days`: the time part is ignored, whole days from `from_date`'s to `to_date`'s;
+//!   - `zone_offset`: zone-less values (naive, date-only) are local time at that UTC offset;
+//!   - `cap`: only the N newest activities of the window, silently;
+//!   - `visibility_delay`: every activity shows only that long after its `createdAt`.
 //! - Rate limit: every authenticated request takes a slot (403/404/400/injected 5xx included);
 //!   401s and the 429 refusals do not. `X-RateLimit-Reset` = seconds until a slot frees.
 //! - Keys: one id names a key everywhere (Basic-auth username = `ApiKey.id` = `whoami.keyId` =
@@ -28,7 +40,8 @@
 //!   `seed`: seeded inventory
 //! - `activity_log`: per-org pre-serialized activity rows; `generator` / `live`: activity data
 //! - `control`: test controls on the inventory (key use/expiry, service state, backups, …)
-//! - `dates`: `from_date`/`to_date` parsing; `ratelimit`; `auth`; `faults`; `body`; `jsonfmt`
+//! - `dates`: `from_date`/`to_date` parsing and validation; `window`: window semantics switches
+//! - `ratelimit`; `auth`; `faults`; `body`; `jsonfmt`
 
 mod activity_log;
 mod activity_types;
@@ -48,6 +61,7 @@ mod routes;
 mod seed;
 mod server;
 mod validate;
+mod window;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
@@ -60,6 +74,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use activity_types::{ACTIVITY_TYPES, KEY_UPDATE_TYPES};
 pub use routes::{ROUTES, RouteInfo};
+pub use window::{DateValidation, WindowSemantics, parse_zone_offset};
 
 use activity_log::Row;
 use faults::BodyFault;
@@ -69,7 +84,7 @@ use jsonfmt::{ActivityJson, ts, uuid};
 use model::{Credential, Key, Role};
 
 /// How to build an emulator. `Default` suits tests: one org, seed 1, a week of history,
-/// no live traffic, 10 requests per 10 s per key, activities visible at once.
+/// no live traffic, 10 requests per 10 s per key, activities visible at once, strict dates.
 #[derive(Debug, Clone)]
 pub struct EmulatorOptions {
     /// Organizations to emulate (at least 1); the admin key belongs to all of them.
@@ -91,6 +106,9 @@ pub struct EmulatorOptions {
     pub rate_limit: Option<(u32, Duration)>,
     /// Generated activities become visible up to this long after `createdAt`.
     pub max_visibility_delay: Duration,
+    /// How the activity list reads `from_date`/`to_date` (validation, days, zone, cap, delay);
+    /// changeable later through `Emulator::set_window` and friends.
+    pub window: WindowSemantics,
 }
 
 impl Default for EmulatorOptions {
@@ -105,6 +123,7 @@ impl Default for EmulatorOptions {
             key: None,
             rate_limit: Some((10, Duration::from_secs(10))),
             max_visibility_delay: Duration::ZERO,
+            window: WindowSemantics::default(),
         }
     }
 }
@@ -255,9 +274,51 @@ impl Emulator {
         self.inner.faults.set_retry_after(on);
     }
 
-    /// `false`: activities accept only `YYYY-MM-DD` dates; date-times get 400 `BAD_REQUEST: …date…`.
+    /// `false`: activities accept only `YYYY-MM-DD` dates; date-times get 400 `BAD_REQUEST: …date…`
+    /// (= `set_date_validation(DateValidation::DateOnly)`). `true` leaves date-only mode for the
+    /// default, `Strict`, and changes nothing in the other modes.
     pub fn set_accept_datetime_params(&self, on: bool) {
-        self.inner.faults.set_accept_datetime(on);
+        self.inner.update_window(|w| match (on, w.dates) {
+            (false, _) => w.dates = DateValidation::DateOnly,
+            (true, DateValidation::DateOnly) => w.dates = DateValidation::Strict,
+            (true, _) => {}
+        });
+    }
+
+    /// The activity window semantics in force now.
+    pub fn window(&self) -> WindowSemantics {
+        self.inner.window()
+    }
+
+    /// Replaces every window switch at once (from the next request on).
+    pub fn set_window(&self, window: WindowSemantics) {
+        self.inner.update_window(|w| *w = window);
+    }
+
+    /// Which `from_date`/`to_date` forms pass (`Strict` by default).
+    pub fn set_date_validation(&self, dates: DateValidation) {
+        self.inner.update_window(|w| w.dates = dates);
+    }
+
+    /// `true`: the time part is ignored; answers hold whole days from `from_date`'s date to
+    /// `to_date`'s, both inclusive.
+    pub fn set_whole_days(&self, on: bool) {
+        self.inner.update_window(|w| w.whole_days = on);
+    }
+
+    /// Zone-less values (naive date-times, `YYYY-MM-DD`) are local time at `offset`; `None` = UTC.
+    pub fn set_zone_offset(&self, offset: Option<chrono::FixedOffset>) {
+        self.inner.update_window(|w| w.zone_offset = offset);
+    }
+
+    /// Activity lists hold at most the `cap` newest activities of the window, silently.
+    pub fn set_activity_cap(&self, cap: Option<usize>) {
+        self.inner.update_window(|w| w.cap = cap);
+    }
+
+    /// Every activity (existing and future) shows only `delay` after its `createdAt`.
+    pub fn set_visibility_delay(&self, delay: Duration) {
+        self.inner.update_window(|w| w.visibility_delay = delay);
     }
 
     /// The emulator's now = real now + `skew` (drives visibility, transitions, `createdAt`).

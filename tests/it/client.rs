@@ -1,5 +1,6 @@
 //! The API client against a scripted HTTP server: headers on the wire, error mapping per status,
-//! retries and the 429 reset, the shared rate limiter, date formats and their fallback,
+//! retries and the 429 reset, the shared rate limiter, date formats and their fallback (also
+//! against each of the emulator's date validation modes),
 //! verbatim bytes, quarantine, truncated/malformed/wrong-shape bodies, and secret hygiene.
 
 use std::sync::Arc;
@@ -859,6 +860,69 @@ async fn a_400_for_every_format_is_returned_after_the_last_step() {
             .get(),
         1
     );
+}
+
+/// Each `date_format` against the emulator's date validation modes: the default (`rfc3339`)
+/// passes the strict, live-like emulator as is; a refused form steps down to day dates once;
+/// every combination still returns the whole window.
+#[tokio::test]
+async fn each_date_format_against_each_emulator_date_mode() {
+    use DateFormat::{Date, Naive, Rfc3339};
+    use DateValidation::{DateOnly, Lenient, Strict};
+    use clickhouse_audit_exporter::emulator::{DateValidation, Emulator, EmulatorOptions};
+    assert_eq!(ApiConfig::default().date_format, Rfc3339);
+    let emu = Emulator::start(EmulatorOptions {
+        history: Duration::from_secs(3 * 86_400),
+        rate_limit: None,
+        ..EmulatorOptions::default()
+    })
+    .await
+    .unwrap();
+    let org = emu.emulator.org_ids()[0].clone();
+    let now = emu.emulator.now();
+    let (from, to) = (now - chrono::Duration::days(2), now);
+    let mut whole_window = None;
+    for (mode, format, settles_on) in [
+        (Strict, Rfc3339, Rfc3339),
+        (Strict, Naive, Date),
+        (Strict, Date, Date),
+        (Lenient, Rfc3339, Rfc3339),
+        (Lenient, Naive, Naive),
+        (Lenient, Date, Date),
+        (DateOnly, Rfc3339, Date),
+        (DateOnly, Naive, Date),
+        (DateOnly, Date, Date),
+    ] {
+        emu.emulator.set_date_validation(mode);
+        let cfg = ApiConfig {
+            date_format: format,
+            ..config(&emu.base_url)
+        };
+        let creds = Credentials {
+            key_id: emu.emulator.key_id(),
+            key_secret: SecretString::from(emu.emulator.key_secret()),
+        };
+        let metrics = Arc::new(Metrics::new());
+        let client = Client::new(&cfg, creds, metrics.clone()).expect("client builds");
+        let batch = client.activities(&org, from, to).await.unwrap();
+        let case = format!("{mode:?} {format:?}");
+        assert_eq!(client.effective_date_format(), settles_on, "{case}");
+        // One step per refusal along rfc3339 → naive → date.
+        let rank = |f: DateFormat| match f {
+            Rfc3339 => 0u64,
+            Naive => 1,
+            Date => 2,
+        };
+        let stepped = steps(&metrics, "rfc3339", "naive") + steps(&metrics, "naive", "date");
+        assert_eq!(stepped, rank(settles_on) - rank(format), "{case}");
+        let in_window = batch
+            .activities
+            .iter()
+            .filter(|a| (from..=to).contains(&a.created_at))
+            .count();
+        assert!(in_window > 300, "{case}: {in_window} of 2 days x 200/day");
+        assert_eq!(*whole_window.get_or_insert(in_window), in_window, "{case}");
+    }
 }
 
 #[tokio::test]

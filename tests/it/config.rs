@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use clickhouse_audit_exporter::config::Config;
+use clickhouse_audit_exporter::config::{Config, DateFormat};
 
 const MINIMAL: &str = r#"
 [[sinks]]
@@ -39,6 +39,9 @@ fn the_shipped_example_config_loads_with_its_documented_defaults() {
     );
     assert_eq!(cfg.api.rate_limit_requests, 10);
     assert_eq!(cfg.api.base_url, defaults.api.base_url);
+    // The only date-time form seen to pass the live API (API notes §3.2).
+    assert_eq!(defaults.api.date_format, DateFormat::Rfc3339);
+    assert_eq!(cfg.api.date_format, defaults.api.date_format);
     assert_eq!(cfg.state.retention, defaults.state.retention);
     assert_eq!(cfg.server.listen, defaults.server.listen);
     assert_eq!(

@@ -8,7 +8,9 @@ mod conformance;
 mod faults;
 mod inventory;
 
-use clickhouse_audit_exporter::emulator::{Emulator, EmulatorHandle, EmulatorOptions};
+use clickhouse_audit_exporter::emulator::{
+    DateValidation, Emulator, EmulatorHandle, EmulatorOptions, WindowSemantics,
+};
 use serde_json::Value;
 
 use crate::support::api::{Api, Resp};
@@ -20,6 +22,58 @@ fn unlimited() -> EmulatorOptions {
         rate_limit: None,
         ..EmulatorOptions::default()
     }
+}
+
+/// Every activity window mode worth proving a behaviour under: the strict default, then each
+/// switch on its own (names for assertion messages).
+fn window_modes() -> Vec<(&'static str, WindowSemantics)> {
+    let d = WindowSemantics::default();
+    vec![
+        ("strict", d),
+        (
+            "lenient",
+            WindowSemantics {
+                dates: DateValidation::Lenient,
+                ..d
+            },
+        ),
+        (
+            "date-only",
+            WindowSemantics {
+                dates: DateValidation::DateOnly,
+                ..d
+            },
+        ),
+        (
+            "whole-days",
+            WindowSemantics {
+                whole_days: true,
+                ..d
+            },
+        ),
+        (
+            "zone-offset",
+            WindowSemantics {
+                dates: DateValidation::Lenient,
+                zone_offset: chrono::FixedOffset::west_opt(8 * 3600),
+                ..d
+            },
+        ),
+        (
+            "cap",
+            WindowSemantics {
+                cap: Some(100),
+                ..d
+            },
+        ),
+        (
+            "visibility-delay",
+            WindowSemantics {
+                visibility_delay: std::time::Duration::from_secs(40 * 60),
+                ..d
+            },
+        ),
+    ]
 }
 
 async fn start(opts: EmulatorOptions) -> (EmulatorHandle, Api) {
