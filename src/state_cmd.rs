@@ -4,7 +4,68 @@ use std::process::ExitCode;
 
 use crate::cli::StateAction;
 use crate::config::{Config, ConfigError};
+use crate::poller::activities::{self, facts, facts::WindowFacts};
 use crate::store::Store;
+
+/// What the poller learned about the API, as kept in the state (issue 12).
+struct Learned {
+    date_format: Option<String>,
+    orgs: std::collections::BTreeMap<String, WindowFacts>,
+}
+
+impl Learned {
+    async fn read(store: &Store) -> anyhow::Result<Learned> {
+        let date_format = store.meta_get(activities::DATE_FORMAT_KEY).await?;
+        let mut orgs = std::collections::BTreeMap::new();
+        let prefix = facts::meta_key("");
+        for (key, text) in store.meta_prefixed(&prefix).await? {
+            if let Ok(f) = serde_json::from_str::<WindowFacts>(&text) {
+                orgs.insert(key[prefix.len()..].to_string(), f);
+            }
+        }
+        Ok(Learned { date_format, orgs })
+    }
+}
+
+/// One org's sweep and learned window facts, on one line.
+fn learned_line(org: &str, f: &WindowFacts) -> String {
+    let at = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default()
+    };
+    let sweep = f.last_sweep_ms.map_or("never".to_string(), |t| {
+        format!("{} (recovered {})", at(t), f.last_sweep_recovered)
+    });
+    let mut learned = Vec::new();
+    if f.whole_days {
+        learned.push("whole days (day mode)".to_string());
+    }
+    if f.pad_ms > 0 {
+        learned.push(format!("windows widened by {} h", f.pad_ms / 3_600_000));
+    }
+    if let Some(cap) = f.cap {
+        learned.push(format!("answers capped at {cap}"));
+    }
+    if f.overlap_ms > 0 {
+        learned.push(format!("overlap grown to {} s", f.overlap_ms / 1000));
+    }
+    if f.violations > 0 {
+        learned.push(format!(
+            "{} activities outside the bounds asked",
+            f.violations
+        ));
+    }
+    let learned = if learned.is_empty() {
+        "the API filters as asked so far".to_string()
+    } else {
+        learned.join(", ")
+    };
+    format!(
+        "sweep      org {org}: last {sweep}, recovered {} in all; {learned}",
+        f.recovered_total
+    )
+}
 
 /// Runs one `state` action against `cfg.state.path`.
 pub async fn run(cfg: &Config, action: &StateAction) -> anyhow::Result<ExitCode> {
@@ -13,9 +74,14 @@ pub async fn run(cfg: &Config, action: &StateAction) -> anyhow::Result<ExitCode>
     let sinks: Vec<String> = cfg.sink_configs.iter().map(|s| s.name.clone()).collect();
     match action {
         StateAction::Show { json } => {
-            let r = open()?.report(sinks).await?;
+            let store = open()?;
+            let r = store.report(sinks).await?;
+            let learned = Learned::read(&store).await?;
             if *json {
-                println!("{}", serde_json::to_string_pretty(&r)?);
+                let mut v = serde_json::to_value(&r)?;
+                v["api_date_format"] = learned.date_format.clone().into();
+                v["window_facts"] = serde_json::to_value(&learned.orgs)?;
+                println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(ExitCode::SUCCESS);
             }
             println!(
@@ -35,6 +101,12 @@ pub async fn run(cfg: &Config, action: &StateAction) -> anyhow::Result<ExitCode>
                     "cursor     org {} {}: {}{window} (updated {})",
                     c.org_id, c.stream, c.cursor, c.updated_at
                 );
+            }
+            if let Some(f) = &learned.date_format {
+                println!("api        activities date format accepted: {f}");
+            }
+            for (org, f) in &learned.orgs {
+                println!("{}", learned_line(org, f));
             }
             for s in &r.sinks {
                 let oldest = s

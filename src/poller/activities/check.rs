@@ -8,6 +8,9 @@ use chrono::{DateTime, Utc};
 /// One day in milliseconds.
 pub const DAY_MS: i64 = 86_400_000;
 
+/// The farthest any time zone lies from UTC (UTC+14).
+const MAX_ZONE_MS: i64 = 14 * 3_600_000;
+
 /// Start of the UTC day holding `ms`.
 pub fn floor_day(ms: i64) -> i64 {
     ms.div_euclid(DAY_MS) * DAY_MS
@@ -80,6 +83,11 @@ impl AnswerCheck {
         }
     }
 
+    /// The oldest and newest `createdAt` seen (`None` for an empty answer).
+    pub fn span(&self) -> Option<(i64, i64)> {
+        (self.count > 0).then_some((self.min, self.max))
+    }
+
     /// Activities outside what was tolerated.
     pub fn violations(&self) -> u64 {
         self.before + self.after
@@ -111,8 +119,14 @@ impl AnswerCheck {
         } else {
             return Some(Diagnosis::Other);
         };
-        if shift.abs() > 26 * 3_600_000 {
-            return Some(Diagnosis::Other);
+        // No zone is more than 14 h from UTC: a larger shift is no zone reading, and an
+        // overhang inside the days asked is whole-day filtering.
+        if shift.abs() > MAX_ZONE_MS {
+            return Some(if in_days {
+                Diagnosis::WholeDays
+            } else {
+                Diagnosis::Other
+            });
         }
         Some(Diagnosis::Shift(shift))
     }

@@ -108,7 +108,11 @@ impl ActivityPoller {
         // Only behind the cursor: what lies after it is the polls' to read, not a miss.
         let hi = cursor.cursor_ms.min(started);
         let mut from = started - ms(s.reconcile_lookback) - DAY_MS;
-        let mut window = ms(s.max_window).max(ms(s.min_window));
+        // Start from the polls' window length: it already fits the caps and the density.
+        let mut window = cursor
+            .window_ms
+            .unwrap_or(ms(s.max_window))
+            .clamp(ms(s.min_window), ms(s.max_window).max(ms(s.min_window)));
         let mut stats = SweepStats::default();
         tracing::debug!(org = %self.org, from = %at(from), to = %at(hi), "reconcile sweep starts");
         while from < hi && !token.is_cancelled() {
@@ -141,7 +145,7 @@ impl ActivityPoller {
             };
             stats.requests += read.requests;
             stats.fetched += read.fetched;
-            self.recovered(&read.fresh, started, &mut stats);
+            self.recovered(&read.fresh, hi, started, &mut stats);
             if read.capped && splittable {
                 window = (window / 2).max(ms(s.min_window));
                 continue;
@@ -170,9 +174,16 @@ impl ActivityPoller {
         Ok(Some(stats))
     }
 
-    /// Logs and counts what a sweep window stored for the first time.
-    fn recovered(&self, fresh: &[(i64, String)], found_ms: i64, stats: &mut SweepStats) {
-        for (created_ms, event_id) in fresh {
+    /// Logs and counts what a sweep window stored for the first time behind the cursor (`hi`):
+    /// the polls never read there again, so each is a miss. What an over-wide answer held
+    /// beyond the cursor is stored too, but the polls may simply not have got to it yet.
+    fn recovered(&self, fresh: &[(i64, String)], hi: i64, found_ms: i64, stats: &mut SweepStats) {
+        let (behind, ahead): (Vec<_>, Vec<_>) = fresh.iter().partition(|(c, _)| *c <= hi);
+        if !ahead.is_empty() {
+            tracing::debug!(org = %self.org, count = ahead.len(), "a sweep answer held new activities beyond the cursor; stored ahead of the polls");
+        }
+        let fresh = behind;
+        for (created_ms, event_id) in &fresh {
             stats.recovered += 1;
             let delay = (found_ms - created_ms).max(0);
             stats.max_delay_ms = stats.max_delay_ms.max(delay);

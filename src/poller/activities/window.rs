@@ -94,7 +94,8 @@ impl ActivityPoller {
             self.capped(cap, mode.splittable, from, to);
         } else if suspicious(read.count, &facts_now) {
             if mode.splittable && !mode.day {
-                self.check_for_cap(from, to, mode, &facts_now, &mut read, ids)
+                let span = check.span().unwrap_or((from, to));
+                self.check_for_cap(from, to, span, mode, &facts_now, &mut read, ids)
                     .await?;
             } else {
                 self.unsplittable_suspicion(read.count, from, to);
@@ -313,57 +314,79 @@ impl ActivityPoller {
         self.publish_facts(&after);
     }
 
-    /// The answer looks capped: fetch both halves; if they hold more than the answer, the API
-    /// caps answers silently — learn the cap.
+    /// The answer looks capped: read the window again in parts — before its oldest
+    /// activity, after its newest, and the two halves between — and look for an activity the
+    /// answer did not hold. A complete answer has none (the parts outside its span are empty);
+    /// one cut to the newest (or oldest) N shows more at once, so the middle halves (which
+    /// catch any other selection) are read only when the edges found nothing. Each part is
+    /// stored like any answer.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site; the window, its answer and the mode"
+    )]
     async fn check_for_cap(
         &self,
         from: i64,
         to: i64,
+        (oldest, newest): (i64, i64),
         mode: ReadMode,
         facts: &WindowFacts,
         read: &mut WindowRead,
         ids: Option<HashSet<String>>,
     ) -> anyhow::Result<()> {
-        let mut seen = ids.unwrap_or_default();
-        let mid = from + (to - from) / 2;
-        let half = ReadMode {
+        let answer = ids.unwrap_or_default();
+        let mid = oldest + (newest - oldest) / 2;
+        let part = ReadMode {
             purpose: Purpose::CapCheck,
             ..mode
         };
-        for (lo, hi) in [(from, mid), (mid, to)] {
-            let (r, check, ids) = self
-                .fetch_and_store(
-                    WindowQuery {
-                        from: at(lo - facts.pad_ms),
-                        to: at(hi + facts.pad_ms),
-                        max_bytes: None,
-                        background: mode.purpose != Purpose::Poll,
-                        stream: None,
-                    },
-                    half,
-                    facts,
-                )
-                .await?;
-            self.learn_from(&check, Purpose::CapCheck);
-            seen.extend(ids.unwrap_or_default());
-            read.requests += 1;
-            read.fetched += r.fetched;
-            read.new += r.new;
-            read.duplicates += r.duplicates;
-            read.quarantined += r.quarantined;
-            read.fresh.extend(r.fresh);
+        let mut more = 0usize;
+        let rounds: [&[(i64, i64)]; 2] = [
+            &[(from, oldest), (newest, to)],
+            &[(oldest, mid), (mid, newest)],
+        ];
+        for parts in rounds {
+            for &(lo, hi) in parts {
+                let (r, check, ids) = self
+                    .fetch_and_store(
+                        WindowQuery {
+                            from: at(lo - facts.pad_ms),
+                            to: at(hi + facts.pad_ms),
+                            max_bytes: None,
+                            background: mode.purpose != Purpose::Poll,
+                            stream: None,
+                        },
+                        part,
+                        facts,
+                    )
+                    .await?;
+                self.learn_from(&check, Purpose::CapCheck);
+                more += ids
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|id| !answer.contains(*id))
+                    .count();
+                read.requests += 1;
+                read.fetched += r.fetched;
+                read.new += r.new;
+                read.duplicates += r.duplicates;
+                read.quarantined += r.quarantined;
+                read.fresh.extend(r.fresh);
+            }
+            if more > 0 {
+                break;
+            }
         }
         let count = read.count;
-        if seen.len() > count {
+        if more > 0 {
             let f = self.learned.facts.update(|f| {
                 f.cap = Some(f.cap.map_or(count, |c| c.min(count)));
             });
             tracing::warn!(
                 org = %self.org,
                 cap = count,
-                halves_hold = seen.len(),
-                "the API silently caps an activities answer at {count}: the window's two halves hold {} activities; windows are kept well below the cap from now on and sweeps recover what earlier answers lost",
-                seen.len()
+                more,
+                "the API silently caps an activities answer at {count}: reading the window in parts found {more} activities the answer left out; windows are kept well below the cap from now on and sweeps recover what earlier answers lost"
             );
             read.capped = true;
             self.capped(count, true, from, to);
@@ -412,9 +435,21 @@ impl ActivityPoller {
         self.learned.alert(&self.health, &self.org, why);
     }
 
-    /// Exports the learned facts as gauges.
+    /// Exports the learned facts as gauges (and creates the org's counters at zero, so an
+    /// alert on their increase sees the first one).
     pub(super) fn publish_facts(&self, f: &WindowFacts) {
         let w = &self.metrics.window;
+        let org = self.org.as_str();
+        w.recovered.with_label_values(&[org]);
+        for side in ["before", "after"] {
+            w.violations.with_label_values(&[org, side]);
+        }
+        for splittable in ["true", "false"] {
+            w.capped.with_label_values(&[org, splittable]);
+        }
+        for purpose in [Purpose::Poll, Purpose::Sweep, Purpose::CapCheck] {
+            w.requests.with_label_values(&[org, purpose.label()]);
+        }
         w.cap
             .with_label_values(&[&self.org])
             .set(f.cap.unwrap_or(0) as i64);

@@ -8,6 +8,7 @@
 mod api;
 mod process;
 mod sinks;
+mod window;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
