@@ -37,6 +37,9 @@ use crate::poller::{ClientSource, SystemClock};
 use crate::server::{self, ServerState, View};
 use crate::store::Store;
 
+/// `meta` key of the API requests of the last process still inside the rate-limit window.
+const RECENT_REQUESTS_KEY: &str = "api_recent_requests";
+
 /// Everything a run needs, built once (and again on each reload).
 pub struct Pipeline {
     pub cfg: Config,
@@ -107,6 +110,16 @@ impl Pipeline {
                 Client::new(&cfg.api, creds, metrics.clone()).context("building the API client")?
             }
         };
+        if previous.is_none()
+            && let Some(text) = store.meta_get(RECENT_REQUESTS_KEY).await?
+            && let Ok(ms) = serde_json::from_str::<Vec<u64>>(&text)
+        {
+            let times: Vec<_> = ms
+                .into_iter()
+                .map(|m| std::time::UNIX_EPOCH + Duration::from_millis(m))
+                .collect();
+            client.seed_recent_requests(&times);
+        }
         // The date format the API last accepted, when the API refused the configured one (a
         // step further down rfc3339 → naive → date): a restart does not probe blindly again.
         let configured = client.effective_date_format();
@@ -153,6 +166,23 @@ impl Pipeline {
             reopen: watch::channel(0).0,
             api_identity,
         })
+    }
+
+    /// Keeps the key's requests still inside the rate-limit window in the state, so the next
+    /// process (a restart, the next `once`) does not send a full burst into a window the API
+    /// still counts (a 429 right after every restart otherwise; issue 12).
+    async fn save_recent_requests(&self) {
+        let times: Vec<i64> = self
+            .client
+            .recent_requests()
+            .iter()
+            .filter_map(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as i64)
+            .collect();
+        let text = serde_json::to_string(&times).expect("a list of integers serializes");
+        if let Err(e) = self.store.meta_set(RECENT_REQUESTS_KEY, text).await {
+            tracing::warn!(error = %format!("{e:#}"), "could not keep the recent API requests in the state; the next start may meet a 429");
+        }
     }
 
     fn poller(&self, org: &str) -> ActivityPoller {
@@ -365,6 +395,7 @@ impl Pipeline {
             }
         }
         polled.cancel();
+        self.save_recent_requests().await;
         for h in handles {
             match h.await {
                 Ok(Ok(_)) => {}
@@ -580,6 +611,7 @@ async fn supervise(
     notify.stopping();
     // Pollers stop at once; sinks finish the batch in hand.
     generation.stop(pipeline.cfg.daemon.shutdown_grace).await;
+    pipeline.save_recent_requests().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -251,6 +251,17 @@ impl Client {
             .store(date_format_code(format), Ordering::Relaxed);
     }
 
+    /// Wall-clock times of this key's requests still inside the rate-limit window (see
+    /// `RateLimiter::recent`), to hand over to the next process.
+    pub fn recent_requests(&self) -> Vec<std::time::SystemTime> {
+        self.inner.limiter.recent()
+    }
+
+    /// Counts a previous process's recent requests against this key's budget.
+    pub fn seed_recent_requests(&self, times: &[std::time::SystemTime]) {
+        self.inner.limiter.seed(times);
+    }
+
     /// `GET /v1/whoami` (beta): the caller's identity; `Ok(None)` when the endpoint answers 404.
     pub async fn whoami(&self) -> Result<Option<WhoAmI>, ApiError> {
         let url = self.url(&["v1", "whoami"]);

@@ -221,6 +221,39 @@ impl RateLimiter {
         }
     }
 
+    /// The wall-clock times of the answers still inside the window, oldest first: what a
+    /// process hands its successor so a restart does not start with a full budget the server
+    /// has not refilled yet (issue 12).
+    pub fn recent(&self) -> Vec<std::time::SystemTime> {
+        let (now, wall) = (Instant::now(), std::time::SystemTime::now());
+        let mut slots = self.slots();
+        slots.occupied(now, self.window);
+        let mut times: Vec<_> = slots.answered.iter().map(|t| wall - (now - *t)).collect();
+        // Still in flight: counted as answered now.
+        times.extend(std::iter::repeat_n(wall, slots.in_flight));
+        times
+    }
+
+    /// Counts answers a previous process received at `times` (wall clock) as if this limiter
+    /// had sent them; times in the future (a clock step) count as now.
+    pub fn seed(&self, times: &[std::time::SystemTime]) {
+        let (now, wall) = (Instant::now(), std::time::SystemTime::now());
+        let mut seeded: Vec<Instant> = times
+            .iter()
+            .filter_map(|t| {
+                let ago = wall.duration_since(*t).unwrap_or(Duration::ZERO);
+                (ago < self.window).then(|| now.checked_sub(ago).unwrap_or(now))
+            })
+            .collect();
+        if seeded.is_empty() {
+            return;
+        }
+        let mut slots = self.slots();
+        seeded.extend(slots.answered.drain(..));
+        seeded.sort();
+        slots.answered = seeded.into();
+    }
+
     /// Holds every caller until `until` (a 429's reset); an earlier instant never shortens a
     /// block already in place.
     pub fn block_until(&self, until: Instant) {
@@ -499,5 +532,45 @@ mod tests {
         // Low used the rest: 2-3 slots per 11 s.
         let low = *low_sends.lock().unwrap();
         assert!(low >= 12, "{low}");
+    }
+}
+
+#[cfg(test)]
+mod lead_tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_seeded_budget_carries_over_a_restart() {
+        let window = Duration::from_secs(10);
+        let old = RateLimiter::new(10, window);
+        for _ in 0..10 {
+            old.acquire(Priority::Normal).await.answered();
+        }
+        let recent = old.recent();
+        assert_eq!(recent.len(), 10);
+        let new = RateLimiter::new(10, window);
+        new.seed(&recent);
+        let t0 = Instant::now();
+        new.acquire(Priority::Normal).await.answered();
+        assert!(Instant::now() - t0 >= window - Duration::from_millis(50));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn low_after_nine_low_and_one_normal_waits_for_the_window() {
+        let l = RateLimiter::new(10, Duration::from_secs(2));
+        let t0 = Instant::now();
+        for _ in 0..9 {
+            l.acquire(Priority::Low).await.answered();
+        }
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        l.acquire(Priority::Normal).await.answered();
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let p = l.acquire(Priority::Low).await;
+        assert!(
+            Instant::now() - t0 >= Duration::from_secs(2),
+            "{:?}",
+            Instant::now() - t0
+        );
+        drop(p);
     }
 }
