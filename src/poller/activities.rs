@@ -240,6 +240,10 @@ impl ActivityPoller {
         };
         // An overlap grown by a sweep also reaches back at once: the cursor steps back to
         // `now - overlap` (dedupe drops what is read again).
+        // The exporter answers for everything from its first cursor on (a rewind moves it back).
+        if facts.horizon_ms.is_none_or(|h| cursor < h) {
+            facts = self.learned.facts.update(|f| f.horizon_ms = Some(cursor));
+        }
         let overlap = self.overlap_ms(&facts);
         let applied = self
             .learned
@@ -264,7 +268,7 @@ impl ActivityPoller {
                 window = window.clamp(min_window, max_window);
             }
             let now = self.clock.now().timestamp_millis();
-            let (to, wire_to) = self.next_bounds(day, from, window, now);
+            let (to, wire_to) = self.next_bounds(day, from, window, now, &facts);
             let splittable = !day && window > min_window;
             let sent = self.clock.now();
             let steady_sent = self.clock.elapsed_ms();
@@ -454,15 +458,21 @@ impl ActivityPoller {
     }
 
     /// The window's logical end and the `to` sent. In day mode windows end on a UTC midnight
-    /// (or now), and a window ending on midnight asks up to the second before it, so a server
-    /// reading whole days does not read the next day too.
-    fn next_bounds(&self, day: bool, from: i64, window: i64, now: i64) -> (i64, i64) {
+    /// (or now), see `day_wire_to`.
+    fn next_bounds(
+        &self,
+        day: bool,
+        from: i64,
+        window: i64,
+        now: i64,
+        facts: &WindowFacts,
+    ) -> (i64, i64) {
         // A local clock behind the window start (stepped back) must not shrink the windows
         // to a crawl: the server's `Date` still bounds how far the cursor may move.
         if day {
             let end = floor_day(from) + window;
             let to = if now > from { end.min(now) } else { end };
-            (to, if to == end { end - 1000 } else { to })
+            (to, self.day_wire_to(to, end, facts))
         } else {
             let to = if now > from {
                 (from + window).min(now)
@@ -470,6 +480,21 @@ impl ActivityPoller {
                 from + window
             };
             (to, to)
+        }
+    }
+
+    /// The `to` sent for a day window ending at `to` (`end` when it reaches the next midnight).
+    /// A window ending on midnight asks up to the second before it, so a server reading whole
+    /// days does not read the next day too; with date-only bounds, once a `to_date` was seen
+    /// to cover its whole day, it asks that last day itself (date-only bounds are otherwise
+    /// rounded up to the next day, in case `to_date` means the day's start).
+    pub(super) fn day_wire_to(&self, to: i64, end: i64, facts: &WindowFacts) -> i64 {
+        if to != end {
+            to
+        } else if facts.to_date_whole_day && self.source.date_format() == Some(DateFormat::Date) {
+            end - DAY_MS
+        } else {
+            end - 1000
         }
     }
 

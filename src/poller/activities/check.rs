@@ -88,6 +88,12 @@ impl AnswerCheck {
         (self.count > 0).then_some((self.min, self.max))
     }
 
+    /// Whether the answer holds an activity of the last UTC day of the range asked: for
+    /// date-only bounds, proof that `to_date` covers its whole day.
+    pub fn reaches_last_day(&self) -> bool {
+        self.count > 0 && self.max >= floor_day(self.asked.1)
+    }
+
     /// Activities outside what was tolerated.
     pub fn violations(&self) -> u64 {
         self.before + self.after

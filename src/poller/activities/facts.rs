@@ -35,6 +35,14 @@ pub struct WindowFacts {
     pub recovered_total: u64,
     /// The longest delay between `createdAt` and a sweep finding a missed activity.
     pub max_recovered_delay_ms: i64,
+    /// Where the exporter's responsibility begins (the first cursor, or a rewound one): sweeps
+    /// never reach before it, so history older than `initial_lookback` is not "recovered".
+    pub horizon_ms: Option<i64>,
+    /// A date-only `to_date` was seen to cover its whole day: day windows then ask `to_date`
+    /// = their last day instead of the day after (half the bytes).
+    pub to_date_whole_day: bool,
+    /// The window length the last sweep ended with (fits the density and any cap).
+    pub sweep_window_ms: Option<i64>,
 }
 
 /// The `meta` key of an org's facts.
@@ -52,7 +60,8 @@ pub fn suspicious(count: usize, facts: &WindowFacts) -> bool {
     count == facts.max_answer || round(count)
 }
 
-fn round(n: usize) -> bool {
+/// A round number (100, 200, 250, 500, 1,000 …).
+pub fn round(n: usize) -> bool {
     let mut p = 100usize;
     while p <= n {
         if n == p || n == 2 * p || n * 2 == 5 * p || n == 5 * p {

@@ -107,10 +107,16 @@ impl ActivityPoller {
         let started = self.clock.now().timestamp_millis();
         // Only behind the cursor: what lies after it is the polls' to read, not a miss.
         let hi = cursor.cursor_ms.min(started);
-        let mut from = started - ms(s.reconcile_lookback) - DAY_MS;
-        // Start from the polls' window length: it already fits the caps and the density.
-        let mut window = cursor
-            .window_ms
+        let facts = self.learned.facts.get(&self.store, &self.org).await?;
+        // Never before the exporter's first cursor: older history is not owed, and finding it
+        // is no recovery.
+        let horizon = facts.horizon_ms.unwrap_or(cursor.cursor_ms);
+        let mut from = (started - ms(s.reconcile_lookback) - DAY_MS).max(horizon);
+        // Start from the last sweep's window length (else the polls'): it already fits the
+        // density and any cap.
+        let mut window = facts
+            .sweep_window_ms
+            .or(cursor.window_ms)
             .unwrap_or(ms(s.max_window))
             .clamp(ms(s.min_window), ms(s.max_window).max(ms(s.min_window)));
         let mut stats = SweepStats::default();
@@ -124,7 +130,11 @@ impl ActivityPoller {
             }
             let end = from + window;
             let to = end.min(hi);
-            let wire_to = if day && to == end { end - 1000 } else { to };
+            let wire_to = if day {
+                self.day_wire_to(to, end, &facts)
+            } else {
+                to
+            };
             let splittable = !day && window > ms(s.min_window);
             let mode = ReadMode {
                 day,
@@ -145,7 +155,7 @@ impl ActivityPoller {
             };
             stats.requests += read.requests;
             stats.fetched += read.fetched;
-            self.recovered(&read.fresh, hi, started, &mut stats);
+            self.recovered(&read.fresh, (horizon, hi), started, &mut stats);
             if read.capped && splittable {
                 window = (window / 2).max(ms(s.min_window));
                 continue;
@@ -170,6 +180,9 @@ impl ActivityPoller {
         if token.is_cancelled() {
             return Ok(Some(stats));
         }
+        self.learned
+            .facts
+            .update(|f| f.sweep_window_ms = Some(window));
         self.finish_sweep(&stats).await?;
         Ok(Some(stats))
     }
@@ -177,10 +190,17 @@ impl ActivityPoller {
     /// Logs and counts what a sweep window stored for the first time behind the cursor (`hi`):
     /// the polls never read there again, so each is a miss. What an over-wide answer held
     /// beyond the cursor is stored too, but the polls may simply not have got to it yet.
-    fn recovered(&self, fresh: &[(i64, String)], hi: i64, found_ms: i64, stats: &mut SweepStats) {
-        let (behind, ahead): (Vec<_>, Vec<_>) = fresh.iter().partition(|(c, _)| *c <= hi);
-        if !ahead.is_empty() {
-            tracing::debug!(org = %self.org, count = ahead.len(), "a sweep answer held new activities beyond the cursor; stored ahead of the polls");
+    fn recovered(
+        &self,
+        fresh: &[(i64, String)],
+        (horizon, hi): (i64, i64),
+        found_ms: i64,
+        stats: &mut SweepStats,
+    ) {
+        let (behind, outside): (Vec<_>, Vec<_>) =
+            fresh.iter().partition(|(c, _)| (horizon..=hi).contains(c));
+        if !outside.is_empty() {
+            tracing::debug!(org = %self.org, count = outside.len(), "a sweep answer held new activities outside the range it checks (beyond the cursor, or before the first one); stored");
         }
         let fresh = behind;
         for (created_ms, event_id) in &fresh {

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::ActivityPoller;
 use super::check::{AnswerCheck, Diagnosis, pad_for};
-use super::facts::{WindowFacts, suspicious};
+use super::facts::{WindowFacts, round, suspicious};
 use crate::config::DateFormat;
 use crate::event::{Event, EventKind};
 use crate::poller::{Chunk, Fetched, FetchedActivity, StreamTo, WindowQuery};
@@ -53,6 +53,8 @@ pub(super) struct WindowRead {
     pub requests: u32,
     /// The answer hit a (learned or just detected) silent cap.
     pub capped: bool,
+    /// The date format of the request that answered.
+    pub format: Option<DateFormat>,
 }
 
 /// How a window may be read.
@@ -88,17 +90,29 @@ impl ActivityPoller {
         };
         let (mut read, check, ids) = self.fetch_and_store(q, mode, facts).await?;
         self.learn_from(&check, mode.purpose);
+        if read.format == Some(DateFormat::Date)
+            && !facts.to_date_whole_day
+            && check.reaches_last_day()
+        {
+            let f = self.learned.facts.update(|f| f.to_date_whole_day = true);
+            tracing::info!(org = %self.org, "a date-only to_date covers its whole day: day windows ask for their last day only from now on");
+            self.publish_facts(&f);
+        }
         let facts_now = self.learned.facts.update(|_| {});
         if let Some(cap) = facts_now.cap.filter(|c| read.count >= *c) {
             read.capped = true;
             self.capped(cap, mode.splittable, from, to);
         } else if suspicious(read.count, &facts_now) {
-            if mode.splittable && !mode.day {
+            if !mode.splittable || mode.day {
+                // Nothing can be checked by splitting: only a repeat of the largest answer
+                // that is also a round number is called out (one round answer is chance).
+                if read.count == facts_now.max_answer && round(read.count) {
+                    self.unsplittable_suspicion(read.count, from, to);
+                }
+            } else {
                 let span = check.span().unwrap_or((from, to));
                 self.check_for_cap(from, to, span, mode, &facts_now, &mut read, ids)
                     .await?;
-            } else {
-                self.unsplittable_suspicion(read.count, from, to);
             }
         }
         self.learned
@@ -165,6 +179,7 @@ impl ActivityPoller {
                 server_date: fetched.server_date,
                 body_bytes: fetched.body_bytes,
                 requests: 1,
+                format: fetched.format,
                 ..streamed
             };
             return Ok((read, check, None));
@@ -181,6 +196,7 @@ impl ActivityPoller {
             check.observe(a.created_at.timestamp_millis());
         }
         read.count = fetched.count;
+        read.format = fetched.format;
         read.server_date = fetched.server_date;
         read.body_bytes = fetched.body_bytes;
         let chunk = Chunk {
