@@ -127,7 +127,6 @@ impl ActivitySource for FakeApi {
             .send_date
             .then(|| DateTime::from_timestamp(self.server_now().timestamp(), 0).unwrap());
         let (count, body_bytes) = (activities.len(), activities.len() * 100);
-        let mut activities = activities;
         if let Some(stream) = q.stream {
             self.streamed.lock().unwrap().push(count);
             while !activities.is_empty() {

@@ -3,7 +3,7 @@
 //! re-reads safe), check the answer against the bounds asked and learn from violations, and
 //! check an answer whose size looks like a silent cap by fetching the window's two halves.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
@@ -127,7 +127,7 @@ impl ActivityPoller {
         mut q: WindowQuery,
         mode: ReadMode,
         facts: &WindowFacts,
-    ) -> anyhow::Result<(WindowRead, AnswerCheck, Option<HashSet<String>>)> {
+    ) -> anyhow::Result<(WindowRead, AnswerCheck, Option<HashMap<String, i64>>)> {
         self.metrics
             .window
             .requests
@@ -191,7 +191,11 @@ impl ActivityPoller {
                 .unwrap_or_else(|| wire_bounds(fetched.format, q.from, q.to));
             check = AnswerCheck::new(bounds, facts.pad_ms, facts.whole_days);
         }
-        let ids: HashSet<String> = fetched.activities.iter().map(|a| a.id.clone()).collect();
+        let ids: HashMap<String, i64> = fetched
+            .activities
+            .iter()
+            .map(|a| (a.id.clone(), a.created_at.timestamp_millis()))
+            .collect();
         for a in &fetched.activities {
             check.observe(a.created_at.timestamp_millis());
         }
@@ -348,9 +352,13 @@ impl ActivityPoller {
         mode: ReadMode,
         facts: &WindowFacts,
         read: &mut WindowRead,
-        ids: Option<HashSet<String>>,
+        ids: Option<HashMap<String, i64>>,
     ) -> anyhow::Result<()> {
         let answer = ids.unwrap_or_default();
+        // Only an activity the answer should have held counts as evidence: one created more
+        // than the overlap before now was visible when the answer was taken (the cursor
+        // rule's own assumption); a newer one may simply have become visible since.
+        let visible_before = self.clock.now().timestamp_millis() - self.overlap_ms(facts);
         let mid = oldest + (newest - oldest) / 2;
         let part = ReadMode {
             purpose: Purpose::CapCheck,
@@ -380,7 +388,7 @@ impl ActivityPoller {
                 more += ids
                     .unwrap_or_default()
                     .iter()
-                    .filter(|id| !answer.contains(*id))
+                    .filter(|(id, created)| !answer.contains_key(*id) && **created < visible_before)
                     .count();
                 read.requests += 1;
                 read.fetched += r.fetched;

@@ -18,9 +18,9 @@ use crate::ops::daemon::Daemon;
 /// The emulator's limit in these rows (and the exporter's, scaled from 10 / 10 s).
 const LIMIT: (u32, Duration) = (10, Duration::from_secs(2));
 
-fn rig_options(window: WindowSemantics, per_day: u32) -> EmulatorOptions {
+fn rig_options(window: WindowSemantics, per_day: u32, history_h: u64) -> EmulatorOptions {
     EmulatorOptions {
-        history: Duration::from_secs(6 * 3600),
+        history: Duration::from_secs(history_h * 3600),
         history_events_per_day: per_day,
         rate_limit: Some(LIMIT),
         window,
@@ -37,15 +37,18 @@ struct Row {
     activities: &'static str,
     /// `activities.overlap` instead of the rig's 15 min.
     overlap: Option<&'static str>,
+    /// Hours of generated history (6 unless a row needs the hours before midnight).
+    history_h: u64,
     per_day: u32,
 }
 
 /// The three phases; returns the rig so a row can check more.
 async fn run_row(row: Row) -> (Rig, Daemon) {
-    let rig = Rig::with(rig_options(row.window, row.per_day)).await;
+    let rig = Rig::with(rig_options(row.window, row.per_day, row.history_h)).await;
     let api = format!("rate_limit_window = \"2s\"\n{}", row.api);
+    // (The rig drops its own `interval = "1s"` when the extra lines name an interval.)
     let activities = format!(
-        "reconcile_interval = \"3s\"\nreconcile_lookback = \"1h\"\n{}",
+        "interval = \"1s\"\nreconcile_interval = \"3s\"\nreconcile_lookback = \"1h\"\n{}",
         row.activities
     );
     rig.configure("", &api, &activities);
@@ -83,9 +86,6 @@ async fn run_row(row: Row) -> (Rig, Daemon) {
     rig.add_live(10, "after-restart");
     complete(&rig, &d, BATCH).await;
     ready(&d).await;
-    if std::env::var_os("DEBUG_WINDOW").is_some() {
-        eprintln!("{}", d.logs());
-    }
     check_rate(&rig, "restart");
     (rig, d)
 }
@@ -176,7 +176,10 @@ async fn learned(rig: &Rig) -> (String, serde_json::Value) {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    (format, v["window_facts"][&rig.org].clone())
+    let mut facts = v["window_facts"][&rig.org].clone();
+    facts["cursors"] = v["cursors"].clone();
+    facts["now"] = chrono::Utc::now().to_rfc3339().into();
+    (format, facts)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,6 +189,7 @@ async fn an_api_filtering_exactly_with_strict_dates_loses_nothing_and_recovers_n
         api: "",
         activities: "",
         overlap: None,
+        history_h: 6,
         per_day: 400,
     })
     .await;
@@ -210,6 +214,7 @@ async fn zone_less_bounds_read_at_utc_minus_8_are_detected_and_read_safely() {
         api: "date_format = \"naive\"",
         activities: "",
         overlap: None,
+        history_h: 6,
         per_day: 400,
     })
     .await;
@@ -237,6 +242,8 @@ async fn date_only_bounds_read_at_utc_plus_5_are_detected_and_padded() {
         api: "",
         activities: "",
         overlap: None,
+        // Yesterday evening too: a UTC+5 reading puts its last 5 hours into today.
+        history_h: 30,
         per_day: 400,
     })
     .await;
@@ -260,6 +267,7 @@ async fn an_api_answering_whole_days_is_read_in_day_mode() {
         api: "",
         activities: "",
         overlap: None,
+        history_h: 6,
         per_day: 400,
     })
     .await;
@@ -280,6 +288,7 @@ async fn a_silent_cap_of_the_newest_100_is_learned_and_nothing_is_lost() {
         api: "",
         activities: "",
         overlap: None,
+        history_h: 6,
         // 6 h of history at 1,600 a day: 400 activities, four times the cap.
         per_day: 1600,
     })
@@ -311,12 +320,13 @@ async fn activities_visible_later_than_the_overlap_are_recovered_and_grow_it() {
         // The case scaled down: visible 8 s late with a 2 s overlap (38–40 min
         // against 15 min).
         overlap: Some("2s"),
+        history_h: 6,
         per_day: 400,
     })
     .await;
-    stop_clean(d).await;
+    let logs = stop_clean(d).await;
     let (_, f) = learned(&rig).await;
-    assert!(f["recovered_total"].as_u64() >= Some(1), "{f}");
+    assert!(f["recovered_total"].as_u64() >= Some(1), "{f}\n{logs}");
     assert!(
         f["overlap_ms"].as_i64() >= Some(8_000),
         "the overlap grew: {f}"
