@@ -3,11 +3,14 @@
 figure, for scripts/bench-window-modes.sh (issue 12).
 
 What is measured, and where it comes from:
-- requests, HTTP errors, bytes, activities: the fake's own counters (`GET /_stats` before and
-  after the client ran; bytes are what the fake wrote, headers included) and its request log
-  (`--fake-log`, one JSON line per request, for the split of a `once` into poll and sweep);
-- wall time, CPU (user + sys) and peak RSS of the client process: `os.wait4`'s rusage, the
-  same source as `/usr/bin/time -v` ("Maximum resident set size"), at microsecond resolution;
+- requests, HTTP errors, bytes: the fake's own counters (`GET /_stats` before and after the
+  client ran; bytes are what the fake wrote, headers included); activities and `dropped` from
+  its request log (`--fake-log`, one JSON line per request): `activities` counts the answers
+  the client read to the end, `dropped` the answers it closed early (the exporter refuses an
+  answer whose `Content-Length` exceeds `max_response_bytes` after reading its headers); the
+  log also splits a `once` into poll and sweep;
+- wall time; CPU (user + sys) of the client process from `os.wait4`'s rusage (microsecond
+  resolution); its peak RSS from `/usr/bin/time -v` ("Maximum resident set size");
 - events emitted: the lines the client added to its output file (`--emitted-file`), or the
   add-on's own stats (`--addon-stats`).
 With `--sweep`, the client is an exporter `once` that ran a poll and then a sweep: the sweep's
@@ -33,7 +36,7 @@ import time
 import urllib.request
 
 COLUMNS = ["run_at_utc", "commit", "mode", "per_day", "client", "phase", "rc", "requests",
-           "http_errors", "bytes", "activities", "wall_s", "cpu_ms", "peak_rss_mib", "emitted",
+           "http_errors", "dropped", "bytes", "activities", "wall_s", "cpu_ms", "peak_rss_mib", "emitted",
            "note"]
 
 
@@ -86,7 +89,11 @@ def main() -> int:
     out = open(os.path.join(a.dir, f"{a.name}.out"), "wb")
     err = open(os.path.join(a.dir, f"{a.name}.err"), "wb")
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=out, stderr=err)
+    # Under /usr/bin/time -v: its "Maximum resident set size" is the client's own (a process
+    # forked from this Python one would start with Python's ~22 MiB as its high-water mark);
+    # the CPU comes from wait4 on `time`, which includes the client it waited for.
+    timelog = os.path.join(a.dir, f"{a.name}.time")
+    proc = subprocess.Popen(["/usr/bin/time", "-v", "-o", timelog, *cmd], stdout=out, stderr=err)
     _, status, ru = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -98,17 +105,24 @@ def main() -> int:
     acts = [e for e in entries if "/activities" in e["path"]]
     errors = sum(1 for e in entries if e["status"] >= 400)
     cpu_ms = (ru.ru_utime + ru.ru_stime) * 1000
+    rss_kib = 0
+    with open(timelog) as f:
+        for line in f:
+            if "Maximum resident set size" in line:
+                rss_kib = int(line.rsplit(":", 1)[1])
     if a.addon_stats and os.path.exists(a.addon_stats):
         emitted = json.load(open(a.addon_stats))["emitted"]
     elif a.emitted_file:
         emitted = lines(a.emitted_file) - emitted_before
     else:
         emitted = ""
+    done = [e for e in acts if not e.get("aborted")]
     row = dict(fields, rc=proc.returncode,
                requests=after["activity_requests"] - before["activity_requests"],
-               http_errors=errors, bytes=after["bytes"] - before["bytes"],
-               activities=after["activities"] - before["activities"], wall_s=round(wall, 3),
-               cpu_ms=round(cpu_ms, 1), peak_rss_mib=round(ru.ru_maxrss / 1024, 1),
+               http_errors=errors, dropped=len(acts) - len(done),
+               bytes=after["bytes"] - before["bytes"],
+               activities=sum(e["count"] for e in done), wall_s=round(wall, 3),
+               cpu_ms=round(cpu_ms, 1), peak_rss_mib=round(rss_kib / 1024, 1),
                emitted=emitted)
     errors_logged = []
     with open(os.path.join(a.dir, f"{a.name}.err"), errors="replace") as f:
@@ -139,8 +153,9 @@ def main() -> int:
             rows.append(dict(
                 fields, phase=sweep_phase, rc=proc.returncode, requests=k,
                 http_errors=sum(1 for e in tail if e["status"] >= 400),
+                dropped=sum(1 for e in tail if e.get("aborted")),
                 bytes=sum(e["bytes"] for e in tail),
-                activities=sum(e["count"] for e in tail),
+                activities=sum(e["count"] for e in tail if not e.get("aborted")),
                 cpu_ms=round(cpu_ms - a.poll_cpu_ms, 1),
                 note=(f"from the exporter's sweep line (fetched={sweep.get('fetched', '')}, "
                       f"recovered={sweep.get('recovered', 0)}); bytes/activities = its last {k} "
@@ -148,6 +163,7 @@ def main() -> int:
                       f"({a.poll_cpu_ms:.1f} ms); windows: "
                       + " ".join(f"[{e['from']}..{e['to']}]={e['count']}"
                                  f"{'' if e['status'] == 200 else '/' + str(e['status'])}"
+                                 f"{'/dropped' if e.get('aborted') else ''}"
                                  for e in tail))))
     new = not os.path.exists(a.csv)
     with open(a.csv, "a", newline="") as f:

@@ -8,7 +8,7 @@
 #                    200,000-activity day under the real budget (day mode, plus exact mode and the
 #                    add-on on the same day as peers)
 #   quick (~3 min):  1,000 a day only, and a 20,000-activity day
-#   env DENSITIES="1000 10000"  MODES="exact date-only"  POLLS=3  GAP=10  BIG=200000
+#   env DENSITIES="1000 10000"  MODES="exact date-only"  POLLS=3  SWEEPS=3  GAP=10  BIG=200000
 #
 # For each mode and density the fake holds `--per-day N` activities on each of the 5 UTC days
 # before today and on today (only those whose createdAt has passed are visible, so today fills
@@ -18,7 +18,7 @@
 #      backfilled and a sweep finds nothing to recover);
 #   2. steady state: POLLS more `once` runs GAP seconds apart on the same state (no sweep is
 #      due: reconcile_interval is 1 h) — per-poll requests, bytes, activities, CPU;
-#   3. sweep: one `once` with CH_AUDIT__ACTIVITIES__RECONCILE_INTERVAL=1s (the first sweep is
+#   3. sweeps: SWEEPS `once` runs with CH_AUDIT__ACTIVITIES__RECONCILE_INTERVAL=1s (the first sweep is
 #      due one interval after the first poll; `once` sweeps after its poll when one is due):
 #      the sweep's part is split out by wm_measure.py (see there);
 #   4. the add-on's algorithm twice (a first run with an empty checkpoint, and a second one) —
@@ -40,6 +40,7 @@ else
 fi
 MODES=${MODES:-exact date-only}
 GAP=${GAP:-10}
+SWEEPS=${SWEEPS:-3}
 BIN=target/release/clickhouse-audit-exporter
 [ -x "$BIN" ] || cargo build --release --locked
 COMMIT=$(git rev-parse --short HEAD)
@@ -118,7 +119,7 @@ for N in $DENSITIES; do
       CPUS+=("$(sed -n 's/.*cpu_ms=\([0-9.]*\).*/\1/p' <<<"$line")")
     done
     MEDIAN=$(printf '%s\n' "${CPUS[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-    for i in 1 2; do  # two sweeps in a row: the second shows whether the first one's extra requests recur
+    for i in $(seq 1 "$SWEEPS"); do  # several sweeps in a row: whether extra requests recur
       sleep "$GAP"
       measure "$D" "sweep$i" "${F[@]}" --field "phase=poll+sweep $i" --field "note=once with reconcile_interval 1s: a poll then a sweep; $(day_note)" \
         --emitted-file "$D/audit.ndjson" --sweep --poll-cpu-ms "$MEDIAN" \
@@ -149,8 +150,14 @@ for MODE in date-only exact; do
   echo "== $BIG activities in one day (yesterday), $MODE, 10 requests / 10 s on both sides"
   start_fake "$D" --mode "$MODE" --per-day 0 --history-days 2 "--day=-1=$BIG" --seed 1 --limit 10/10s
   config "$D" "$FURL" 2d
+  if [ "$MODE" = date-only ]; then  # what the fake alone serves: the whole day to curl (own key, own budget)
+    Y=$(date -u -d yesterday +%F)
+    measure "$D" curl --field "mode=$MODE" --field "per_day=big day $BIG" --field client=curl \
+      --field "phase=the day in one answer" --field "note=curl -o /dev/null: the fake's own pace on loopback" \
+      -- curl -sS -o /dev/null -u curl:x "$FURL/v1/organizations/$ORG/activities?from_date=$Y&to_date=$Y"
+  fi
   measure "$D" backfill --field "mode=$MODE" --field "per_day=big day $BIG" --field client=exporter \
-    --field "phase=backfill, real budget" --field "note=once, fresh state, initial_lookback 2d, rate_limit 10/10s both sides" \
+    --field "phase=backfill (real budget)" --field "note=once, fresh state, initial_lookback 2d, rate_limit 10/10s both sides" \
     --emitted-file "$D/audit.ndjson" -- $BIN -c "$D/config.toml" once
   grep -h '"level":"\(WARN\|ERROR\)"' "$D/backfill.err" | cut -c1-400 || true
   if [ "$MODE" = exact ] && [ $QUICK = 0 ]; then
