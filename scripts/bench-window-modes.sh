@@ -4,10 +4,10 @@
 # (benches/splunk_addon_algorithm.py) as the peer in the same run.
 #
 # Usage: scripts/bench-window-modes.sh [--quick]
-#   full  (~15 min): densities 1,000 / 10,000 / 100,000 activities a day, both modes, and the
+#   full  (~9 min): densities 1,000 / 10,000 / 100,000 activities a day, both modes, and the
 #                    200,000-activity day under the real budget (day mode, plus exact mode and the
 #                    add-on on the same day as peers)
-#   quick (~3 min):  1,000 a day only, and a 20,000-activity day
+#   quick (~2 min):  1,000 a day only, and a 20,000-activity day
 #   env DENSITIES="1000 10000"  MODES="exact date-only"  POLLS=3  SWEEPS=3  GAP=10  BIG=200000
 #
 # For each mode and density the fake holds `--per-day N` activities on each of the 5 UTC days
