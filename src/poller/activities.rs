@@ -498,6 +498,17 @@ impl ActivityPoller {
         }
     }
 
+    /// The settings windows are sized with: a learned cap keeps answers at half of it.
+    pub(super) fn sizing(&self, facts: &WindowFacts) -> Settings {
+        let s = &self.settings;
+        Settings {
+            split_threshold: facts
+                .cap
+                .map_or(s.split_threshold, |c| s.split_threshold.min((c / 2).max(1))),
+            ..s.clone()
+        }
+    }
+
     /// The org's overlap: the configured one, grown by observed visibility delays.
     pub(crate) fn overlap_ms(&self, f: &WindowFacts) -> i64 {
         ms(self.settings.overlap).max(f.overlap_ms.min(ms(self.settings.max_overlap)))

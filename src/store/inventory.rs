@@ -102,7 +102,7 @@ impl Store {
             let observed = now_rfc3339();
             let tx = conn.transaction()?;
             let mut stats = InsertStats::default();
-            (stats.new, stats.duplicates) = insert_events(&tx, &events, &observed)?;
+            (stats.new, stats.duplicates) = insert_events(&tx, &events, &observed, None)?;
             {
                 let mut up = tx.prepare_cached(
                     "INSERT INTO inventory_snapshots (org_id, resource, object_id, parent_id, hash, raw,
@@ -267,7 +267,7 @@ impl Store {
             let observed = now_rfc3339();
             let tx = conn.transaction()?;
             let mut stats = InsertStats::default();
-            (stats.new, stats.duplicates) = insert_events(&tx, &events, &observed)?;
+            (stats.new, stats.duplicates) = insert_events(&tx, &events, &observed, None)?;
             {
                 let mut up = tx.prepare_cached(
                     "INSERT INTO findings (org_id, rule, resource_id, resource, status, severity, occurrence,

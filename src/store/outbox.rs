@@ -58,6 +58,7 @@ pub(super) fn insert_events(
     tx: &rusqlite::Transaction<'_>,
     events: &[NewEvent],
     observed: &str,
+    mut fresh: Option<&mut Vec<(i64, String)>>,
 ) -> rusqlite::Result<(u64, u64)> {
     let mut ins = tx.prepare_cached(
         "INSERT INTO events (occurred_ms, event_id, kind, org_id, occurred_at, observed_at, payload)
@@ -78,11 +79,39 @@ pub(super) fn insert_events(
         ])?;
         if n == 1 {
             new += 1;
+            if let Some(f) = fresh.as_mut() {
+                f.push((e.occurred_ms, e.event_id.clone()));
+            }
         } else {
             duplicates += 1;
         }
     }
     Ok((new, duplicates))
+}
+
+/// Keeps `rows` of `org` in the quarantine (a payload already there is not added twice);
+/// returns how many were new.
+fn insert_quarantine(
+    tx: &rusqlite::Transaction<'_>,
+    org: &str,
+    rows: &[QuarantineRow],
+    observed: &str,
+) -> rusqlite::Result<u64> {
+    let mut q = tx.prepare_cached(
+        "INSERT INTO quarantine (org_id, reason, detail, payload, observed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+    )?;
+    let mut new = 0;
+    for row in rows {
+        new += q.execute(params![
+            org,
+            row.reason,
+            row.detail,
+            &*row.payload,
+            observed
+        ])? as u64;
+    }
+    Ok(new)
 }
 
 pub(super) fn now_rfc3339() -> String {
@@ -105,16 +134,8 @@ impl Store {
             let observed = now_rfc3339();
             let tx = conn.transaction()?;
             let mut stats = InsertStats::default();
-            {
-                (stats.new, stats.duplicates) = insert_events(&tx, &events, &observed)?;
-                let mut q = tx.prepare_cached(
-                    "INSERT INTO quarantine (org_id, reason, detail, payload, observed_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
-                )?;
-                for row in &quarantined {
-                    stats.quarantined_new += q.execute(params![org, row.reason, row.detail, &*row.payload, observed])? as u64;
-                }
-            }
+            (stats.new, stats.duplicates) = insert_events(&tx, &events, &observed, None)?;
+            stats.quarantined_new = insert_quarantine(&tx, &org, &quarantined, &observed)?;
             if let Some(c) = cursor {
                 tx.execute(
                     "INSERT INTO cursors (org_id, stream, cursor_ms, window_ms, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -130,51 +151,26 @@ impl Store {
         .await
     }
 
-    /// Inserts `events` without touching any cursor (a sweep's finds, a streamed day's
-    /// chunks) and returns the `(occurred_ms, event_id)` of those that were new.
+    /// Inserts `events` and `quarantined` of `org` without touching any cursor (a sweep's
+    /// finds, a streamed day's chunks) and returns the `(occurred_ms, event_id)` of the events
+    /// that were new.
     pub async fn insert_collect(
         &self,
+        org: &str,
         events: Vec<NewEvent>,
-        quarantined: Vec<(String, QuarantineRow)>,
+        quarantined: Vec<QuarantineRow>,
     ) -> anyhow::Result<(Vec<(i64, String)>, InsertStats)> {
+        let org = org.to_string();
         self.write(move |conn| {
             let observed = now_rfc3339();
             let tx = conn.transaction()?;
             let mut fresh = Vec::new();
             let mut stats = InsertStats::default();
-            {
-                let mut ins = tx.prepare_cached(
-                    "INSERT INTO events (occurred_ms, event_id, kind, org_id, occurred_at, observed_at, payload)
-                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
-                     WHERE NOT EXISTS (SELECT 1 FROM events WHERE occurred_ms = ?1 AND event_id = ?2)
-                     ON CONFLICT DO NOTHING",
-                )?;
-                for e in events {
-                    let n = ins.execute(params![
-                        e.occurred_ms,
-                        e.event_id,
-                        e.kind.as_str(),
-                        e.org_id,
-                        e.occurred_at,
-                        observed,
-                        &*e.payload
-                    ])?;
-                    if n == 1 {
-                        stats.new += 1;
-                        fresh.push((e.occurred_ms, e.event_id));
-                    } else {
-                        stats.duplicates += 1;
-                    }
-                }
-                let mut q = tx.prepare_cached(
-                    "INSERT INTO quarantine (org_id, reason, detail, payload, observed_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
-                )?;
-                for (org, row) in &quarantined {
-                    stats.quarantined_new += q.execute(params![org, row.reason, row.detail, &*row.payload, observed])? as u64;
-                }
-            }
-            stats.max_seq = tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
+            (stats.new, stats.duplicates) =
+                insert_events(&tx, &events, &observed, Some(&mut fresh))?;
+            stats.quarantined_new = insert_quarantine(&tx, &org, &quarantined, &observed)?;
+            stats.max_seq =
+                tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
             tx.commit()?;
             Ok((fresh, stats))
         })

@@ -164,6 +164,37 @@ fn other_bad_values_are_named() {
 }
 
 #[test]
+fn sweep_and_overlap_keys_are_checked_against_each_other_and_retention() {
+    let e = err(&format!(
+        "[activities]\noverlap = \"1h\"\nmax_overlap = \"30m\"\n{MINIMAL}"
+    ));
+    assert!(
+        e.contains("activities.max_overlap") && e.contains("30m"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "[activities]\nreconcile_lookback = \"0s\"\n{MINIMAL}"
+    ));
+    assert!(e.contains("activities.reconcile_lookback"), "{e}");
+    // Retention must outlive what a sweep re-reads, or a sweep would export pruned events again.
+    let e = err(&format!(
+        "[activities]\nreconcile_lookback = \"10d\"\n[state]\nretention = \"7d\"\n{MINIMAL}"
+    ));
+    assert!(
+        e.contains("state.retention") && e.contains("reconcile_lookback"),
+        "{e}"
+    );
+    // Sweeps off: the same retention is fine.
+    Config::from_toml(
+        &format!(
+            "[activities]\nreconcile_interval = \"0s\"\nreconcile_lookback = \"10d\"\n[state]\nretention = \"7d\"\n{MINIMAL}"
+        ),
+        Some(HashMap::new()),
+    )
+    .expect("sweeps off: lookback does not bind retention");
+}
+
+#[test]
 fn an_overlap_too_large_to_add_an_hour_to_is_an_error_not_a_panic() {
     // Regression (issue 8): `overlap + 1h` overflowed `Duration` inside validate().
     let e = err(&format!(

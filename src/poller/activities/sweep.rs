@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::check::{DAY_MS, floor_day};
 use super::window::{Purpose, ReadMode, at};
-use super::{ActivityPoller, STREAM, Settings, ms, next_window};
+use super::{ActivityPoller, STREAM, ms, next_window};
 use crate::poller::FetchError;
 
 /// What one sweep did.
@@ -161,18 +161,12 @@ impl ActivityPoller {
                 continue;
             }
             let facts = self.learned.facts.update(|_| {});
-            let sizing = Settings {
-                split_threshold: facts
-                    .cap
-                    .map_or(s.split_threshold, |c| s.split_threshold.min((c / 2).max(1))),
-                ..s.clone()
-            };
             window = next_window(
                 window,
                 (to - from).max(1),
                 read.count,
                 read.body_bytes,
-                &sizing,
+                &self.sizing(&facts),
             )
             .clamp(ms(s.min_window), ms(s.max_window).max(ms(s.min_window)));
             from = to;

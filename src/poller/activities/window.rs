@@ -13,7 +13,7 @@ use super::facts::{WindowFacts, round, suspicious};
 use crate::config::DateFormat;
 use crate::event::{Event, EventKind};
 use crate::poller::{Chunk, Fetched, FetchedActivity, StreamTo, WindowQuery};
-use crate::store::{NewEvent, QuarantineRow};
+use crate::store::NewEvent;
 
 /// Activities per chunk of a streamed answer: a few MiB in flight at most.
 const STREAM_BATCH: usize = 2_000;
@@ -244,11 +244,10 @@ impl ActivityPoller {
                 .inc();
         }
         let reasons: Vec<String> = quarantined.iter().map(|q| q.reason.clone()).collect();
-        let rows: Vec<(String, QuarantineRow)> = quarantined
-            .into_iter()
-            .map(|q| (self.org.clone(), q))
-            .collect();
-        let (fresh, stats) = self.store.insert_collect(events, rows).await?;
+        let (fresh, stats) = self
+            .store
+            .insert_collect(&self.org, events, quarantined)
+            .await?;
         if stats.quarantined_new > 0 {
             tracing::warn!(org = %self.org, count = stats.quarantined_new, ?reasons, "activities without a usable id or createdAt were quarantined in the state DB (not exported); see `state show`");
         }
