@@ -76,10 +76,13 @@ pub fn file_sink(name: &str, path: &Path, batch: usize) -> String {
     )
 }
 
-/// Parses every line of an NDJSON file.
+/// Parses every complete line of an NDJSON file (a last line without its newline is still
+/// being written by the sink: it is left for the next read).
 pub fn read_ndjson(path: &Path) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines()
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    complete
+        .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
         .collect()
 }
