@@ -876,3 +876,23 @@ async fn a_date_only_to_date_seen_covering_its_day_halves_what_day_windows_read(
     r.assert_stored_once(owed, "whole days from the first one on")
         .await;
 }
+
+#[tokio::test]
+async fn a_learned_cap_is_forgotten_when_an_answer_holds_more() {
+    let r = rig(chrono::Duration::zero(), true, sweeping());
+    r.set(|s| s.cap = Some(100));
+    spread(&r, 6, 60, "c");
+    r.cycle().await;
+    assert_eq!(r.facts().cap, Some(100));
+    // The API lifts its cap; a window now answers more than 100: the cap is forgotten.
+    r.set(|s| s.cap = None);
+    r.poller.learned.facts.update(|f| f.cap = Some(10));
+    r.clock.advance(Duration::from_secs(60));
+    r.api
+        .add(r.api.server_now(), chrono::Duration::zero(), "extra");
+    r.cycle().await;
+    spread(&r, 1, 10, "more");
+    r.clock.advance(Duration::from_secs(60));
+    r.cycle().await;
+    assert_eq!(r.facts().cap, None, "{:?}", r.facts());
+}

@@ -99,7 +99,12 @@ impl ActivityPoller {
             self.publish_facts(&f);
         }
         let facts_now = self.learned.facts.update(|_| {});
-        if let Some(cap) = facts_now.cap.filter(|c| read.count >= *c) {
+        if let Some(cap) = facts_now.cap.filter(|c| read.count > *c) {
+            // More than the cap: it was no cap (or it was raised): forget it.
+            let f = self.learned.facts.update(|f| f.cap = None);
+            tracing::warn!(org = %self.org, cap, count = read.count, "an answer held more activities than the silent cap learned earlier: forgetting that cap");
+            self.publish_facts(&f);
+        } else if let Some(cap) = facts_now.cap.filter(|c| read.count == *c) {
             read.capped = true;
             self.capped(cap, mode.splittable, from, to);
         } else if suspicious(read.count, &facts_now) {
