@@ -9,6 +9,7 @@
 #                    add-on on the same day as peers)
 #   quick (~2 min):  1,000 a day only, and a 20,000-activity day
 #   env DENSITIES="1000 10000"  MODES="exact date-only"  POLLS=3  SWEEPS=3  GAP=10  BIG=200000
+#       CSV=FILE (default benches/results/window-modes-<UTC date>[-quick].csv)  KEEP=DIR
 #
 # For each mode and density the fake holds `--per-day N` activities on each of the 5 UTC days
 # before today and on today (only those whose createdAt has passed are visible, so today fills
@@ -28,7 +29,7 @@
 # fake in date-only mode with BIG activities yesterday (nothing else), `--limit 10/10s`, the
 # exporter with its default limiter (10 / 10 s), initial_lookback = "2d", into a file sink.
 #
-# Results: benches/results/window-modes-<UTC date>[-quick].csv (appended) and a directory of raw
+# Results: $CSV, default benches/results/window-modes-<UTC date>[-quick].csv (appended) and a directory of raw
 # outputs (exporter logs, per-request traces of the fake) kept at $KEEP if set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,7 +46,7 @@ BIN=target/release/clickhouse-audit-exporter
 [ -x "$BIN" ] || cargo build --release --locked
 COMMIT=$(git rev-parse --short HEAD)
 SUFFIX=; [ $QUICK = 1 ] && SUFFIX=-quick
-CSV=benches/results/window-modes-$(date -u +%F)$SUFFIX.csv
+CSV=${CSV:-benches/results/window-modes-$(date -u +%F)$SUFFIX.csv}
 WORK=${KEEP:-$(mktemp -d)}; mkdir -p "$WORK"
 FAKE=
 trap '[ -n "$FAKE" ] && kill "$FAKE" 2>/dev/null; [ -z "${KEEP:-}" ] && rm -rf "$WORK"' EXIT
