@@ -733,12 +733,20 @@ async fn a_capped_window_that_cannot_be_split_degrades_readiness_and_never_loops
             &format!("d{i}"),
         );
     }
-    // One round answer is chance; the same round answer again, as large as any, is called.
-    for _ in 0..2 {
+    // One round answer is chance; the same round answer again, as large as any, for other
+    // activities (new ones arrived, the newest 1000 moved on) is called.
+    for round in 0..2 {
         tokio::time::timeout(Duration::from_secs(10), r.cycle())
             .await
             .expect("a cycle over an uncheckable day ends");
         r.clock.advance(Duration::from_secs(60));
+        for i in 0..10 {
+            r.api.add(
+                r.api.server_now() - chrono::Duration::seconds(1),
+                chrono::Duration::zero(),
+                &format!("new{round}-{i}"),
+            );
+        }
     }
     assert!(r.counter("capped", &["org-1", "false"]) >= 1);
     let h = r.poller.health.pollers();
@@ -748,6 +756,31 @@ async fn a_capped_window_that_cannot_be_split_degrades_readiness_and_never_loops
         "{why}"
     );
     assert!(r.api.requests.lock().unwrap().len() <= 4);
+}
+
+#[tokio::test]
+async fn the_same_round_day_read_twice_is_no_cap() {
+    let r = rig(chrono::Duration::zero(), true, sweeping());
+    r.set(|s| s.format = Some(DateFormat::Date));
+    for i in 0..1000 {
+        r.api.add(
+            start() - chrono::Duration::seconds(3600 - i),
+            chrono::Duration::zero(),
+            &format!("d{i}"),
+        );
+    }
+    for _ in 0..3 {
+        r.cycle().await;
+        r.clock.advance(Duration::from_secs(60));
+    }
+    assert_eq!(r.counter("capped", &["org-1", "false"]), 0);
+    let health = r.poller.health.pollers();
+    assert!(
+        health
+            .get("org-1/activities")
+            .is_none_or(|h| h.degraded.is_none()),
+        "{health:?}"
+    );
 }
 
 #[tokio::test]

@@ -108,10 +108,21 @@ impl ActivityPoller {
             read.capped = true;
             self.capped(cap, mode.splittable, from, to);
         } else if suspicious(read.count, &facts_now) {
-            if !mode.splittable || mode.day {
-                // Nothing can be checked by splitting: only a repeat of the largest answer
-                // that is also a round number is called out (one round answer is chance).
-                if read.count == facts_now.max_answer && round(read.count) {
+            // An answer in whole days (day mode, or the first one after stepping down to
+            // date-only bounds) cannot be checked by reading parts: they cover the same days.
+            let whole_days = mode.day || read.format == Some(DateFormat::Date);
+            if !mode.splittable || whole_days {
+                // Only a repeat of the largest answer that is also a round number is called
+                // out (one round answer is chance) — and not when it is the same activities
+                // read again (the same span), e.g. the same day asked twice.
+                let previous = *self
+                    .learned
+                    .largest
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                let repeat =
+                    previous.is_some_and(|(n, span)| n == read.count && Some(span) != check.span());
+                if read.count == facts_now.max_answer && round(read.count) && repeat {
                     self.unsplittable_suspicion(read.count, from, to);
                 }
             } else {
@@ -119,6 +130,15 @@ impl ActivityPoller {
                 self.check_for_cap(from, to, span, mode, &facts_now, &mut read, ids)
                     .await?;
             }
+        }
+        if read.count >= facts_now.max_answer
+            && let Some(span) = check.span()
+        {
+            *self
+                .learned
+                .largest
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some((read.count, span));
         }
         self.learned
             .facts
@@ -450,7 +470,7 @@ impl ActivityPoller {
 
     fn unsplittable_suspicion(&self, count: usize, from: i64, to: i64) {
         let why = format!(
-            "the API answered exactly {count} activities for the window {} .. {}, which cannot be split to check for a silent cap: activities of that window may be missing",
+            "the API answered exactly {count} activities for the window from {} to {} (as asked; whole days in day mode), the same round number as its largest answer for other activities, and the window cannot be split to check for a silent cap: activities of that window may be missing",
             at(from).to_rfc3339(),
             at(to).to_rfc3339()
         );
@@ -527,6 +547,8 @@ pub struct Learned {
     pub applied_overlap: std::sync::atomic::AtomicI64,
     /// The date format last written to the store.
     pub saved_format: std::sync::Mutex<Option<DateFormat>>,
+    /// The largest answer so far: its size and the `createdAt` span it held.
+    largest: std::sync::Mutex<Option<(usize, (i64, i64))>>,
     /// An unsplittable capped window: why, and when (Unix ms); `/readyz` is degraded for an
     /// hour after the last one.
     alert: std::sync::Mutex<Option<(String, i64)>>,
