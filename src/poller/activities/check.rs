@@ -32,6 +32,8 @@ pub struct AnswerCheck {
     min: i64,
     max: i64,
     pub count: u64,
+    /// When the answer was asked for: no window holds anything after it.
+    now: i64,
 }
 
 /// The likely cause of activities outside the bounds.
@@ -66,7 +68,15 @@ impl AnswerCheck {
             min: i64::MAX,
             max: i64::MIN,
             count: 0,
+            now: i64::MAX,
         }
+    }
+
+    /// The time the answer was asked for (Unix ms): the part of a window after it is the
+    /// future, empty whatever the API's reading, so it says nothing about a shift.
+    pub fn asked_at(mut self, now_ms: i64) -> Self {
+        self.now = now_ms;
+        self
     }
 
     /// Notes one activity's `createdAt`.
@@ -121,7 +131,7 @@ impl AnswerCheck {
         let shift = if self.after > 0 && self.before == 0 {
             self.max_after.max(self.min - lo)
         } else if self.before > 0 && self.after == 0 {
-            -self.max_before.max(hi - self.max)
+            -self.max_before.max(hi.min(self.now) - self.max)
         } else {
             return Some(Diagnosis::Other);
         };
@@ -214,6 +224,32 @@ mod tests {
             panic!()
         };
         assert!(s < -4 * 3_600_000, "{s}");
+    }
+
+    #[test]
+    fn the_future_part_of_a_window_is_no_gap() {
+        // Date-only bounds at the live edge ask up to tomorrow's end; a server reading them at
+        // UTC+5 answers from yesterday 19:00 to now. The empty rest is the future, not a shift.
+        let asked = ("2026-03-01T00:00:00Z", "2026-03-02T23:59:59.999Z");
+        let times = [
+            "2026-02-28T19:30:00Z",
+            "2026-02-28T23:00:00Z",
+            "2026-03-01T17:00:00Z",
+        ];
+        let mut c = AnswerCheck::new((at(asked.0), at(asked.1)), 0, false)
+            .asked_at(t("2026-03-01T17:05:00Z"));
+        for x in times {
+            c.observe(t(x));
+        }
+        let Some(Diagnosis::Shift(s)) = c.diagnose() else {
+            panic!("{:?}", c.diagnose())
+        };
+        assert_eq!(
+            s,
+            -(4 * 3_600_000 + 30 * 60_000),
+            "the overhang: 4 h 30 min before"
+        );
+        assert_eq!(pad_for(s), 6 * 3_600_000);
     }
 
     #[test]

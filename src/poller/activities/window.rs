@@ -160,7 +160,9 @@ impl ActivityPoller {
             .inc();
         let assumed = self.source.date_format();
         let assumed_bounds = wire_bounds(assumed, q.from, q.to);
-        let mut check = AnswerCheck::new(assumed_bounds, facts.pad_ms, facts.whole_days);
+        let asked_at = self.clock.now().timestamp_millis();
+        let mut check =
+            AnswerCheck::new(assumed_bounds, facts.pad_ms, facts.whole_days).asked_at(asked_at);
         let mut read = WindowRead {
             requests: 1,
             ..WindowRead::default()
@@ -214,7 +216,7 @@ impl ActivityPoller {
             let bounds = fetched
                 .bounds
                 .unwrap_or_else(|| wire_bounds(fetched.format, q.from, q.to));
-            check = AnswerCheck::new(bounds, facts.pad_ms, facts.whole_days);
+            check = AnswerCheck::new(bounds, facts.pad_ms, facts.whole_days).asked_at(asked_at);
         }
         let ids: HashMap<String, i64> = fetched
             .activities
