@@ -4,7 +4,7 @@
 The team rule for benchmarks: serve the data from something that is not our own emulator
 (`src/emulator/`), so a figure cannot depend on the emulator and the exporter sharing a
 misreading of the API. This is a small, independent reimplementation of the parts of the API a
-poller touches (../shared/docs/clickhouse-cloud-api.md §2, §3, §4.1), Python 3.11 standard
+poller touches (docs/clickhouse-cloud-api.md §2, §3, §4.1), Python 3.11 standard
 library only (`http.server` + threads):
 
 - `GET /v1/organizations` → the single org of the key; `GET /v1/organizations/{org}` → it.

@@ -5,7 +5,7 @@
 //! bytes (`decode`, `models`); an activity window can instead be handed on in chunks as it is
 //! decoded (`activities_window` with `StreamTo`). The activity window's date format steps down
 //! `rfc3339` → `naive` → `date`, one step per 400 about dates (`dates`).
-//! Facts and uncertainties about the API: ../shared/docs/clickhouse-cloud-api.md.
+//! Facts and uncertainties about the API: docs/clickhouse-cloud-api.md.
 //!
 //! Files: `call.rs` (one call: limiter, send, retry, pages), `response.rs` (read one answer:
 //! stream into the decoder, or classify the error), `decode.rs` (envelopes),

@@ -73,6 +73,14 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub use activity_types::{ACTIVITY_TYPES, KEY_UPDATE_TYPES};
+
+/// The vendor's OpenAPI spec as kept in the repository (the `clickhouse-cloud-api` crate's
+/// copy): served at `GET /v1` and read by the conformance tests. Not embedded in the binary
+/// (1.5 MB); `$CH_AUDIT_OPENAPI_SPEC` points elsewhere.
+pub const SPEC_PATH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/docs/api/clickhouse-cloud-openapi.json"
+);
 pub use routes::{ROUTES, RouteInfo};
 pub use window::{DateValidation, WindowSemantics, parse_zone_offset};
 

@@ -159,11 +159,12 @@ fn too_many(inner: &Inner, wait: Duration, request_id: &str) -> Response<EmuBody
     r
 }
 
-/// `GET /v1`: the vendor spec from `$CH_AUDIT_OPENAPI_SPEC` or `../shared/api/…` (cwd), else 404.
+/// `GET /v1`: the vendor spec from `$CH_AUDIT_OPENAPI_SPEC` or the repository's copy
+/// (`SPEC_PATH`, present where the binary was built from a checkout), else 404.
 fn spec(request_id: &str) -> Response<EmuBody> {
     let path = std::env::var_os("CH_AUDIT_OPENAPI_SPEC")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| "../shared/api/clickhouse-cloud-openapi.json".into());
+        .unwrap_or_else(|| super::SPEC_PATH.into());
     match std::fs::read(&path) {
         Ok(bytes) => respond(200, EmuBody::full(Bytes::from(bytes))),
         Err(_) => error(

@@ -470,15 +470,12 @@ mod tests {
     }
 
     /// Every `Activity.type` of the vendor spec is mapped deliberately (issue #4). The spec is
-    /// `$CH_AUDIT_OPENAPI_SPEC` or `../shared/api/clickhouse-cloud-openapi.json`.
+    /// `$CH_AUDIT_OPENAPI_SPEC` or the repository's copy, `docs/api/clickhouse-cloud-openapi.json`.
     #[test]
     fn every_activity_type_of_the_vendor_spec_is_in_the_table() {
         let path = std::env::var_os("CH_AUDIT_OPENAPI_SPEC")
             .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| {
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("../shared/api/clickhouse-cloud-openapi.json")
-            });
+            .unwrap_or_else(|| crate::emulator::SPEC_PATH.into());
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
             panic!(
                 "reading the vendor spec {} (set CH_AUDIT_OPENAPI_SPEC): {e}",

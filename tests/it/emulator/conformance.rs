@@ -435,7 +435,7 @@ async fn error_responses_match_the_spec(window: WindowSemantics) {
 async fn get_v1_serves_the_spec_when_present() {
     let (_h, api) = start(unlimited()).await;
     let r = api.anonymous().get("/v1").await;
-    // The server looks relative to its cwd (the crate root under `cargo test`), like the tests.
+    // The server reads the same repository copy as the tests.
     if spec::path().exists() && std::env::var_os("CH_AUDIT_OPENAPI_SPEC").is_none() {
         assert_eq!(r.status, 200);
         assert_eq!(r.json()["openapi"], spec().doc["openapi"]);

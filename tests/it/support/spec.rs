@@ -1,4 +1,5 @@
-//! The vendor OpenAPI spec (`$CH_AUDIT_OPENAPI_SPEC`, else `../shared/api/…` next to the crate)
+//! The vendor OpenAPI spec (`$CH_AUDIT_OPENAPI_SPEC`, else `docs/api/…` in the crate, a copy kept
+//! in the repository so a fresh clone tests alone)
 //! as JSON-Schema validators for response bodies. Each validator is the operation's response
 //! schema with the spec's `components` copied beside it, so `#/components/...` refs resolve.
 //!
@@ -21,8 +22,7 @@ pub struct Spec {
 pub fn path() -> PathBuf {
     match std::env::var_os("CH_AUDIT_OPENAPI_SPEC") {
         Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/api/clickhouse-cloud-openapi.json"),
+        None => PathBuf::from(clickhouse_audit_exporter::emulator::SPEC_PATH),
     }
 }
 
