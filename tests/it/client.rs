@@ -961,7 +961,12 @@ async fn a_streamed_window_arrives_in_chunks_of_the_requested_size() {
     // Backpressure: with nobody reading, the decoder stops after one queued chunk and the one
     // it cannot hand over, so it cannot finish the answer.
     let first = rx.recv().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Once the decoder has queued the next chunk (the channel holds one), the third cannot be
+    // handed over until we read: the fetch cannot have finished.
+    crate::ops::daemon::eventually("the decoder queues the second chunk", async || {
+        (rx.len() == 1).then_some(())
+    })
+    .await;
     assert!(!fetch.is_finished(), "the decoder waits for the receiver");
     let mut chunks = vec![first];
     while let Some(chunk) = rx.recv().await {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::FixedOffset;
 use clickhouse_audit_exporter::emulator::{DateValidation, EmulatorOptions, WindowSemantics};
 
-use super::{BATCH, Rig, ready, stop_clean};
+use super::{BATCH, Rig, metric_at_least, ready, stop_clean};
 use crate::ops::daemon::Daemon;
 
 /// The emulator's limit in these rows (and the exporter's, scaled from 10 / 10 s).
@@ -71,11 +71,22 @@ async fn run_row(row: Row) -> (Rig, Daemon) {
 
     // 2. Steady state with live activity.
     let d = rig.start().await;
+    // Activity keeps arriving across polls: each round waits for the next poll to be sent.
     for round in 0..5 {
         rig.add_live(4, &format!("live{round}"));
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        let polls = d.scrape().await.sum(
+            "clickhouse_audit_activity_requests_total",
+            &[("purpose", "poll")],
+        );
+        metric_at_least(
+            &d,
+            "clickhouse_audit_activity_requests_total",
+            &[("purpose", "poll")],
+            polls + 1.0,
+        )
+        .await;
     }
-    complete(&rig, &d, 0).await;
+    complete(&rig, 0).await;
     ready(&d).await;
     stop_clean(d).await;
     check_rate(&rig, "run");
@@ -84,35 +95,16 @@ async fn run_row(row: Row) -> (Rig, Daemon) {
     rig.add_live(10, "while-down");
     let d = rig.start().await;
     rig.add_live(10, "after-restart");
-    complete(&rig, &d, BATCH).await;
+    complete(&rig, BATCH).await;
     ready(&d).await;
     check_rate(&rig, "restart");
     (rig, d)
 }
 
-/// Waits (up to a minute) until the archive holds every activity the API holds, then checks
-/// the duplicate bound; on a timeout names what is missing, with the daemon's log.
-async fn complete(rig: &Rig, d: &Daemon, max_dups: usize) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let expected = rig.expected();
-        let got = crate::support::activity_ids(&crate::support::read_ndjson(&rig.out));
-        let missing: Vec<&String> = expected.iter().filter(|id| !got.contains(id)).collect();
-        if missing.is_empty() {
-            super::check_bounded(&got, &expected, max_dups, "archive");
-            return;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!(
-                "{} of {} activities missing after a minute, e.g. {:?}\nlogs:\n{}",
-                missing.len(),
-                expected.len(),
-                &missing[..missing.len().min(5)],
-                d.logs()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+/// Waits until the archive holds every activity the API holds, then checks the duplicate
+/// bound (the fault matrix's own wait, with this row's bound).
+async fn complete(rig: &Rig, max_dups: usize) {
+    super::wait_complete(&rig.out, &rig.expected(), max_dups).await;
 }
 
 /// No rolling window of the emulator's request log, by arrival, holds more than the limit,
