@@ -133,7 +133,7 @@ impl Pipeline {
             .meta_get(activities::DATE_FORMAT_KEY)
             .await?
             .as_deref()
-            .and_then(activities::date_format_from)
+            .and_then(crate::api::dates::format_from_name)
             && below(format)
         {
             tracing::info!(

@@ -87,6 +87,13 @@ pub fn format_name(format: DateFormat) -> &'static str {
     }
 }
 
+/// The format a `format_name` spelling names (e.g. kept in the state), if any.
+pub fn format_from_name(name: &str) -> Option<DateFormat> {
+    [DateFormat::Rfc3339, DateFormat::Naive, DateFormat::Date]
+        .into_iter()
+        .find(|f| format_name(*f) == name)
+}
+
 /// The `date` days sent for `[from, to]`: `from`'s day, and the day after `to`'s (or `to`'s own
 /// when it is exactly midnight).
 fn day_bounds(from: DateTime<Utc>, to: DateTime<Utc>) -> (NaiveDate, NaiveDate) {

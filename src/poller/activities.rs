@@ -407,7 +407,7 @@ impl ActivityPoller {
                     .store
                     .meta_get(DATE_FORMAT_KEY)
                     .await?
-                    .and_then(|t| date_format_from(&t));
+                    .and_then(|t| crate::api::dates::format_from_name(&t));
             }
             if saved != Some(format) {
                 self.store
@@ -571,13 +571,6 @@ fn next_window(window: i64, span: i64, count: usize, bytes: usize, s: &Settings)
     } else {
         (fit as i64).max(window / 2)
     }
-}
-
-/// A date format from its `meta` text (`api::dates::format_name`).
-pub fn date_format_from(text: &str) -> Option<DateFormat> {
-    [DateFormat::Rfc3339, DateFormat::Naive, DateFormat::Date]
-        .into_iter()
-        .find(|f| crate::api::dates::format_name(*f) == text)
 }
 
 #[cfg(test)]

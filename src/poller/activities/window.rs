@@ -125,7 +125,8 @@ impl ActivityPoller {
                 if read.count == facts_now.max_answer && round(read.count) && repeat {
                     self.unsplittable_suspicion(read.count, from, to);
                 }
-            } else {
+            } else if let Some(ids) = ids {
+                // (Without the answer's ids there is nothing to compare the parts with.)
                 let span = check.span().unwrap_or((from, to));
                 self.check_for_cap(from, to, span, mode, &facts_now, &mut read, ids)
                     .await?;
@@ -218,11 +219,16 @@ impl ActivityPoller {
                 .unwrap_or_else(|| wire_bounds(fetched.format, q.from, q.to));
             check = AnswerCheck::new(bounds, facts.pad_ms, facts.whole_days).asked_at(asked_at);
         }
-        let ids: HashMap<String, i64> = fetched
-            .activities
-            .iter()
-            .map(|a| (a.id.clone(), a.created_at.timestamp_millis()))
-            .collect();
+        // Ids are kept only where a cap check may need them (one clone per activity).
+        let wants_ids = mode.purpose == Purpose::CapCheck
+            || (mode.splittable && !mode.day && suspicious(fetched.count, facts));
+        let ids: Option<HashMap<String, i64>> = wants_ids.then(|| {
+            fetched
+                .activities
+                .iter()
+                .map(|a| (a.id.clone(), a.created_at.timestamp_millis()))
+                .collect()
+        });
         for a in &fetched.activities {
             check.observe(a.created_at.timestamp_millis());
         }
@@ -235,7 +241,7 @@ impl ActivityPoller {
             quarantined: fetched.quarantined,
         };
         self.store_chunk(chunk, &mut read).await?;
-        Ok((read, check, Some(ids)))
+        Ok((read, check, ids))
     }
 
     /// Stores one chunk (sorted by createdAt), counts it and wakes the sinks.
@@ -378,9 +384,8 @@ impl ActivityPoller {
         mode: ReadMode,
         facts: &WindowFacts,
         read: &mut WindowRead,
-        ids: Option<HashMap<String, i64>>,
+        answer: HashMap<String, i64>,
     ) -> anyhow::Result<()> {
-        let answer = ids.unwrap_or_default();
         // Only an activity the answer should have held counts as evidence: one created more
         // than the overlap before now was visible when the answer was taken (the cursor
         // rule's own assumption); a newer one may simply have become visible since.
