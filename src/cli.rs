@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Config, ConfigError};
+use crate::config::Config;
 use crate::emulator::DateValidation;
+use crate::values::ConfigError;
 
 const EXAMPLES: &str = "\
 Examples:

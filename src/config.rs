@@ -10,6 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::sinks::SinkConfig;
+use crate::values::{ConfigError, read_secret_file};
 
 mod inventory;
 
@@ -17,17 +18,6 @@ pub use inventory::{
     BackupStale, FindingsConfig, IgnoreFields, InventoryConfig, InvitationStale, KeyExpiring,
     KeyUnused, Resource, ServiceUnhealthy, Severity, Toggle,
 };
-
-/// A configuration or usage error: the process exits with code 2.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(pub String);
-
-impl ConfigError {
-    fn key(key: &str, value: impl std::fmt::Display, why: impl std::fmt::Display) -> Self {
-        ConfigError(format!("config key `{key}` = {value}: {why}"))
-    }
-}
 
 /// The whole configuration file.
 #[derive(Debug, Deserialize)]
@@ -186,7 +176,7 @@ pub struct ActivitiesConfig {
     /// whatever the backlog; a one-second window is always read whole).
     #[serde(
         default = "default_max_response_bytes",
-        deserialize_with = "crate::sinks::de_size"
+        deserialize_with = "crate::values::de_size"
     )]
     pub max_response_bytes: u64,
     /// How often each organization's recent past is re-read in wide windows (a self-verifying
@@ -703,15 +693,6 @@ impl Config {
     }
 }
 
-/// Reads a secret from a file, trimming one trailing newline; errors name the key and path.
-pub fn read_secret_file(path: &Path, key: &str) -> Result<SecretString, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::key(key, path.display(), format!("cannot read: {e}")))?;
-    Ok(SecretString::from(
-        text.trim_end_matches(['\r', '\n']).to_string(),
-    ))
-}
-
 fn nonzero(key: &str, d: Duration) -> Result<(), ConfigError> {
     if d.is_zero() {
         return Err(ConfigError::key(key, "\"0s\"", "must be greater than zero"));
@@ -722,37 +703,6 @@ fn nonzero(key: &str, d: Duration) -> Result<(), ConfigError> {
 /// Turns a `config`/serde error into a message naming the key and the value when possible.
 fn describe_serde_error(e: &config::ConfigError) -> String {
     e.to_string()
-}
-
-/// Parses a size such as `100MiB`, `64KiB`, `1GB`, `512` (bytes).
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let num: f64 = num
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size such as 100MiB"))?;
-    let mult: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "KB" | "kB" => 1000,
-        "KiB" => 1 << 10,
-        "MB" => 1000 * 1000,
-        "MiB" => 1 << 20,
-        "GB" => 1000 * 1000 * 1000,
-        "GiB" => 1 << 30,
-        other => {
-            return Err(format!(
-                "{text:?}: unknown size unit {other:?} (use B, KiB, MiB, GiB, KB, MB, GB)"
-            ));
-        }
-    };
-    let bytes = num * mult as f64;
-    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
-        return Err(format!("{text:?} is out of range"));
-    }
-    Ok(bytes as u64)
 }
 
 /// Keys whose inline values are secrets (each also has a `*_file` form).
@@ -791,22 +741,4 @@ pub fn world_readable_secrets(path: &Path) -> Option<String> {
             keys.join(", ")
         )
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_parse_with_binary_and_decimal_units() {
-        assert_eq!(parse_size("100MiB").unwrap(), 100 * 1024 * 1024);
-        assert_eq!(parse_size("1KB").unwrap(), 1000);
-        assert_eq!(parse_size("512").unwrap(), 512);
-        assert!(
-            parse_size("12 parsecs")
-                .unwrap_err()
-                .contains("unknown size unit")
-        );
-        assert!(parse_size("MiB").is_err());
-    }
 }

@@ -25,7 +25,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::Client;
-use crate::config::{Config, ConfigError};
+use crate::config::Config;
 use crate::dispatch::{self, Backoff, DispatchError, Mode, SinkTask};
 use crate::event::EventKind;
 use crate::health::Health;
@@ -36,6 +36,7 @@ use crate::poller::inventory::{self, InventoryPoller};
 use crate::poller::{ClientSource, SystemClock};
 use crate::server::{self, ServerState, View};
 use crate::store::Store;
+use crate::values::ConfigError;
 
 /// `meta` key of the API requests of the last process still inside the rate-limit window.
 const RECENT_REQUESTS_KEY: &str = "api_recent_requests";

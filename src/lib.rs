@@ -26,6 +26,8 @@
 //! - `store`: the SQLite outbox, cursors, sink positions, inventory snapshots and findings
 //!   (migrations in `migrations/`).
 //! - `validate`: the `validate` command's config, credential and permission checks.
+//! - `values`: leaf config-value types (`ConfigError`, `KeyPath`, secret files, sizes) that
+//!   `config` and the sink configs share without importing each other.
 
 pub mod api;
 pub mod cli;
@@ -47,3 +49,4 @@ pub mod sinks;
 pub mod state_cmd;
 pub mod store;
 pub mod validate;
+pub mod values;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use clickhouse_audit_exporter::cli::{Cli, execute};
-use clickhouse_audit_exporter::config::ConfigError;
+use clickhouse_audit_exporter::values::ConfigError;
 
 fn main() -> ExitCode {
     limit_malloc_arenas();

@@ -3,9 +3,10 @@
 use std::process::ExitCode;
 
 use crate::cli::StateAction;
-use crate::config::{Config, ConfigError};
+use crate::config::Config;
 use crate::poller::activities::{self, facts, facts::WindowFacts};
 use crate::store::Store;
+use crate::values::ConfigError;
 
 /// What the poller learned about the API, as kept in the state (issue 12).
 struct Learned {

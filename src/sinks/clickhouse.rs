@@ -31,12 +31,12 @@ use serde::Deserialize;
 use sha2::Digest;
 
 use super::{Sink, SinkError};
-use crate::config::{ConfigError, read_secret_file};
 use crate::event::{Event, EventKind};
 use crate::format::view::{
     ActivityView, FindingView, InventoryView, first_time_ms, parse_object, push_rfc3339_ms,
 };
 use crate::format::{Format, push_json_str};
+use crate::values::{ConfigError, read_secret_file};
 
 /// `type = "clickhouse"`.
 #[derive(Clone, Deserialize)]

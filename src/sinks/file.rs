@@ -15,9 +15,9 @@ use serde::Deserialize;
 
 use super::stdout::encode_ndjson;
 use super::{Sink, SinkError};
-use crate::config::ConfigError;
 use crate::event::Event;
 use crate::format::Format;
+use crate::values::ConfigError;
 
 /// `type = "file"`.
 #[derive(Debug, Clone, Deserialize)]
@@ -44,7 +44,7 @@ fn default_fsync() -> bool {
 }
 
 fn de_opt_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    super::de_size(d).map(Some)
+    crate::values::de_size(d).map(Some)
 }
 
 impl FileConfig {

@@ -28,9 +28,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::{Sink, SinkError};
-use crate::config::{ConfigError, read_secret_file};
 use crate::event::Event;
 use crate::format::Format;
+use crate::values::{ConfigError, read_secret_file};
 
 /// `type = "kafka"`.
 #[derive(Clone, Deserialize)]
@@ -69,7 +69,7 @@ pub struct KafkaConfig {
     /// split to stay under the brokers' `message.max.bytes` (1 MB by default).
     #[serde(
         default = "default_max_request_bytes",
-        deserialize_with = "crate::sinks::de_size"
+        deserialize_with = "crate::values::de_size"
     )]
     pub max_request_bytes: u64,
 }

@@ -19,10 +19,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use crate::config::ConfigError;
 use crate::event::Event;
 use crate::format::Format;
 use crate::metrics::Metrics;
+use crate::values::ConfigError;
 
 /// Why a delivery failed; `dispatch` decides what happens next.
 #[derive(Debug, thiserror::Error)]
@@ -295,20 +295,6 @@ impl SinkConfig {
             }
             SinkKind::Kafka(c) => Box::new(kafka::KafkaSink::new(c, &self.name, self.format)?),
         })
-    }
-}
-
-/// Deserializes a size (`"100MiB"` or a plain number of bytes) in sink configs.
-pub(crate) fn de_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Size {
-        N(u64),
-        S(String),
-    }
-    match Size::deserialize(d)? {
-        Size::N(n) => Ok(n),
-        Size::S(s) => crate::config::parse_size(&s).map_err(serde::de::Error::custom),
     }
 }
 

@@ -32,13 +32,13 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::{Sink, SinkError};
-use crate::config::{ConfigError, read_secret_file};
 use crate::event::{Event, EventKind};
 use crate::format::view::{
     ActivityView, FindingView, InventoryView, first_time_ms, parse_object, push_int,
 };
 use crate::format::{Format, push_json_str};
 use crate::metrics::Metrics;
+use crate::values::{ConfigError, read_secret_file};
 
 /// `type = "splunk_hec"`.
 #[derive(Clone, Deserialize)]
@@ -83,7 +83,7 @@ pub struct SplunkHecConfig {
     /// Largest request body before compression; batches are split to stay under it.
     #[serde(
         default = "default_batch_max_bytes",
-        deserialize_with = "crate::sinks::de_size"
+        deserialize_with = "crate::values::de_size"
     )]
     pub batch_max_bytes: u64,
     /// How long dispatch may wait to fill a batch before sending a partial one.

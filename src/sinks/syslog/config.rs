@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::ConfigError;
 use crate::format::catalog::Severity;
+use crate::values::ConfigError;
 
 /// `type = "syslog"`.
 #[derive(Debug, Clone, Deserialize)]
@@ -53,7 +53,7 @@ pub struct SyslogConfig {
     /// in `clickhouse_audit_sink_messages_truncated_total`). TCP/TLS never cut.
     #[serde(
         default = "default_max_message_bytes",
-        deserialize_with = "crate::sinks::de_size"
+        deserialize_with = "crate::values::de_size"
     )]
     pub max_message_bytes: u64,
 }

@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::signing;
-use crate::config::ConfigError;
+use crate::values::ConfigError;
 
 /// `type = "webhook"`.
 #[derive(Clone, Deserialize)]
@@ -48,7 +48,7 @@ pub struct WebhookConfig {
     /// POSTs to stay under it, and an event larger than this is sent alone.
     #[serde(
         default = "default_batch_max_bytes",
-        deserialize_with = "crate::sinks::de_size"
+        deserialize_with = "crate::values::de_size"
     )]
     pub batch_max_bytes: u64,
     /// How long dispatch may wait to fill a batch before sending a partial one.

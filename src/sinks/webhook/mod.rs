@@ -35,9 +35,9 @@ use secrecy::{ExposeSecret, SecretString};
 pub use self::config::{BatchMode, Compression, WebhookConfig};
 use self::signing::Signer;
 use super::{Sink, SinkError, http};
-use crate::config::read_secret_file;
 use crate::event::Event;
 use crate::format::{Format, push_json_str};
+use crate::values::read_secret_file;
 
 /// Characters of a rejecting response body quoted in errors and logs.
 const EXCERPT_CHARS: usize = 200;
