@@ -282,10 +282,7 @@ fn emulator_options(args: &EmulatorArgs) -> crate::emulator::EmulatorOptions {
 }
 
 async fn healthcheck(url: &str) -> ExitCode {
-    let client = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-    {
+    let client = match crate::http::client(Duration::from_secs(5), None, "the healthcheck client") {
         Ok(c) => c,
         Err(e) => {
             eprintln!("healthcheck: {e}");

@@ -1,6 +1,6 @@
 //! Delivery: one task per sink. It reads the next batch after its own position in the outbox,
 //! delivers it, and only then commits the position — so a crash re-delivers at most that batch.
-//! Failures retry with capped exponential backoff + full jitter (rejections at the cap); a
+//! Failures retry with capped exponential backoff + equal jitter (`retry`; rejections at the cap); a
 //! failing sink never blocks polling or other sinks. Pollers wake sinks via a `watch` of the
 //! highest stored seq, so nothing polls SQLite in a loop.
 
@@ -27,30 +27,17 @@ pub enum Mode {
     Drain { give_up_after: Duration },
 }
 
-/// Retry timing.
-#[derive(Debug, Clone, Copy)]
-pub struct Backoff {
-    pub initial: Duration,
-    pub max: Duration,
-}
+/// Retry timing of a failing sink: `retry::Backoff` with equal jitter (at least half of each
+/// step), 0.5 s doubling to `daemon.sink_max_backoff` by default.
+pub use crate::retry::Backoff;
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff {
-            initial: Duration::from_millis(500),
-            max: Duration::from_secs(60),
-        }
-    }
-}
-
-impl Backoff {
-    /// Full jitter over `initial * 2^attempt`, capped.
-    fn delay(&self, attempt: u32) -> Duration {
-        let exp = self
-            .initial
-            .saturating_mul(1u32 << attempt.min(16))
-            .min(self.max);
-        exp.mul_f64(0.5 + fastrand::f64() * 0.5)
+        Backoff::new(
+            Duration::from_millis(500),
+            Duration::from_secs(60),
+            crate::retry::Jitter::Equal,
+        )
     }
 }
 

@@ -3,6 +3,8 @@
 //!
 //! Module map (one concern each):
 //! - `api`: the ClickHouse Cloud API client (rate limiter, retries, envelope decoding, wire types).
+//! - `cleartext`: the rule that no credential crosses a cleartext transport to a non-loopback
+//!   host (API and every sink), with its `allow_insecure` escape.
 //! - `cli`: the command line and its dispatch; `main.rs` only maps errors to exit codes.
 //! - `config`: the TOML/env configuration, its defaults and validation (exit 2 on errors).
 //! - `daemon`: wiring for `run` and `once`: store, client, pollers, sink tasks, server, shutdown.
@@ -13,11 +15,15 @@
 //! - `format`: event encoders (`json` envelope, `raw`, and the SIEM formats `ecs`, `ocsf`,
 //!   `cef` over one activity-type catalogue).
 //! - `health`: what pollers and sinks last did, for `/readyz`, `/status` and `once`.
+//! - `http`: the one home of HTTP plumbing (client, Retry-After, status classes, POST + gzip,
+//!   URL checks and redaction) for the API client, the HTTP sinks and `healthcheck`.
 //! - `logging`: tracing to stderr, text or JSON.
 //! - `metrics`: every Prometheus metric, one registry per instance.
 //! - `notify`: systemd's sd_notify protocol (READY, STATUS, RELOADING, STOPPING, WATCHDOG).
 //! - `poller`: activity polling (windows, cursor rule, dedupe) behind `ActivitySource`; inventory
 //!   polling (snapshots, change events, posture findings).
+//! - `retry`: the one retry backoff (capped exponential, jitter mode named) for the API client,
+//!   dispatch and Splunk's acknowledgement polls.
 //! - `server`: /metrics /healthz /readyz /status.
 //! - `shutdown`: SIGTERM/SIGINT/SIGHUP handling.
 //! - `sinks`: the `Sink` trait, `SinkConfig` registry, stdout, file, webhook (Standard
@@ -30,6 +36,7 @@
 //!   `config` and the sink configs share without importing each other.
 
 pub mod api;
+pub mod cleartext;
 pub mod cli;
 pub mod config;
 pub mod daemon;
@@ -39,10 +46,12 @@ pub mod emulator;
 pub mod event;
 pub mod format;
 pub mod health;
+pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod poller;
+pub mod retry;
 pub mod server;
 pub mod shutdown;
 pub mod sinks;

@@ -4,7 +4,7 @@
 //! crate.
 
 use std::fmt::Display;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -132,6 +132,20 @@ pub fn read_secret_file(path: &Path, key: &str) -> Result<SecretString, ConfigEr
     Ok(SecretString::from(
         text.trim_end_matches(['\r', '\n']).to_string(),
     ))
+}
+
+/// The secret given inline or in a file (read now; `file_key` names it in errors); `None` when
+/// neither is set. `KeyPath::one_secret` has already refused both.
+pub fn resolve_secret(
+    inline: &Option<SecretString>,
+    file: &Option<PathBuf>,
+    file_key: &str,
+) -> Result<Option<SecretString>, ConfigError> {
+    match (inline, file) {
+        (Some(secret), _) => Ok(Some(secret.clone())),
+        (None, Some(path)) => read_secret_file(path, file_key).map(Some),
+        (None, None) => Ok(None),
+    }
 }
 
 /// Parses a size such as `100MiB`, `64KiB`, `1GB`, `512` (bytes).

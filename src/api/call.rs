@@ -14,35 +14,12 @@ use tokio::time::Instant;
 
 use super::decode::ResultShape;
 use super::ratelimit::{Permit, Priority};
-use super::response::causes;
+use super::response::{Page, causes};
 use super::{ApiError, Endpoint, Inner};
+use crate::retry::{Backoff, Jitter};
 
-/// One decoded page of a call.
-#[derive(Debug)]
-pub(crate) struct Page<T> {
-    pub request_id: Option<String>,
-    pub result: T,
-    pub next_cursor: Option<String>,
-    /// Body bytes received (summed over pages by `pages`).
-    pub bytes: usize,
-    /// The server's HTTP `Date` (of the first page).
-    pub date: Option<chrono::DateTime<chrono::Utc>>,
-}
-
-impl<T> Page<T> {
-    /// The same page with its result mapped.
-    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Page<U> {
-        Page {
-            request_id: self.request_id,
-            result: f(self.result),
-            next_cursor: self.next_cursor,
-            bytes: self.bytes,
-            date: self.date,
-        }
-    }
-}
-
-/// First retry waits up to this long (full jitter), doubling up to `api.max_backoff`.
+/// First retry waits up to this long (full jitter: many callers of one key spread out),
+/// doubling up to `api.max_backoff`.
 const BACKOFF_BASE: Duration = Duration::from_secs(1);
 /// A paged list with more pages than this is taken as a cursor loop.
 const MAX_PAGES: usize = 10_000;
@@ -144,10 +121,8 @@ impl Inner {
                     "rate limited by the API (429); every call of this key waits for the reset"
                 );
             } else {
-                let cap = self
-                    .max_backoff
-                    .min(BACKOFF_BASE.saturating_mul(1 << (retries - 1).min(20)));
-                let wait = cap.mul_f64(fastrand::f64());
+                let backoff = Backoff::new(BACKOFF_BASE, self.max_backoff, Jitter::Full);
+                let wait = backoff.delay(retries - 1);
                 tracing::warn!(
                     endpoint = ep.label(),
                     retry = retries,

@@ -47,8 +47,8 @@ pub use response::reset_after;
 
 use decode::{Activities, ActivityList, Identity, Objects, StreamedActivities};
 
-/// `User-Agent` of every request.
-pub const USER_AGENT: &str = concat!("clickhouse-audit-exporter/", env!("CARGO_PKG_VERSION"));
+/// `User-Agent` of every request (the one of every HTTP client of ours).
+pub use crate::http::USER_AGENT;
 
 /// The endpoints the exporter calls: the `endpoint` metric label and the permission each needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -203,12 +203,7 @@ impl Client {
         if creds.key_secret.expose_secret().is_empty() {
             bail!("the API key secret is empty");
         }
-        let http = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .timeout(cfg.request_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .context("building the HTTP client")?;
+        let http = crate::http::client(cfg.request_timeout, None, "the API HTTP client")?;
         let basic_credentials = SecretString::from(STANDARD.encode(format!(
             "{}:{}",
             creds.key_id,

@@ -9,16 +9,41 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use reqwest::StatusCode;
-use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
+use reqwest::header::{HeaderMap, LOCATION};
 use secrecy::ExposeSecret;
 use tokio::sync::mpsc;
 
-use super::call::Page;
 use super::decode::{self, Envelope, ResultShape, describe, error_body, excerpt};
 use super::{ApiError, Endpoint, Inner};
 
 /// A 429 reset longer than this is capped (a misread epoch must not park the exporter).
 const MAX_RESET_WAIT: Duration = Duration::from_secs(15 * 60);
+
+/// One decoded page of a call.
+#[derive(Debug)]
+pub(crate) struct Page<T> {
+    pub request_id: Option<String>,
+    pub result: T,
+    pub next_cursor: Option<String>,
+    /// Body bytes received (summed over pages by `pages`).
+    pub bytes: usize,
+    /// The server's HTTP `Date` (of the first page).
+    pub date: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl<T> Page<T> {
+    /// The same page with its result mapped.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Page<U> {
+        Page {
+            request_id: self.request_id,
+            result: f(self.result),
+            next_cursor: self.next_cursor,
+            bytes: self.bytes,
+            date: self.date,
+        }
+    }
+}
+
 /// Error bodies are read up to this size; the rest is dropped.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
 /// Body chunks in flight between the network and the decoding thread.
@@ -243,12 +268,7 @@ pub fn reset_after(headers: &HeaderMap) -> Option<Duration> {
     let reset = header("x-ratelimit-reset")
         .and_then(|v| v.parse::<f64>().ok())
         .and_then(|v| secs(if v > 1e9 { v - now_unix() } else { v }));
-    let retry_after = header(RETRY_AFTER.as_str()).and_then(|v| match v.parse::<f64>() {
-        Ok(n) => secs(n),
-        Err(_) => chrono::DateTime::parse_from_rfc2822(v)
-            .ok()
-            .and_then(|t| secs(t.timestamp_millis() as f64 / 1000.0 - now_unix())),
-    });
+    let retry_after = crate::http::retry_after(headers, MAX_RESET_WAIT);
     reset.max(retry_after).map(|d| d.min(MAX_RESET_WAIT))
 }
 

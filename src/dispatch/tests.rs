@@ -68,6 +68,7 @@ fn task(store: &Store, sink: MemorySink, batch: usize, wake: &watch::Sender<i64>
         backoff: Backoff {
             initial: Duration::from_millis(1),
             max: Duration::from_millis(5),
+            ..Backoff::default()
         },
         wake: wake.subscribe(),
         reopen: watch::channel(0).1,

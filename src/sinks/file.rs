@@ -17,7 +17,7 @@ use super::stdout::encode_ndjson;
 use super::{Sink, SinkError};
 use crate::event::Event;
 use crate::format::Format;
-use crate::values::ConfigError;
+use crate::values::{ConfigError, KeyPath};
 
 /// `type = "file"`.
 #[derive(Debug, Clone, Deserialize)]
@@ -47,24 +47,26 @@ fn de_opt_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D:
     crate::values::de_size(d).map(Some)
 }
 
-impl FileConfig {
-    pub fn validate(&self, index: usize, name: &str) -> Result<(), ConfigError> {
+impl super::SinkSpec for FileConfig {
+    fn validate(&self, at: &KeyPath) -> Result<(), ConfigError> {
         if self.path.as_os_str().is_empty() {
-            return Err(ConfigError(format!(
-                "config key `sinks[{index}].path` = \"\" (sink {name:?}): must be a file path"
-            )));
+            return Err(at.err("path", "\"\"", "must be a file path"));
         }
         if self.max_bytes == Some(0) {
-            return Err(ConfigError(format!(
-                "config key `sinks[{index}].max_bytes` = 0 (sink {name:?}): must be positive (or unset to never rotate)"
-            )));
+            return Err(at.err(
+                "max_bytes",
+                0,
+                "must be positive (or unset to never rotate)",
+            ));
         }
         if self.max_bytes.is_some() && self.max_files == 0 {
-            return Err(ConfigError(format!(
-                "config key `sinks[{index}].max_files` = 0 (sink {name:?}): keep at least one rotated file"
-            )));
+            return Err(at.err("max_files", 0, "keep at least one rotated file"));
         }
         Ok(())
+    }
+
+    fn build(&self, ctx: super::BuildContext<'_>) -> anyhow::Result<Box<dyn Sink>> {
+        Ok(Box::new(FileSink::open(self, ctx.format)?))
     }
 }
 

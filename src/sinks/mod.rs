@@ -1,16 +1,16 @@
-//! Sinks: the `Sink` runtime trait, `SinkError` (how dispatch retries), and `SinkConfig` —
-//! the `[[sinks]]` tables parsed with errors naming the sink and key. `SinkConfig::build` is the
-//! registry: a new sink is a file, a `SinkKind` variant and a match arm. `http` holds what the
-//! HTTP sinks share (client, TLS roots, gzip key).
+//! Sinks: the `Sink` runtime trait, `SinkError` (how dispatch retries), `SinkSpec` (what each
+//! type's config provides: validate, cleartext rule, batch timeout, build) and `SinkConfig` —
+//! the `[[sinks]]` tables parsed with errors naming the sink and key. The `sink_types!` line
+//! list is the registry: a new sink is a file (or folder) plus one line there (see
+//! `docs/extending.md`). HTTP plumbing lives in `crate::http`, TLS roots in `tls`.
 
 pub mod clickhouse;
 pub mod file;
-pub mod http;
 pub mod kafka;
 pub mod splunk_hec;
 pub mod stdout;
 pub mod syslog;
-mod tls;
+pub(crate) mod tls;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -19,10 +19,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Deserialize;
 
+use crate::cleartext::Insecure;
 use crate::event::Event;
 use crate::format::Format;
 use crate::metrics::Metrics;
-use crate::values::ConfigError;
+use crate::values::{ConfigError, KeyPath};
 
 /// Why a delivery failed; `dispatch` decides what happens next.
 #[derive(Debug, thiserror::Error)]
@@ -89,64 +90,99 @@ pub struct SinkConfig {
     /// At most this many events per delivery (and per redelivery after a crash).
     pub batch_max_events: usize,
     pub kind: SinkKind,
+    /// A credential this sink sends in clear text because its table says `allow_insecure`.
+    pub insecure: Option<Insecure>,
 }
 
-/// Type-specific settings, chosen by `type`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum SinkKind {
-    Stdout(stdout::StdoutConfig),
-    File(file::FileConfig),
-    Webhook(webhook::WebhookConfig),
-    Syslog(syslog::SyslogConfig),
-    SplunkHec(splunk_hec::SplunkHecConfig),
-    Clickhouse(clickhouse::ClickhouseConfig),
-    Kafka(kafka::KafkaConfig),
-}
-
-impl SinkKind {
-    /// The variant `type_name` from the rest of its table (None: no such type); errors carry
-    /// the offending key's path (`token`, `headers.x`), never more of the value than serde's
-    /// type message.
-    fn from_table(
-        type_name: &str,
-        table: serde_json::Value,
-    ) -> Option<Result<SinkKind, serde_path_to_error::Error<serde_json::Error>>> {
-        use serde_path_to_error::deserialize as de;
-        Some(match type_name {
-            "stdout" => de(table).map(SinkKind::Stdout),
-            "file" => de(table).map(SinkKind::File),
-            "webhook" => de(table).map(SinkKind::Webhook),
-            "syslog" => de(table).map(SinkKind::Syslog),
-            "splunk_hec" => de(table).map(SinkKind::SplunkHec),
-            "clickhouse" => de(table).map(SinkKind::Clickhouse),
-            "kafka" => de(table).map(SinkKind::Kafka),
-            _ => return None,
-        })
+/// What each sink type's config provides; `SinkKind::spec` is the only place that picks one.
+pub trait SinkSpec {
+    /// Checks the settings; errors name the key under `at` and its value.
+    fn validate(&self, at: &KeyPath) -> Result<(), ConfigError>;
+    /// The cleartext rule (`cleartext::check`) for each place this sink sends a credential;
+    /// `component` labels the gauge.
+    fn cleartext(&self, _at: &KeyPath, _component: &str) -> Result<Option<Insecure>, ConfigError> {
+        Ok(None)
     }
+    /// How long dispatch may wait to fill a batch before delivering a partial one; `None`:
+    /// deliver whatever is pending at once.
+    fn batch_timeout(&self) -> Option<Duration> {
+        None
+    }
+    /// The runtime sink.
+    fn build(&self, ctx: BuildContext<'_>) -> anyhow::Result<Box<dyn Sink>>;
+}
 
-    /// Every accepted `type` value.
-    pub const TYPES: &'static [&'static str] = &[
-        "stdout",
-        "file",
-        "webhook",
-        "syslog",
-        "splunk_hec",
-        "clickhouse",
-        "kafka",
-    ];
+/// What `SinkSpec::build` gets besides the type's own settings.
+pub struct BuildContext<'a> {
+    pub name: &'a str,
+    pub format: Format,
+    /// Sinks that count things of their own (syslog truncations, Splunk ack waits) count here.
+    pub metrics: Arc<Metrics>,
+}
 
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            SinkKind::Stdout(_) => "stdout",
-            SinkKind::File(_) => "file",
-            SinkKind::Webhook(_) => "webhook",
-            SinkKind::Syslog(_) => "syslog",
-            SinkKind::SplunkHec(_) => "splunk_hec",
-            SinkKind::Clickhouse(_) => "clickhouse",
-            SinkKind::Kafka(_) => "kafka",
+/// The registry: one line per sink type (`Variant(module::Config) = "type"`), from which
+/// `SinkKind`, its parser, `TYPES`, `type_name` and `spec` are generated.
+macro_rules! sink_types {
+    ($($variant:ident($config:ty) = $name:literal),* $(,)?) => {
+        /// Type-specific settings, chosen by `type`.
+        #[derive(Debug, Clone, Deserialize)]
+        #[serde(tag = "type", rename_all = "snake_case")]
+        pub enum SinkKind {
+            $($variant($config),)*
         }
-    }
+
+        impl SinkKind {
+            /// Every accepted `type` value.
+            pub const TYPES: &'static [&'static str] = &[$($name),*];
+
+            /// The variant `type_name` from the rest of its table (None: no such type); errors
+            /// carry the offending key's path (`token`, `headers.x`), never more of the value
+            /// than serde's type message.
+            fn from_table(
+                type_name: &str,
+                table: serde_json::Value,
+            ) -> Option<Result<SinkKind, serde_path_to_error::Error<serde_json::Error>>> {
+                Some(match type_name {
+                    $($name => serde_path_to_error::deserialize(table).map(SinkKind::$variant),)*
+                    _ => return None,
+                })
+            }
+
+            pub fn type_name(&self) -> &'static str {
+                match self {
+                    $(SinkKind::$variant(_) => $name,)*
+                }
+            }
+
+            /// The type's settings behind the common interface.
+            pub fn spec(&self) -> &dyn SinkSpec {
+                match self {
+                    $(SinkKind::$variant(c) => c,)*
+                }
+            }
+        }
+    };
+}
+
+sink_types! {
+    Stdout(stdout::StdoutConfig) = "stdout",
+    File(file::FileConfig) = "file",
+    Webhook(webhook::WebhookConfig) = "webhook",
+    Syslog(syslog::SyslogConfig) = "syslog",
+    SplunkHec(splunk_hec::SplunkHecConfig) = "splunk_hec",
+    Clickhouse(clickhouse::ClickhouseConfig) = "clickhouse",
+    Kafka(kafka::KafkaConfig) = "kafka",
+}
+
+/// Default `timeout` of one delivery attempt (an HTTP request, a syslog connection + write).
+pub(crate) fn default_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// Default `timeout` where one attempt includes the server's own work (a ClickHouse insert, a
+/// Kafka produce with its acknowledgements).
+pub(crate) fn default_long_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 
 const DEFAULT_BATCH_MAX_EVENTS: usize = 500;
@@ -230,38 +266,22 @@ impl SinkConfig {
                 )));
             }
         };
-        let cfg = SinkConfig {
+        let at = KeyPath::sink(index, &name);
+        kind.spec().validate(&at)?;
+        let insecure = kind.spec().cleartext(&at, &format!("sink:{name}"))?;
+        Ok(SinkConfig {
             name,
             format,
             batch_max_events,
             kind,
-        };
-        cfg.validate(index)?;
-        Ok(cfg)
-    }
-
-    fn validate(&self, index: usize) -> Result<(), ConfigError> {
-        match &self.kind {
-            SinkKind::Stdout(_) => Ok(()),
-            SinkKind::File(c) => c.validate(index, &self.name),
-            SinkKind::Webhook(c) => c.validate(index, &self.name),
-            SinkKind::Syslog(c) => c.validate(index, &self.name),
-            SinkKind::SplunkHec(c) => c.validate(index, &self.name),
-            SinkKind::Clickhouse(c) => c.validate(index, &self.name),
-            SinkKind::Kafka(c) => c.validate(index, &self.name),
-        }
+            insecure,
+        })
     }
 
     /// How long dispatch may wait to fill a batch before delivering a partial one; `None`:
     /// deliver whatever is pending at once.
     pub fn batch_timeout(&self) -> Option<Duration> {
-        match &self.kind {
-            SinkKind::Webhook(c) => Some(c.batch_timeout),
-            SinkKind::SplunkHec(c) => Some(c.batch_timeout),
-            SinkKind::Clickhouse(c) => Some(c.batch_timeout),
-            SinkKind::Kafka(c) => Some(c.batch_timeout),
-            SinkKind::Stdout(_) | SinkKind::File(_) | SinkKind::Syslog(_) => None,
-        }
+        self.kind.spec().batch_timeout()
     }
 
     /// Builds the runtime sink with its own metrics registry (tests, tools).
@@ -272,28 +292,10 @@ impl SinkConfig {
     /// Builds the runtime sink; sinks that count things of their own (syslog truncations,
     /// Splunk acknowledgement waits) count them in `metrics`.
     pub fn build_with_metrics(&self, metrics: Arc<Metrics>) -> anyhow::Result<Box<dyn Sink>> {
-        Ok(match &self.kind {
-            SinkKind::Stdout(_) => Box::new(stdout::StdoutSink::new(self.format)),
-            SinkKind::File(c) => Box::new(file::FileSink::open(c, self.format)?),
-            SinkKind::Webhook(c) => {
-                Box::new(webhook::WebhookSink::new(c, &self.name, self.format)?)
-            }
-            SinkKind::Syslog(c) => Box::new(syslog::SyslogSink::new(
-                c,
-                &self.name,
-                self.format,
-                metrics,
-            )?),
-            SinkKind::SplunkHec(c) => Box::new(splunk_hec::SplunkHecSink::new(
-                c,
-                &self.name,
-                self.format,
-                metrics,
-            )?),
-            SinkKind::Clickhouse(c) => {
-                Box::new(clickhouse::ClickhouseSink::new(c, &self.name, self.format)?)
-            }
-            SinkKind::Kafka(c) => Box::new(kafka::KafkaSink::new(c, &self.name, self.format)?),
+        self.kind.spec().build(BuildContext {
+            name: &self.name,
+            format: self.format,
+            metrics,
         })
     }
 }

@@ -8,11 +8,22 @@ use tokio::io::AsyncWriteExt;
 use super::{Sink, SinkError};
 use crate::event::Event;
 use crate::format::Format;
+use crate::values::{ConfigError, KeyPath};
 
 /// `type = "stdout"` has no keys of its own.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StdoutConfig {}
+
+impl super::SinkSpec for StdoutConfig {
+    fn validate(&self, _at: &KeyPath) -> Result<(), ConfigError> {
+        Ok(())
+    }
+
+    fn build(&self, ctx: super::BuildContext<'_>) -> anyhow::Result<Box<dyn Sink>> {
+        Ok(Box::new(StdoutSink::new(ctx.format)))
+    }
+}
 
 pub struct StdoutSink {
     format: Format,

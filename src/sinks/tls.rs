@@ -1,4 +1,5 @@
-//! TLS client settings shared by the sinks that open their own sockets (syslog over TLS, Kafka):
+//! TLS client settings shared by the sinks that open their own sockets (syslog over TLS, Kafka),
+//! and the one `ca_file` loader (the HTTP client uses it too):
 //! the system's roots plus an optional `ca_file`, verification always on. The crypto provider is
 //! named explicitly (aws-lc-rs, as reqwest uses) because two providers are linked in (rskafka
 //! brings ring), and rustls refuses to guess between them.
@@ -10,6 +11,21 @@ use anyhow::Context;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
+/// The certificates of a PEM `ca_file` (at least one); the one loader for the HTTP client and
+/// the sinks' own TLS sockets.
+pub fn read_ca_file(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    let pem = std::fs::read(path).with_context(|| format!("reading ca_file {}", path.display()))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("parsing ca_file {} (PEM)", path.display()))?;
+    anyhow::ensure!(
+        !certs.is_empty(),
+        "ca_file {} holds no certificate",
+        path.display()
+    );
+    Ok(certs)
+}
+
 /// A client config trusting the system roots and the certificates in `ca_file`.
 pub fn client_config(ca_file: Option<&Path>) -> anyhow::Result<Arc<rustls::ClientConfig>> {
     let mut roots = rustls::RootCertStore::empty();
@@ -17,17 +33,7 @@ pub fn client_config(ca_file: Option<&Path>) -> anyhow::Result<Arc<rustls::Clien
     let native = rustls_native_certs::load_native_certs();
     roots.add_parsable_certificates(native.certs);
     if let Some(path) = ca_file {
-        let pem =
-            std::fs::read(path).with_context(|| format!("reading ca_file {}", path.display()))?;
-        let certs = CertificateDer::pem_slice_iter(&pem)
-            .collect::<Result<Vec<_>, _>>()
-            .with_context(|| format!("parsing ca_file {} (PEM)", path.display()))?;
-        anyhow::ensure!(
-            !certs.is_empty(),
-            "ca_file {} holds no certificate",
-            path.display()
-        );
-        for cert in certs {
+        for cert in read_ca_file(path)? {
             roots
                 .add(cert)
                 .with_context(|| format!("adding a certificate of ca_file {}", path.display()))?;

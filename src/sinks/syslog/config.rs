@@ -10,7 +10,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::format::catalog::Severity;
-use crate::values::ConfigError;
+use crate::sinks::{BuildContext, Sink, SinkSpec};
+use crate::values::{ConfigError, KeyPath};
 
 /// `type = "syslog"`.
 #[derive(Debug, Clone, Deserialize)]
@@ -226,17 +227,12 @@ pub fn is_sd_name(s: &str) -> bool {
             .all(|b| (33..=126).contains(&b) && !matches!(b, b'=' | b']' | b'"'))
 }
 
-impl SyslogConfig {
-    pub fn validate(&self, index: usize, name: &str) -> Result<(), ConfigError> {
-        let err = |key: &str, value: &dyn std::fmt::Display, why: &str| {
-            ConfigError(format!(
-                "config key `sinks[{index}].{key}` = {value} (sink {name:?}): {why}"
-            ))
-        };
+impl SinkSpec for SyslogConfig {
+    fn validate(&self, at: &KeyPath) -> Result<(), ConfigError> {
         if crate::sinks::tls::split_host_port(&self.address).is_none() {
-            return Err(err(
+            return Err(at.err(
                 "address",
-                &format!("{:?}", self.address),
+                format!("{:?}", self.address),
                 "expected \"host:port\" (\"[v6]:port\" for IPv6)",
             ));
         }
@@ -246,9 +242,9 @@ impl SyslogConfig {
             || pen.is_empty()
             || !pen.bytes().all(|b| b.is_ascii_digit() || b == b'.')
         {
-            return Err(err(
+            return Err(at.err(
                 "sd_id",
-                &format!("{:?}", self.sd_id),
+                format!("{:?}", self.sd_id),
                 "expected name@<private enterprise number>, at most 32 printable ASCII characters without '=', ']', '\"' or space",
             ));
         }
@@ -256,34 +252,43 @@ impl SyslogConfig {
             || self.app_name.len() > 48
             || !self.app_name.bytes().all(|b| (33..=126).contains(&b))
         {
-            return Err(err(
+            return Err(at.err(
                 "app_name",
-                &format!("{:?}", self.app_name),
+                format!("{:?}", self.app_name),
                 "1-48 printable ASCII characters without spaces",
             ));
         }
         if let Some(h) = &self.hostname
             && (h.is_empty() || h.len() > 255 || !h.bytes().all(|b| (33..=126).contains(&b)))
         {
-            return Err(err(
+            return Err(at.err(
                 "hostname",
-                &format!("{h:?}"),
+                format!("{h:?}"),
                 "1-255 printable ASCII characters without spaces",
             ));
         }
         if self.timeout.is_zero() {
-            return Err(err("timeout", &"\"0s\"", "must be greater than zero"));
+            return Err(at.err("timeout", "\"0s\"", "must be greater than zero"));
         }
         if !(480..=65507).contains(&self.max_message_bytes) {
-            return Err(err(
+            return Err(at.err(
                 "max_message_bytes",
-                &self.max_message_bytes,
+                self.max_message_bytes,
                 "must be between 480 (RFC 5426's minimum) and 65507 (the largest UDP payload)",
             ));
         }
         if self.ca_file.is_some() && self.protocol != Protocol::Tls {
-            return Err(err("ca_file", &"…", "only used with protocol = \"tls\""));
+            return Err(at.err("ca_file", "…", "only used with protocol = \"tls\""));
         }
         Ok(())
+    }
+
+    fn build(&self, ctx: BuildContext<'_>) -> anyhow::Result<Box<dyn Sink>> {
+        Ok(Box::new(super::SyslogSink::new(
+            self,
+            ctx.name,
+            ctx.format,
+            ctx.metrics,
+        )?))
     }
 }

@@ -1,7 +1,7 @@
 //! `type = "webhook"` settings: serde data with a documented default per key, checked by
-//! `validate` (errors name `sinks[i].key`). Secrets (`bearer_token`, `basic_auth_password`,
-//! `signing_secret`) are `SecretString`s, and `Debug` shows header names but not their values,
-//! so neither can reach a log line.
+//! `validate` (errors name `sinks[i].key`), and the cleartext rule. Secrets (`bearer_token`,
+//! `basic_auth_password`, `signing_secret`) are `SecretString`s, the URL is an `HttpUrl` and
+//! `Headers` show names only, so the derived `Debug` cannot put a secret in a log line.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -11,19 +11,22 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::signing;
-use crate::values::ConfigError;
+use crate::cleartext::{self, Insecure, Transport};
+use crate::http::url::HttpUrl;
+use crate::sinks::{BuildContext, Sink, SinkSpec};
+use crate::values::{ConfigError, KeyPath};
 
 /// `type = "webhook"`.
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     /// Where batches are POSTed (`http://` or `https://`). Redirects are not followed.
-    pub url: String,
+    pub url: HttpUrl,
     /// Extra request headers, e.g. `{ "X-Tenant" = "sec" }`. The headers this sink sets
     /// (Content-Type, Content-Encoding, webhook-*, and Authorization when an auth key is set)
-    /// cannot be overridden.
+    /// cannot be overridden. `Debug` shows their names only (a value may be a credential).
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: Headers,
     /// `Authorization: Bearer <token>`.
     #[serde(default)]
     pub bearer_token: Option<SecretString>,
@@ -71,6 +74,21 @@ pub struct WebhookConfig {
     /// appended here as NDJSON and the sink moves on; unset = keep retrying them.
     #[serde(default)]
     pub dead_letter_path: Option<PathBuf>,
+    /// Send the bearer token or basic-auth password over plain `http://` to a non-loopback
+    /// host anyway (WARN at every start; `clickhouse_audit_insecure_transport` = 1).
+    #[serde(default)]
+    pub allow_insecure: bool,
+}
+
+/// Extra request headers; `Debug` shows the names, never the values.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Headers(pub BTreeMap<String, String>);
+
+impl std::fmt::Debug for Headers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -132,49 +150,6 @@ fn de_secrets<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<SecretString
     })
 }
 
-impl std::fmt::Debug for WebhookConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebhookConfig")
-            .field("url", &redact_url(&self.url))
-            .field("headers", &self.headers.keys().collect::<Vec<_>>())
-            .field(
-                "bearer_token",
-                &self.bearer_token.as_ref().map(|_| "[REDACTED]"),
-            )
-            .field("bearer_token_file", &self.bearer_token_file)
-            .field("basic_auth_user", &self.basic_auth_user)
-            .field(
-                "basic_auth_password",
-                &self.basic_auth_password.as_ref().map(|_| "[REDACTED]"),
-            )
-            .field("basic_auth_password_file", &self.basic_auth_password_file)
-            .field("signing_secrets", &self.signing_secret.len())
-            .field("signing_secret_file", &self.signing_secret_file)
-            .field("batch_max_bytes", &self.batch_max_bytes)
-            .field("batch_timeout", &self.batch_timeout)
-            .field("batch_mode", &self.batch_mode)
-            .field("compression", &self.compression)
-            .field("timeout", &self.timeout)
-            .field("ca_file", &self.ca_file)
-            .field("dead_letter_path", &self.dead_letter_path)
-            .finish()
-    }
-}
-
-/// The URL without user info and query (either may hold a credential), for logs and errors.
-pub fn redact_url(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut u) => {
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            u.set_query(None);
-            u.set_fragment(None);
-            u.to_string()
-        }
-        Err(_) => "<invalid url>".into(),
-    }
-}
-
 /// Headers the sink sets itself.
 const RESERVED_HEADERS: &[&str] = &[
     "content-type",
@@ -187,99 +162,116 @@ const RESERVED_HEADERS: &[&str] = &[
     "webhook-signature",
 ];
 
-impl WebhookConfig {
-    pub fn validate(&self, index: usize, name: &str) -> Result<(), ConfigError> {
-        let err = |key: &str, value: &dyn std::fmt::Display, why: &str| {
-            ConfigError(format!(
-                "config key `sinks[{index}].{key}` = {value} (sink {name:?}): {why}"
-            ))
-        };
-        let url = reqwest::Url::parse(&self.url).map_err(|e| {
-            err(
-                "url",
-                &format!("{:?}", redact_url(&self.url)),
-                &e.to_string(),
-            )
-        })?;
-        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-            return Err(err(
-                "url",
-                &format!("{:?}", redact_url(&self.url)),
-                "must be an http(s) URL with a host",
+impl SinkSpec for WebhookConfig {
+    fn validate(&self, at: &KeyPath) -> Result<(), ConfigError> {
+        self.url.check(at, "url", "https://siem.example/ingest")?;
+        self.check_headers(at)?;
+        at.one_secret(
+            "bearer_token",
+            &self.bearer_token,
+            &self.bearer_token_file,
+            None,
+        )?;
+        at.one_secret(
+            "basic_auth_password",
+            &self.basic_auth_password,
+            &self.basic_auth_password_file,
+            None,
+        )?;
+        let basic_password =
+            self.basic_auth_password.is_some() || self.basic_auth_password_file.is_some();
+        if self.has_bearer() && (self.basic_auth_user.is_some() || basic_password) {
+            return Err(at.table_err("set either bearer_token(_file) or basic_auth_*, not both"));
+        }
+        if basic_password != self.basic_auth_user.is_some() {
+            return Err(at.err(
+                "basic_auth_user",
+                format!("{:?}", self.basic_auth_user.as_deref().unwrap_or("")),
+                "basic auth needs both basic_auth_user and basic_auth_password(_file)",
             ));
         }
-        let has_auth = self.bearer_token.is_some()
-            || self.bearer_token_file.is_some()
-            || self.basic_auth_user.is_some();
-        for (key, value) in &self.headers {
+        let signing = (!self.signing_secret.is_empty()).then_some(());
+        at.one_secret("signing_secret", &signing, &self.signing_secret_file, None)?;
+        for secret in &self.signing_secret {
+            signing::decode_secret(secret.expose_secret())
+                .map_err(|why| at.err("signing_secret", "<secret>", why))?;
+        }
+        if self.batch_max_bytes == 0 {
+            return Err(at.err("batch_max_bytes", 0, "must be positive"));
+        }
+        at.nonzero("timeout", self.timeout)?;
+        if let Some(p) = &self.dead_letter_path
+            && p.as_os_str().is_empty()
+        {
+            return Err(at.err("dead_letter_path", "\"\"", "must be a file path"));
+        }
+        Ok(())
+    }
+
+    /// A bearer token or basic-auth password is a credential; a signing secret is never sent
+    /// (only its HMAC), so signing alone over plain HTTP is fine.
+    fn cleartext(&self, at: &KeyPath, component: &str) -> Result<Option<Insecure>, ConfigError> {
+        let url = self.url.check(at, "url", "")?;
+        let credential = if self.has_bearer() {
+            Some("the bearer token")
+        } else if self.basic_auth_user.is_some() {
+            Some("the basic-auth password")
+        } else {
+            None
+        };
+        let shown = self.url.redacted();
+        cleartext::check(
+            at,
+            component,
+            &Transport {
+                key: "url",
+                shown: &shown,
+                host: url.host_str().unwrap_or_default(),
+                encrypted: url.scheme() == "https",
+                credential,
+            },
+            self.allow_insecure,
+        )
+    }
+
+    fn batch_timeout(&self) -> Option<Duration> {
+        Some(self.batch_timeout)
+    }
+
+    fn build(&self, ctx: BuildContext<'_>) -> anyhow::Result<Box<dyn Sink>> {
+        Ok(Box::new(super::WebhookSink::new(
+            self, ctx.name, ctx.format,
+        )?))
+    }
+}
+
+impl WebhookConfig {
+    fn has_bearer(&self) -> bool {
+        self.bearer_token.is_some() || self.bearer_token_file.is_some()
+    }
+
+    fn check_headers(&self, at: &KeyPath) -> Result<(), ConfigError> {
+        let has_auth = self.has_bearer() || self.basic_auth_user.is_some();
+        for (key, value) in &self.headers.0 {
             let lower = key.to_ascii_lowercase();
             if reqwest::header::HeaderName::from_bytes(key.as_bytes()).is_err() {
-                return Err(err(
-                    "headers",
-                    &format!("{key:?}"),
-                    "not a valid header name",
-                ));
+                return Err(at.err("headers", format!("{key:?}"), "not a valid header name"));
             }
             if reqwest::header::HeaderValue::from_str(value).is_err() {
-                return Err(err(
+                return Err(at.err(
                     &format!("headers.{key}"),
-                    &"<value>",
+                    "<value>",
                     "not a valid header value (printable ASCII, no line breaks)",
                 ));
             }
             if RESERVED_HEADERS.contains(&lower.as_str()) || (has_auth && lower == "authorization")
             {
-                return Err(err(
+                return Err(at.err(
                     "headers",
-                    &format!("{key:?}"),
+                    format!("{key:?}"),
                     "this header is set by the sink itself",
                 ));
             }
-        }
-        if self.bearer_token.is_some() && self.bearer_token_file.is_some() {
-            return Err(ConfigError(format!(
-                "config keys `sinks[{index}].bearer_token` and `bearer_token_file` are both set (sink {name:?}): keep one"
-            )));
-        }
-        let bearer = self.bearer_token.is_some() || self.bearer_token_file.is_some();
-        let basic_password =
-            self.basic_auth_password.is_some() || self.basic_auth_password_file.is_some();
-        if bearer && (self.basic_auth_user.is_some() || basic_password) {
-            return Err(ConfigError(format!(
-                "sink {name:?} (sinks[{index}]): set either bearer_token(_file) or basic_auth_*, not both"
-            )));
-        }
-        if self.basic_auth_password.is_some() && self.basic_auth_password_file.is_some() {
-            return Err(ConfigError(format!(
-                "config keys `sinks[{index}].basic_auth_password` and `basic_auth_password_file` are both set (sink {name:?}): keep one"
-            )));
-        }
-        if basic_password != self.basic_auth_user.is_some() {
-            return Err(err(
-                "basic_auth_user",
-                &format!("{:?}", self.basic_auth_user.as_deref().unwrap_or("")),
-                "basic auth needs both basic_auth_user and basic_auth_password(_file)",
-            ));
-        }
-        if !self.signing_secret.is_empty() && self.signing_secret_file.is_some() {
-            return Err(ConfigError(format!(
-                "config keys `sinks[{index}].signing_secret` and `signing_secret_file` are both set (sink {name:?}): keep one"
-            )));
-        }
-        for secret in &self.signing_secret {
-            signing::decode_secret(secret.expose_secret())
-                .map_err(|why| err("signing_secret", &"<secret>", &why))?;
-        }
-        if self.batch_max_bytes == 0 {
-            return Err(err("batch_max_bytes", &0, "must be positive"));
-        }
-        if self.timeout.is_zero() {
-            return Err(err("timeout", &"\"0s\"", "must be greater than zero"));
-        }
-        if let Some(p) = &self.dead_letter_path
-            && p.as_os_str().is_empty()
-        {
-            return Err(err("dead_letter_path", &"\"\"", "must be a file path"));
         }
         Ok(())
     }

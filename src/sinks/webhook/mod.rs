@@ -9,13 +9,14 @@
 //! a retried batch reuses its ids and receivers can deduplicate. If a later POST fails, the error
 //! is returned and dispatch sends the whole batch again: at-least-once.
 //!
-//! Answers: 2xx = delivered. 408, 429, 5xx, timeouts and connection errors =
-//! `SinkError::Transient` (with `Retry-After`, seconds or HTTP date, capped at an hour). Other
+//! Answers are classified by `http::classify`, the same for every HTTP sink: 2xx = delivered;
+//! 408, 429, 5xx, redirects (never followed: a POST must not turn into a GET), timeouts and
+//! connection errors = `SinkError::Transient` (with `Retry-After`, capped at an hour); other
 //! statuses that blame the batch (400, 413, 422, …) = `SinkError::Rejected` with the status and
 //! a body excerpt — or, with `dead_letter_path`, the batch is appended there, an ERROR is logged
-//! and the sink moves on. 401/403/404/405/407 blame the credentials or the URL, not the batch:
-//! they are `Unauthorized` (401/403) or `Rejected` (the rest) and never dead-lettered, so a
-//! revoked token cannot empty the backlog into the dead-letter file. Redirects are not followed (a POST must not turn into a GET).
+//! and the sink moves on. 401/403/407 (`Unauthorized`) and 404/405 (`Rejected`) blame the
+//! credentials or the URL, not the batch, and are never dead-lettered, so a revoked token cannot
+//! empty the backlog into the dead-letter file.
 //! Dispatch logs and counts the errors it gets back; a dead-lettered batch looks delivered to
 //! dispatch, so this sink logs it itself, at ERROR.
 
@@ -34,10 +35,11 @@ use secrecy::{ExposeSecret, SecretString};
 
 pub use self::config::{BatchMode, Compression, WebhookConfig};
 use self::signing::Signer;
-use super::{Sink, SinkError, http};
+use super::{Sink, SinkError};
 use crate::event::Event;
 use crate::format::{Format, push_json_str};
-use crate::values::read_secret_file;
+use crate::http::{self, StatusClass};
+use crate::values::{read_secret_file, resolve_secret};
 
 /// Characters of a rejecting response body quoted in errors and logs.
 const EXCERPT_CHARS: usize = 200;
@@ -65,15 +67,15 @@ impl WebhookSink {
     /// Builds the HTTP client (TLS verification on; `ca_file` added to the roots) and resolves
     /// the secrets (files are read now, so a bad path fails at startup).
     pub fn new(cfg: &WebhookConfig, name: &str, format: Format) -> anyhow::Result<WebhookSink> {
-        let client = crate::sinks::http::client(
+        let client = http::client(
             cfg.timeout,
             cfg.ca_file.as_deref(),
             "the webhook HTTP client",
         )?;
-        let url = reqwest::Url::parse(&cfg.url).context("parsing url")?;
+        let url = reqwest::Url::parse(cfg.url.as_str()).context("parsing url")?;
 
         let mut headers = HeaderMap::new();
-        for (k, v) in &cfg.headers {
+        for (k, v) in &cfg.headers.0 {
             headers.insert(
                 HeaderName::from_bytes(k.as_bytes()).context("header name")?,
                 HeaderValue::from_str(v).context("header value")?,
@@ -118,7 +120,7 @@ impl WebhookSink {
             compression: cfg.compression,
             max_bytes: usize::try_from(cfg.batch_max_bytes).unwrap_or(usize::MAX),
             client,
-            shown_url: config::redact_url(&cfg.url),
+            shown_url: cfg.url.redacted(),
             url,
             headers,
             signer,
@@ -203,54 +205,51 @@ impl WebhookSink {
 
     /// POSTs one part of the batch.
     async fn post(&self, events: &[Event], body: Vec<u8>) -> Result<(), SinkError> {
-        let body = match self.compression {
-            Compression::None => body,
-            Compression::Gzip => tokio::task::spawn_blocking(move || {
-                http::gzip(&body, flate2::Compression::default())
-            })
-            .await
-            .map_err(|e| SinkError::transient(format!("gzip task failed: {e}")))?,
+        let mut headers = self.headers.clone();
+        let gzip = self.compression == Compression::Gzip;
+        let body = if gzip {
+            // Signed bytes are the bytes sent: compress first, then sign.
+            tokio::task::spawn_blocking(move || http::gzip(&body, flate2::Compression::default()))
+                .await
+                .map_err(|e| SinkError::transient(format!("gzip task failed: {e}")))?
+        } else {
+            body
         };
-        let mut req = self
-            .client
-            .post(self.url.clone())
-            .headers(self.headers.clone());
         if let Some(signer) = &self.signer {
             let id = signing::webhook_id(&self.name, events);
             let ts = chrono::Utc::now().timestamp();
             let signature = signer.sign(&id, ts, &body);
-            req = req
-                .header("webhook-id", id)
-                .header("webhook-timestamp", ts)
-                .header("webhook-signature", signature);
+            for (name, value) in [
+                ("webhook-id", id),
+                ("webhook-timestamp", ts.to_string()),
+                ("webhook-signature", signature),
+            ] {
+                let value = HeaderValue::from_str(&value)
+                    .map_err(|e| SinkError::Fatal(format!("{name} header: {e}")))?;
+                headers.insert(name, value);
+            }
         }
-        let resp = req.body(body).send().await.map_err(|e| {
-            SinkError::transient(format!("POST {}: {}", self.shown_url, http::describe(&e)))
-        })?;
-        let status = resp.status();
-        if status.is_success() {
-            // Read (a bounded part of) the answer so the connection can be reused.
-            let _ = excerpt(resp).await;
+        let target = format!("POST {}", self.shown_url);
+        let answer = http::post(
+            &self.client,
+            self.url.clone(),
+            headers,
+            body,
+            None,
+            &target,
+        )
+        .await?;
+        let class = answer.class();
+        if class == StatusClass::Success {
             return Ok(());
         }
-        let retry_after = http::retry_after(resp.headers());
-        let text = excerpt(resp).await;
-        let message = format!("POST {} answered {status}: {text}", self.shown_url);
-        match classify(status) {
-            Verdict::Retry => Err(SinkError::Transient {
-                message,
-                retry_after,
-            }),
-            // 401/403: the credentials; /readyz fails at once and `once` stops (as for the
-            // other sinks). 404/405/407: the URL or a proxy — also not the batch's fault.
-            Verdict::Endpoint if matches!(status.as_u16(), 401 | 403) => {
-                Err(SinkError::Unauthorized(message))
+        let text = http::excerpt(&answer.text, EXCERPT_CHARS);
+        let message = format!("{target} answered {}: {text}", answer.status);
+        match (class, &self.dead_letter) {
+            (StatusClass::Batch, Some(path)) => {
+                self.dead_letter(path, events, answer.status, &text).await
             }
-            Verdict::Endpoint => Err(SinkError::Rejected(message)),
-            Verdict::Batch => match &self.dead_letter {
-                None => Err(SinkError::Rejected(message)),
-                Some(path) => self.dead_letter(path, events, status, &text).await,
-            },
+            _ => Err(http::sink_error(class, &answer, message)),
         }
     }
 
@@ -306,72 +305,30 @@ impl Sink for WebhookSink {
     }
 }
 
-/// How a non-2xx status is handled.
-#[derive(Debug, PartialEq, Eq)]
-enum Verdict {
-    /// Try again later: 408, 429, 5xx, and anything that is not a 4xx (e.g. a redirect).
-    Retry,
-    /// The endpoint or credentials are wrong (401, 403, 404, 405, 407): keep the batch.
-    Endpoint,
-    /// The receiver refuses this batch (400, 413, 422, …).
-    Batch,
-}
-
-fn classify(status: StatusCode) -> Verdict {
-    match status.as_u16() {
-        408 | 429 => Verdict::Retry,
-        401 | 403 | 404 | 405 | 407 => Verdict::Endpoint,
-        400..=499 => Verdict::Batch,
-        _ => Verdict::Retry,
-    }
-}
-
 /// `Authorization` from bearer or basic settings (secrets read from their files now).
 fn authorization(cfg: &WebhookConfig, name: &str) -> anyhow::Result<Option<HeaderValue>> {
-    let token = match (&cfg.bearer_token, &cfg.bearer_token_file) {
-        (Some(t), _) => Some(t.clone()),
-        (None, Some(path)) => Some(read_secret_file(
-            path,
-            &format!("sinks.{name}.bearer_token_file"),
-        )?),
-        (None, None) => None,
-    };
-    let value = if let Some(token) = token {
-        format!("Bearer {}", token.expose_secret())
-    } else if let Some(user) = &cfg.basic_auth_user {
-        let password = match (&cfg.basic_auth_password, &cfg.basic_auth_password_file) {
-            (Some(p), _) => p.clone(),
-            (None, Some(path)) => {
-                read_secret_file(path, &format!("sinks.{name}.basic_auth_password_file"))?
-            }
-            (None, None) => SecretString::from(""),
-        };
-        use base64::Engine;
-        let pair = format!("{user}:{}", password.expose_secret());
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(pair)
-        )
-    } else {
-        return Ok(None);
-    };
-    let mut value = HeaderValue::from_str(&value).map_err(|_| {
-        anyhow::anyhow!("sink {name:?}: the credential is not a valid header value")
-    })?;
-    value.set_sensitive(true);
-    Ok(Some(value))
-}
-
-/// Up to `EXCERPT_CHARS` characters of the response body, control characters flattened.
-async fn excerpt(mut resp: reqwest::Response) -> String {
-    let mut bytes = Vec::new();
-    while bytes.len() < 4 * EXCERPT_CHARS {
-        match resp.chunk().await {
-            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
-            _ => break,
+    let file_key = |key: &str| format!("sinks.{name}.{key}_file");
+    let token = resolve_secret(
+        &cfg.bearer_token,
+        &cfg.bearer_token_file,
+        &file_key("bearer_token"),
+    )?;
+    let value = match (token, &cfg.basic_auth_user) {
+        (Some(token), _) => http::authorization(&format!("Bearer {}", token.expose_secret())),
+        (None, Some(user)) => {
+            let password = resolve_secret(
+                &cfg.basic_auth_password,
+                &cfg.basic_auth_password_file,
+                &file_key("basic_auth_password"),
+            )?
+            .unwrap_or_else(|| SecretString::from(""));
+            http::basic_auth(user, &password)
         }
-    }
-    http::excerpt(&String::from_utf8_lossy(&bytes), EXCERPT_CHARS)
+        (None, None) => return Ok(None),
+    };
+    value
+        .map(Some)
+        .ok_or_else(|| anyhow::anyhow!("sink {name:?}: the credential is not a valid header value"))
 }
 
 /// Appends `bytes` to `path` (created 0640 with its directory) and syncs it.
@@ -392,31 +349,6 @@ fn append_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn statuses_are_classified() {
-        for s in [408, 429, 500, 502, 503, 504, 599, 301, 302, 100] {
-            assert_eq!(
-                classify(StatusCode::from_u16(s).unwrap()),
-                Verdict::Retry,
-                "{s}"
-            );
-        }
-        for s in [401, 403, 404, 405, 407] {
-            assert_eq!(
-                classify(StatusCode::from_u16(s).unwrap()),
-                Verdict::Endpoint,
-                "{s}"
-            );
-        }
-        for s in [400, 409, 410, 413, 415, 422, 499] {
-            assert_eq!(
-                classify(StatusCode::from_u16(s).unwrap()),
-                Verdict::Batch,
-                "{s}"
-            );
-        }
-    }
 
     fn sink(max_bytes: u64, mode: BatchMode) -> WebhookSink {
         let cfg: WebhookConfig = serde_json::from_value(serde_json::json!({

@@ -18,16 +18,18 @@
 //! Answers: 2xx = stored. Authentication and access errors (HTTP 401/403, or exception codes
 //! 192–195, 497, 516) → `SinkError::Unauthorized`. Errors that blame the data or the schema
 //! (unknown table/database/column, parse errors) → `Rejected` with ClickHouse's message.
-//! Everything else (5xx, timeouts, connection refused, too many parts, memory) → `Transient`.
+//! Otherwise the status decides (`http::classify`): 401/403/407 → `Unauthorized`, anything else
+//! (5xx, timeouts, connection refused, too many parts, memory, 404 of an old server) →
+//! `Transient`, honouring `Retry-After`. Settings and their checks are in `config.rs`.
 
-use std::path::PathBuf;
-use std::time::Duration;
+mod config;
+
+pub use self::config::ClickhouseConfig;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use reqwest::header::{self, HeaderValue};
-use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use secrecy::SecretString;
 use sha2::Digest;
 
 use super::{Sink, SinkError};
@@ -36,136 +38,8 @@ use crate::format::view::{
     ActivityView, FindingView, InventoryView, first_time_ms, parse_object, push_rfc3339_ms,
 };
 use crate::format::{Format, push_json_str};
-use crate::values::{ConfigError, read_secret_file};
-
-/// `type = "clickhouse"`.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClickhouseConfig {
-    /// HTTP(S) interface, e.g. `https://abc.clickhouse.cloud:8443` or `http://127.0.0.1:8123`.
-    pub url: String,
-    #[serde(default = "default_database")]
-    pub database: String,
-    #[serde(default = "default_table")]
-    pub table: String,
-    /// Create the database and table (ReplacingMergeTree by event_id) when missing.
-    #[serde(default)]
-    pub create_table: bool,
-    #[serde(default = "default_user")]
-    pub user: String,
-    #[serde(default)]
-    pub password: Option<SecretString>,
-    /// File holding the password (trailing newline ignored).
-    #[serde(default)]
-    pub password_file: Option<PathBuf>,
-    /// `gzip` (default) or `none`.
-    #[serde(
-        default = "default_compression",
-        deserialize_with = "super::http::de_gzip"
-    )]
-    pub compression: bool,
-    /// Timeout of one request.
-    #[serde(default = "default_timeout", with = "humantime_serde")]
-    pub timeout: Duration,
-    /// How long dispatch may wait to fill a batch before inserting a partial one (ClickHouse
-    /// prefers fewer, bigger inserts).
-    #[serde(default = "default_batch_timeout", with = "humantime_serde")]
-    pub batch_timeout: Duration,
-    /// PEM file of extra CA certificates to trust (added to the system roots).
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-}
-
-fn default_database() -> String {
-    "default".into()
-}
-fn default_table() -> String {
-    "clickhouse_cloud_audit".into()
-}
-fn default_user() -> String {
-    "default".into()
-}
-fn default_compression() -> bool {
-    true
-}
-fn default_timeout() -> Duration {
-    Duration::from_secs(30)
-}
-fn default_batch_timeout() -> Duration {
-    Duration::from_secs(2)
-}
-
-impl std::fmt::Debug for ClickhouseConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClickhouseConfig")
-            .field("url", &super::webhook::config::redact_url(&self.url))
-            .field("database", &self.database)
-            .field("table", &self.table)
-            .field("create_table", &self.create_table)
-            .field("user", &self.user)
-            .field("password", &self.password.as_ref().map(|_| "[REDACTED]"))
-            .field("password_file", &self.password_file)
-            .field("compression", &self.compression)
-            .field("timeout", &self.timeout)
-            .field("batch_timeout", &self.batch_timeout)
-            .field("ca_file", &self.ca_file)
-            .finish()
-    }
-}
-
-/// A plain identifier: no quoting games in generated SQL.
-fn is_identifier(s: &str) -> bool {
-    let mut b = s.bytes();
-    b.next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
-        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
-        && s.len() <= 200
-}
-
-impl ClickhouseConfig {
-    pub fn validate(&self, index: usize, name: &str) -> Result<(), ConfigError> {
-        let err = |key: &str, value: &dyn std::fmt::Display, why: &str| {
-            ConfigError(format!(
-                "config key `sinks[{index}].{key}` = {value} (sink {name:?}): {why}"
-            ))
-        };
-        let shown = super::webhook::config::redact_url(&self.url);
-        let url = reqwest::Url::parse(&self.url)
-            .map_err(|e| err("url", &format!("{shown:?}"), &e.to_string()))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-            return Err(err(
-                "url",
-                &format!("{shown:?}"),
-                "must be an http(s) URL with a host (the HTTP interface, port 8123 or 8443)",
-            ));
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(err(
-                "url",
-                &format!("{shown:?}"),
-                "put credentials in user and password(_file), not in the URL",
-            ));
-        }
-        for (key, v) in [("database", &self.database), ("table", &self.table)] {
-            if !is_identifier(v) {
-                return Err(err(
-                    key,
-                    &format!("{v:?}"),
-                    "letters, digits and '_', not starting with a digit",
-                ));
-            }
-        }
-        if self.password.is_some() && self.password_file.is_some() {
-            return Err(ConfigError(format!(
-                "config keys `sinks[{index}].password` and `password_file` are both set (sink {name:?}): keep one"
-            )));
-        }
-        if self.timeout.is_zero() {
-            return Err(err("timeout", &"\"0s\"", "must be greater than zero"));
-        }
-        Ok(())
-    }
-}
+use crate::http::{self, Answer, StatusClass};
+use crate::values::resolve_secret;
 
 /// What the server supports, from `SELECT version()`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,30 +116,26 @@ pub struct ClickhouseSink {
 
 impl ClickhouseSink {
     pub fn new(cfg: &ClickhouseConfig, name: &str, format: Format) -> anyhow::Result<Self> {
-        let client = super::http::client(
+        let client = http::client(
             cfg.timeout,
             cfg.ca_file.as_deref(),
             "the ClickHouse HTTP client",
         )?;
-        let password = match (&cfg.password, &cfg.password_file) {
-            (Some(p), _) => p.clone(),
-            (None, Some(path)) => read_secret_file(path, &format!("sinks.{name}.password_file"))?,
-            (None, None) => SecretString::from(""),
-        };
-        use base64::Engine;
-        let pair = format!("{}:{}", cfg.user, password.expose_secret());
-        let mut auth = HeaderValue::from_str(&format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(pair)
-        ))
-        .map_err(|_| anyhow::anyhow!("sink {name:?}: user/password are not valid in a header"))?;
-        auth.set_sensitive(true);
+        let password = resolve_secret(
+            &cfg.password,
+            &cfg.password_file,
+            &format!("sinks.{name}.password_file"),
+        )?
+        .unwrap_or_else(|| SecretString::from(""));
+        let auth = http::basic_auth(&cfg.user, &password).ok_or_else(|| {
+            anyhow::anyhow!("sink {name:?}: user/password are not valid in a header")
+        })?;
         Ok(ClickhouseSink {
             name: name.to_string(),
             format,
             client,
-            url: reqwest::Url::parse(&cfg.url).context("parsing url")?,
-            shown_url: super::webhook::config::redact_url(&cfg.url),
+            url: reqwest::Url::parse(cfg.url.as_str()).context("parsing url")?,
+            shown_url: cfg.url.redacted(),
             auth,
             database: cfg.database.clone(),
             table: cfg.table.clone(),
@@ -277,37 +147,26 @@ impl ClickhouseSink {
         })
     }
 
-    /// Runs one query; `body` is sent as-is (gzip when `gzip`). Returns the answer text.
+    /// Runs one query; `body` is gzipped at that level when `gzip` is set. Returns the answer
+    /// text.
     async fn query(
         &self,
         params: &[(&str, &str)],
         body: Vec<u8>,
-        gzip: bool,
+        gzip: Option<flate2::Compression>,
     ) -> Result<String, SinkError> {
         let mut url = self.url.clone();
         if !params.is_empty() {
             url.query_pairs_mut().extend_pairs(params);
         }
-        let mut req = self
-            .client
-            .post(url)
-            .header(header::AUTHORIZATION, self.auth.clone());
-        if gzip {
-            req = req.header(header::CONTENT_ENCODING, "gzip");
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, self.auth.clone());
+        let target = format!("ClickHouse {}", self.shown_url);
+        let answer = http::post(&self.client, url, headers, body, gzip, &target).await?;
+        if answer.class() == StatusClass::Success {
+            return Ok(answer.text);
         }
-        let resp = req.body(body).send().await.map_err(|e| {
-            SinkError::transient(format!(
-                "ClickHouse {}: {}",
-                self.shown_url,
-                super::http::describe(&e)
-            ))
-        })?;
-        let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
-        if status.is_success() {
-            return Ok(text);
-        }
-        Err(classify(&self.shown_url, status.as_u16(), &text))
+        Err(classify(&self.shown_url, &answer))
     }
 
     /// `SELECT version()`, then the DDL when `create_table` is on.
@@ -315,19 +174,19 @@ impl ClickhouseSink {
         if let Some(v) = self.version {
             return Ok(v);
         }
-        let text = self.query(&[], b"SELECT version()".to_vec(), false).await?;
+        let text = self.query(&[], b"SELECT version()".to_vec(), None).await?;
         let version = ServerVersion::parse(&text).ok_or_else(|| {
             SinkError::transient(format!(
                 "ClickHouse {}: unexpected answer to SELECT version(): {}",
                 self.shown_url,
-                super::http::excerpt(&text, 300)
+                crate::http::excerpt(&text, 300)
             ))
         })?;
         if self.create_table {
             let db = format!("CREATE DATABASE IF NOT EXISTS `{}`", self.database);
-            self.query(&[], db.into_bytes(), false).await?;
+            self.query(&[], db.into_bytes(), None).await?;
             let ddl = create_table_sql(&self.database, &self.table, version);
-            self.query(&[], ddl.into_bytes(), false).await?;
+            self.query(&[], ddl.into_bytes(), None).await?;
         }
         tracing::info!(sink = %self.name, version = %text.trim(), create_table = self.create_table, "ClickHouse ready");
         self.version = Some(version);
@@ -443,20 +302,25 @@ fn exception_code(text: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
-fn classify(shown_url: &str, status: u16, text: &str) -> SinkError {
-    let code = exception_code(text);
+fn classify(shown_url: &str, answer: &Answer) -> SinkError {
     let message = format!(
-        "ClickHouse {shown_url} answered {status}: {}",
-        super::http::excerpt(text, 300)
+        "ClickHouse {shown_url} answered {}: {}",
+        answer.status,
+        http::excerpt(&answer.text, 300)
     );
-    match code {
+    match exception_code(&answer.text) {
         Some(c) if AUTH_CODES.contains(&c) => SinkError::Unauthorized(message),
-        _ if status == 401 || status == 403 => SinkError::Unauthorized(message),
         Some(60 | 81) => SinkError::Rejected(format!(
             "{message} (create the table, or set create_table = true)"
         )),
         Some(c) if REJECT_CODES.contains(&c) => SinkError::Rejected(message),
-        _ => SinkError::transient(message),
+        // ClickHouse answers most errors with 500 and its own code; an unknown code with a 4xx
+        // is not known to blame the batch, so only the credentials classes are taken from
+        // the status.
+        _ => match answer.class() {
+            StatusClass::Unauthorized => SinkError::Unauthorized(message),
+            _ => http::sink_error(StatusClass::Retry, answer, message),
+        },
     }
 }
 
@@ -491,17 +355,9 @@ impl Sink for ClickhouseSink {
         if version.dedup_token() {
             params.push(("insert_deduplication_token", token.as_str()));
         }
-        let body = std::mem::take(&mut self.body);
-        let payload = if self.compression {
-            let b = body.clone();
-            tokio::task::spawn_blocking(move || super::http::gzip(&b, flate2::Compression::fast()))
-                .await
-                .map_err(|e| SinkError::transient(format!("gzip task failed: {e}")))?
-        } else {
-            body.clone()
-        };
-        self.body = body;
-        self.query(&params, payload, self.compression).await?;
+        // ClickHouse favours fast compression: it decompresses every insert.
+        let gzip = self.compression.then(flate2::Compression::fast);
+        self.query(&params, self.body.clone(), gzip).await?;
         Ok(())
     }
 }
@@ -533,41 +389,52 @@ mod tests {
         assert!(ServerVersion::parse("22.2.1").is_some_and(|v| !v.dedup_token()));
     }
 
+    fn answer(status: u16, text: &str) -> Answer {
+        Answer {
+            status: reqwest::StatusCode::from_u16(status).unwrap(),
+            retry_after: None,
+            text: text.to_string(),
+        }
+    }
+
     #[test]
     fn errors_are_classified_by_exception_code_then_status() {
+        use std::time::Duration;
         let auth = "Code: 516. DB::Exception: default: Authentication failed";
         assert!(matches!(
-            classify("u", 500, auth),
+            classify("u", &answer(500, auth)),
             SinkError::Unauthorized(_)
         ));
+        let wrong_password = "Code: 193, e.displayText() = DB::Exception: Wrong password";
         assert!(matches!(
-            classify(
-                "u",
-                401,
-                "Code: 193, e.displayText() = DB::Exception: Wrong password"
-            ),
+            classify("u", &answer(401, wrong_password)),
             SinkError::Unauthorized(_)
         ));
-        match classify(
-            "u",
-            404,
-            "Code: 60, e.displayText() = DB::Exception: Table x.y doesn't exist.",
-        ) {
+        let missing = "Code: 60, e.displayText() = DB::Exception: Table x.y doesn't exist.";
+        match classify("u", &answer(404, missing)) {
             SinkError::Rejected(m) => assert!(m.contains("create_table"), "{m}"),
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            classify("u", 500, "Code: 27, Cannot parse input"),
+            classify("u", &answer(500, "Code: 27, Cannot parse input")),
             SinkError::Rejected(_)
         ));
         assert!(matches!(
-            classify("u", 500, "Code: 252. Too many parts"),
+            classify("u", &answer(500, "Code: 252. Too many parts")),
             SinkError::Transient { .. }
         ));
-        assert!(matches!(
-            classify("u", 503, ""),
-            SinkError::Transient { .. }
-        ));
+        let mut busy = answer(503, "");
+        busy.retry_after = Some(Duration::from_secs(7));
+        match classify("u", &busy) {
+            SinkError::Transient { retry_after, .. } => {
+                assert_eq!(
+                    retry_after,
+                    Some(Duration::from_secs(7)),
+                    "Retry-After is honoured"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -18,17 +18,19 @@
 //! (1 token disabled, 4 invalid token) → `SinkError::Unauthorized`; 503 (9 server busy, 18–20
 //! unhealthy), 500, 429, 408 and network errors → `Transient` (honouring `Retry-After`); other
 //! 400s (6 invalid data format, 7 incorrect index, 10/11 channel, 14 ack disabled, …) →
-//! `Rejected` with HEC's text.
+//! `Rejected` with HEC's text. Settings and their checks are in `config.rs`.
 
-use std::path::PathBuf;
+mod config;
+
+pub use self::config::SplunkHecConfig;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use async_trait::async_trait;
-use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap, HeaderValue};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 use super::{Sink, SinkError};
@@ -37,170 +39,10 @@ use crate::format::view::{
     ActivityView, FindingView, InventoryView, first_time_ms, parse_object, push_int,
 };
 use crate::format::{Format, push_json_str};
+use crate::http::{self, Answer, StatusClass};
 use crate::metrics::Metrics;
-use crate::values::{ConfigError, read_secret_file};
-
-/// `type = "splunk_hec"`.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SplunkHecConfig {
-    /// Base URL of the collector, e.g. `https://splunk.example:8088` (the sink adds
-    /// `/services/collector/event`).
-    pub url: String,
-    /// The HEC token.
-    #[serde(default)]
-    pub token: Option<SecretString>,
-    /// File holding the HEC token (trailing newline ignored).
-    #[serde(default)]
-    pub token_file: Option<PathBuf>,
-    /// Target index; unset = the token's default index.
-    #[serde(default)]
-    pub index: Option<String>,
-    /// `source` of every event.
-    #[serde(default = "default_source")]
-    pub source: String,
-    /// `sourcetype` of every event.
-    #[serde(default = "default_sourcetype")]
-    pub sourcetype: String,
-    /// `host` of every event; default: this machine's host name.
-    #[serde(default)]
-    pub host: Option<String>,
-    /// Use indexer acknowledgement (the token must have it enabled; Splunk Enterprise).
-    #[serde(default)]
-    pub ack: bool,
-    /// How long to wait for Splunk to acknowledge a batch before sending it again.
-    #[serde(default = "default_ack_timeout", with = "humantime_serde")]
-    pub ack_timeout: Duration,
-    /// `X-Splunk-Request-Channel` (a GUID); default: a new random one per start.
-    #[serde(default)]
-    pub channel: Option<String>,
-    /// `gzip` (default) or `none`.
-    #[serde(
-        default = "default_compression",
-        deserialize_with = "super::http::de_gzip"
-    )]
-    pub compression: bool,
-    /// Largest request body before compression; batches are split to stay under it.
-    #[serde(
-        default = "default_batch_max_bytes",
-        deserialize_with = "crate::values::de_size"
-    )]
-    pub batch_max_bytes: u64,
-    /// How long dispatch may wait to fill a batch before sending a partial one.
-    #[serde(default = "default_batch_timeout", with = "humantime_serde")]
-    pub batch_timeout: Duration,
-    /// Timeout of one request.
-    #[serde(default = "default_timeout", with = "humantime_serde")]
-    pub timeout: Duration,
-    /// PEM file of extra CA certificates to trust (added to the system roots).
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-}
-
-fn default_source() -> String {
-    "clickhouse-audit-exporter".into()
-}
-fn default_sourcetype() -> String {
-    "clickhouse:cloud:audit".into()
-}
-fn default_ack_timeout() -> Duration {
-    Duration::from_secs(60)
-}
-fn default_compression() -> bool {
-    true
-}
-fn default_batch_max_bytes() -> u64 {
-    1 << 20
-}
-fn default_batch_timeout() -> Duration {
-    Duration::from_secs(1)
-}
-fn default_timeout() -> Duration {
-    Duration::from_secs(10)
-}
-
-impl std::fmt::Debug for SplunkHecConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SplunkHecConfig")
-            .field("url", &super::webhook::config::redact_url(&self.url))
-            .field("token", &self.token.as_ref().map(|_| "[REDACTED]"))
-            .field("token_file", &self.token_file)
-            .field("index", &self.index)
-            .field("source", &self.source)
-            .field("sourcetype", &self.sourcetype)
-            .field("host", &self.host)
-            .field("ack", &self.ack)
-            .field("ack_timeout", &self.ack_timeout)
-            .field("channel", &self.channel)
-            .field("compression", &self.compression)
-            .field("batch_max_bytes", &self.batch_max_bytes)
-            .field("batch_timeout", &self.batch_timeout)
-            .field("timeout", &self.timeout)
-            .field("ca_file", &self.ca_file)
-            .finish()
-    }
-}
-
-impl SplunkHecConfig {
-    pub fn validate(&self, index: usize, name: &str) -> Result<(), ConfigError> {
-        let err = |key: &str, value: &dyn std::fmt::Display, why: &str| {
-            ConfigError(format!(
-                "config key `sinks[{index}].{key}` = {value} (sink {name:?}): {why}"
-            ))
-        };
-        let shown = super::webhook::config::redact_url(&self.url);
-        let url = reqwest::Url::parse(&self.url)
-            .map_err(|e| err("url", &format!("{shown:?}"), &e.to_string()))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-            return Err(err(
-                "url",
-                &format!("{shown:?}"),
-                "must be an http(s) URL with a host, e.g. https://splunk.example:8088",
-            ));
-        }
-        if url.path().contains("/services/collector") {
-            return Err(err(
-                "url",
-                &format!("{shown:?}"),
-                "give the base URL (https://host:8088); the sink adds /services/collector/event",
-            ));
-        }
-        match (&self.token, &self.token_file) {
-            (Some(_), Some(_)) => {
-                return Err(ConfigError(format!(
-                    "config keys `sinks[{index}].token` and `token_file` are both set (sink {name:?}): keep one"
-                )));
-            }
-            (None, None) => {
-                return Err(ConfigError(format!(
-                    "config key `sinks[{index}].token` is missing (sink {name:?}): set token or token_file"
-                )));
-            }
-            _ => {}
-        }
-        if self.sourcetype.trim().is_empty() {
-            return Err(err("sourcetype", &"\"\"", "must not be empty"));
-        }
-        if self.batch_max_bytes < 1024 {
-            return Err(err(
-                "batch_max_bytes",
-                &self.batch_max_bytes,
-                "must be at least 1KiB",
-            ));
-        }
-        for (key, d) in [("timeout", self.timeout), ("ack_timeout", self.ack_timeout)] {
-            if d.is_zero() {
-                return Err(err(key, &"\"0s\"", "must be greater than zero"));
-            }
-        }
-        if let Some(c) = &self.channel
-            && uuid::Uuid::parse_str(c).is_err()
-        {
-            return Err(err("channel", &format!("{c:?}"), "must be a GUID"));
-        }
-        Ok(())
-    }
-}
+use crate::retry::{Backoff, Jitter};
+use crate::values::resolve_secret;
 
 pub struct SplunkHecSink {
     name: String,
@@ -246,23 +88,25 @@ impl SplunkHecSink {
         format: Format,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<SplunkHecSink> {
-        let client = super::http::client(
+        let client = http::client(
             cfg.timeout,
             cfg.ca_file.as_deref(),
             "the Splunk HTTP client",
         )?;
-        let base = reqwest::Url::parse(cfg.url.trim_end_matches('/')).context("parsing url")?;
+        let base =
+            reqwest::Url::parse(cfg.url.as_str().trim_end_matches('/')).context("parsing url")?;
         let join = |path: &str| {
             let mut u = base.clone();
             let p = format!("{}{path}", base.path().trim_end_matches('/'));
             u.set_path(&p);
             u
         };
-        let token = match (&cfg.token, &cfg.token_file) {
-            (Some(t), _) => t.clone(),
-            (None, Some(path)) => read_secret_file(path, &format!("sinks.{name}.token_file"))?,
-            (None, None) => anyhow::bail!("sink {name:?}: no token"),
-        };
+        let token = resolve_secret(
+            &cfg.token,
+            &cfg.token_file,
+            &format!("sinks.{name}.token_file"),
+        )?
+        .ok_or_else(|| anyhow::anyhow!("sink {name:?}: no token"))?;
         let mut auth = HeaderValue::from_str(&format!("Splunk {}", token.expose_secret()))
             .map_err(|_| anyhow::anyhow!("sink {name:?}: the token is not a valid header value"))?;
         auth.set_sensitive(true);
@@ -300,7 +144,7 @@ impl SplunkHecSink {
             client,
             event_url: join("/services/collector/event"),
             ack_url: join("/services/collector/ack"),
-            shown_url: super::webhook::config::redact_url(&cfg.url),
+            shown_url: cfg.url.redacted(),
             headers,
             compression: cfg.compression,
             ack: cfg.ack,
@@ -373,100 +217,81 @@ impl SplunkHecSink {
 
     /// POSTs one body; returns its ackId when acknowledgement is on.
     async fn post(&self, body: Vec<u8>) -> Result<Option<u64>, SinkError> {
-        let body = if self.compression {
-            tokio::task::spawn_blocking(move || {
-                super::http::gzip(&body, flate2::Compression::default())
-            })
-            .await
-            .map_err(|e| SinkError::transient(format!("gzip task failed: {e}")))?
-        } else {
-            body
-        };
-        let mut req = self
-            .client
-            .post(self.event_url.clone())
-            .headers(self.headers.clone());
-        if self.compression {
-            req = req.header(header::CONTENT_ENCODING, "gzip");
+        let target = format!("Splunk HEC {} (event)", self.shown_url);
+        let answer = http::post(
+            &self.client,
+            self.event_url.clone(),
+            self.headers.clone(),
+            body,
+            self.compression.then(flate2::Compression::default),
+            &target,
+        )
+        .await?;
+        let reply: HecReply = serde_json::from_str(&answer.text).unwrap_or_default();
+        if answer.class() != StatusClass::Success {
+            return Err(self.failure(&answer, &reply));
         }
-        let resp = req.body(body).send().await.map_err(|e| {
-            SinkError::transient(format!(
-                "Splunk HEC {} (event): {}",
+        if self.ack && reply.ack_id.is_none() {
+            return Err(SinkError::Rejected(format!(
+                "Splunk HEC {}: ack = true but the answer carries no ackId ({}); enable indexer acknowledgement on the token or set ack = false",
                 self.shown_url,
-                super::http::describe(&e)
-            ))
-        })?;
-        let status = resp.status();
-        let retry_after = super::http::retry_after(resp.headers());
-        let text = resp.text().await.unwrap_or_default();
-        let reply: HecReply = serde_json::from_str(&text).unwrap_or_default();
-        if status.is_success() {
-            if self.ack && reply.ack_id.is_none() {
-                return Err(SinkError::Rejected(format!(
-                    "Splunk HEC {}: ack = true but the answer carries no ackId ({}); enable indexer acknowledgement on the token or set ack = false",
-                    self.shown_url,
-                    super::http::excerpt(&text, 200)
-                )));
-            }
-            return Ok(reply.ack_id);
+                http::excerpt(&answer.text, 200)
+            )));
         }
-        Err(self.classify(status, retry_after, &reply, &text))
+        Ok(reply.ack_id)
     }
 
-    fn classify(
-        &self,
-        status: StatusCode,
-        retry_after: Option<Duration>,
-        reply: &HecReply,
-        text: &str,
-    ) -> SinkError {
+    /// A failed answer: HEC codes 1–4 blame the token whatever the status; otherwise the status
+    /// class decides (`http::classify`).
+    fn failure(&self, answer: &Answer, reply: &HecReply) -> SinkError {
         let what = match reply.code {
             Some(code) => format!("HEC code {code}: {}", reply.text),
-            None => super::http::excerpt(text, 200),
+            None => http::excerpt(&answer.text, 200),
         };
-        let message = format!("Splunk HEC {} answered {status} ({what})", self.shown_url);
-        match (status.as_u16(), reply.code) {
-            (401 | 403, _) | (_, Some(1..=4)) => SinkError::Unauthorized(message),
-            (408 | 429 | 500..=599, _) => SinkError::Transient {
-                message,
-                retry_after,
-            },
-            _ => SinkError::Rejected(message),
-        }
+        let message = format!(
+            "Splunk HEC {} answered {} ({what})",
+            self.shown_url, answer.status
+        );
+        let class = match reply.code {
+            Some(1..=4) => StatusClass::Unauthorized,
+            _ => answer.class(),
+        };
+        http::sink_error(class, answer, message)
     }
 
     /// Polls `/services/collector/ack` until every id is acknowledged or `ack_timeout` passes.
     async fn wait_for_acks(&self, mut pending: Vec<u64>, sent: Instant) -> Result<(), SinkError> {
         let deadline = sent + self.ack_timeout;
-        let mut pause = Duration::from_millis(50);
+        // A quick, fixed ladder: indexing usually lands within a second.
+        let ladder = Backoff::new(
+            Duration::from_millis(50),
+            Duration::from_secs(2),
+            Jitter::None,
+        );
+        let mut attempt = 0;
         loop {
+            let pause = ladder.delay(attempt);
+            attempt = attempt.saturating_add(1);
             let body = serde_json::json!({ "acks": pending }).to_string();
-            let resp = self
-                .client
-                .post(self.ack_url.clone())
-                .headers(self.headers.clone())
-                .body(body)
-                .send()
-                .await
-                .map_err(|e| {
-                    SinkError::transient(format!(
-                        "Splunk HEC {} (ack): {}",
-                        self.shown_url,
-                        super::http::describe(&e)
-                    ))
-                })?;
-            let status = resp.status();
-            let retry_after = super::http::retry_after(resp.headers());
-            let text = resp.text().await.unwrap_or_default();
-            if !status.is_success() {
-                let reply: HecReply = serde_json::from_str(&text).unwrap_or_default();
-                return Err(self.classify(status, retry_after, &reply, &text));
+            let target = format!("Splunk HEC {} (ack)", self.shown_url);
+            let answer = http::post(
+                &self.client,
+                self.ack_url.clone(),
+                self.headers.clone(),
+                body.into_bytes(),
+                None,
+                &target,
+            )
+            .await?;
+            if answer.class() != StatusClass::Success {
+                let reply: HecReply = serde_json::from_str(&answer.text).unwrap_or_default();
+                return Err(self.failure(&answer, &reply));
             }
-            let acks: AckReply = serde_json::from_str(&text).map_err(|e| {
+            let acks: AckReply = serde_json::from_str(&answer.text).map_err(|e| {
                 SinkError::transient(format!(
                     "Splunk HEC {}: unreadable ack answer ({e}): {}",
                     self.shown_url,
-                    super::http::excerpt(&text, 200)
+                    http::excerpt(&answer.text, 200)
                 ))
             })?;
             pending.retain(|id| !acks.acks.get(&id.to_string()).copied().unwrap_or(false));
@@ -486,7 +311,6 @@ impl SplunkHecSink {
                 )));
             }
             tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_secs(2));
         }
     }
 }

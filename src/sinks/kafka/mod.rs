@@ -13,10 +13,14 @@
 //!
 //! Errors: SASL authentication or topic/cluster authorization failures are
 //! `SinkError::Unauthorized`; anything else (brokers down, leader moves, timeouts, a topic that
-//! does not exist yet) is transient, and the client is rebuilt on the next attempt.
+//! does not exist yet) is transient, and the client is rebuilt on the next attempt. Settings
+//! and their checks are in `config.rs`.
+
+mod config;
+
+pub use self::config::{Compression, KafkaConfig};
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,188 +29,11 @@ use rskafka::client::partition::{Compression as KafkaCompression, UnknownTopicHa
 use rskafka::client::{Client, ClientBuilder, Credentials, SaslConfig};
 use rskafka::record::Record;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
 
 use super::{Sink, SinkError};
 use crate::event::Event;
 use crate::format::Format;
-use crate::values::{ConfigError, read_secret_file};
-
-/// `type = "kafka"`.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaConfig {
-    /// Bootstrap brokers, `["host:port", …]`.
-    pub brokers: Vec<String>,
-    /// The topic (must exist, or the brokers must auto-create it).
-    pub topic: String,
-    /// `none` (default), `gzip`, `snappy`, `lz4` or `zstd`.
-    #[serde(default, deserialize_with = "de_compression")]
-    pub compression: Compression,
-    /// SASL mechanism: `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`; unset = no SASL.
-    #[serde(default)]
-    pub sasl_mechanism: Option<String>,
-    #[serde(default)]
-    pub sasl_username: Option<String>,
-    #[serde(default)]
-    pub sasl_password: Option<SecretString>,
-    /// File holding the SASL password (trailing newline ignored).
-    #[serde(default)]
-    pub sasl_password_file: Option<PathBuf>,
-    /// Connect with TLS (system roots plus `ca_file`).
-    #[serde(default)]
-    pub tls: bool,
-    /// PEM file of CA certificates to trust besides the system roots (implies `tls`).
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// Longest time one batch may take, connection and acknowledgements included.
-    #[serde(default = "default_timeout", with = "humantime_serde")]
-    pub timeout: Duration,
-    /// How long dispatch may wait to fill a batch before producing a partial one.
-    #[serde(default = "default_batch_timeout", with = "humantime_serde")]
-    pub batch_timeout: Duration,
-    /// Largest produce request per partition before compression (`"512KiB"`): a batch is
-    /// split to stay under the brokers' `message.max.bytes` (1 MB by default).
-    #[serde(
-        default = "default_max_request_bytes",
-        deserialize_with = "crate::values::de_size"
-    )]
-    pub max_request_bytes: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Compression {
-    #[default]
-    None,
-    Gzip,
-    Snappy,
-    Lz4,
-    Zstd,
-}
-
-fn default_timeout() -> Duration {
-    Duration::from_secs(30)
-}
-fn default_batch_timeout() -> Duration {
-    Duration::from_secs(1)
-}
-fn default_max_request_bytes() -> u64 {
-    512 * 1024
-}
-
-fn de_compression<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Compression, D::Error> {
-    Ok(match String::deserialize(d)?.as_str() {
-        "none" => Compression::None,
-        "gzip" => Compression::Gzip,
-        "snappy" => Compression::Snappy,
-        "lz4" => Compression::Lz4,
-        "zstd" => Compression::Zstd,
-        other => {
-            return Err(serde::de::Error::custom(format!(
-                "compression = {other:?}: expected none, gzip, snappy, lz4 or zstd"
-            )));
-        }
-    })
-}
-
-const MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
-
-impl std::fmt::Debug for KafkaConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KafkaConfig")
-            .field("brokers", &self.brokers)
-            .field("topic", &self.topic)
-            .field("compression", &self.compression)
-            .field("sasl_mechanism", &self.sasl_mechanism)
-            .field("sasl_username", &self.sasl_username)
-            .field(
-                "sasl_password",
-                &self.sasl_password.as_ref().map(|_| "[REDACTED]"),
-            )
-            .field("sasl_password_file", &self.sasl_password_file)
-            .field("tls", &self.tls)
-            .field("ca_file", &self.ca_file)
-            .field("timeout", &self.timeout)
-            .field("batch_timeout", &self.batch_timeout)
-            .field("max_request_bytes", &self.max_request_bytes)
-            .finish()
-    }
-}
-
-impl KafkaConfig {
-    pub fn validate(&self, index: usize, name: &str) -> Result<(), ConfigError> {
-        let err = |key: &str, value: &dyn std::fmt::Display, why: &str| {
-            ConfigError(format!(
-                "config key `sinks[{index}].{key}` = {value} (sink {name:?}): {why}"
-            ))
-        };
-        if self.brokers.is_empty() {
-            return Err(err("brokers", &"[]", "list at least one \"host:port\""));
-        }
-        for b in &self.brokers {
-            if crate::sinks::tls::split_host_port(b).is_none() {
-                return Err(err("brokers", &format!("{b:?}"), "expected \"host:port\""));
-            }
-        }
-        // Kafka's topic name rule: 1-249 of [a-zA-Z0-9._-].
-        if self.topic.is_empty()
-            || self.topic.len() > 249
-            || !self
-                .topic
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        {
-            return Err(err(
-                "topic",
-                &format!("{:?}", self.topic),
-                "1-249 characters of a-z, A-Z, 0-9, '.', '_', '-'",
-            ));
-        }
-        if let Some(m) = &self.sasl_mechanism {
-            if !MECHANISMS.contains(&m.as_str()) {
-                return Err(err(
-                    "sasl_mechanism",
-                    &format!("{m:?}"),
-                    "expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
-                ));
-            }
-            if self.sasl_username.is_none()
-                || (self.sasl_password.is_none() && self.sasl_password_file.is_none())
-            {
-                return Err(err(
-                    "sasl_mechanism",
-                    &format!("{m:?}"),
-                    "needs sasl_username and sasl_password (or sasl_password_file)",
-                ));
-            }
-        } else if self.sasl_username.is_some()
-            || self.sasl_password.is_some()
-            || self.sasl_password_file.is_some()
-        {
-            return Err(err(
-                "sasl_username",
-                &"…",
-                "set sasl_mechanism too (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)",
-            ));
-        }
-        if self.sasl_password.is_some() && self.sasl_password_file.is_some() {
-            return Err(ConfigError(format!(
-                "config keys `sinks[{index}].sasl_password` and `sasl_password_file` are both set (sink {name:?}): keep one"
-            )));
-        }
-        if self.timeout.is_zero() {
-            return Err(err("timeout", &"\"0s\"", "must be greater than zero"));
-        }
-        if self.max_request_bytes < 1024 {
-            return Err(err(
-                "max_request_bytes",
-                &self.max_request_bytes,
-                "must be at least 1KiB",
-            ));
-        }
-        Ok(())
-    }
-}
+use crate::values::resolve_secret;
 
 pub struct KafkaSink {
     name: String,
@@ -233,13 +60,12 @@ impl KafkaSink {
         let sasl = match &cfg.sasl_mechanism {
             None => None,
             Some(m) => {
-                let password = match (&cfg.sasl_password, &cfg.sasl_password_file) {
-                    (Some(p), _) => p.clone(),
-                    (None, Some(path)) => {
-                        read_secret_file(path, &format!("sinks.{name}.sasl_password_file"))?
-                    }
-                    (None, None) => SecretString::from(""),
-                };
+                let password = resolve_secret(
+                    &cfg.sasl_password,
+                    &cfg.sasl_password_file,
+                    &format!("sinks.{name}.sasl_password_file"),
+                )?
+                .unwrap_or_else(|| SecretString::from(""));
                 let creds = Credentials::new(
                     cfg.sasl_username.clone().unwrap_or_default(),
                     password.expose_secret().to_string(),
@@ -278,10 +104,7 @@ impl KafkaSink {
 
     async fn connect(&self) -> Result<Connection, rskafka::client::error::Error> {
         let mut builder = ClientBuilder::new(self.brokers.clone())
-            .client_id(concat!(
-                "clickhouse-audit-exporter/",
-                env!("CARGO_PKG_VERSION")
-            ))
+            .client_id(crate::http::USER_AGENT)
             .backoff_config(rskafka::BackoffConfig {
                 init_backoff: Duration::from_millis(100),
                 max_backoff: Duration::from_secs(2),
