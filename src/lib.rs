@@ -3,9 +3,12 @@
 //!
 //! Module map (one concern each):
 //! - `api`: the ClickHouse Cloud API client (rate limiter, retries, envelope decoding, wire types).
-//! - `cli`: the command line and its dispatch; `main.rs` only maps errors to exit codes.
-//! - `config`: the TOML/env configuration, its defaults and validation (exit 2 on errors).
-//! - `daemon`: wiring for `run` and `once`: store, client, pollers, sink tasks, server, shutdown.
+//! - `cli`: the command line and its dispatch (each command's flags live with the command);
+//!   `main.rs` only maps errors to exit codes.
+//! - `config`: the TOML/env configuration, its defaults and validation (exit 2 on errors), one
+//!   file per section.
+//! - `daemon`: wiring for `run` and `once`: store, client, pollers, sink tasks, server, shutdown,
+//!   SIGHUP reload, background gauge refresh and pruning.
 //! - `demo`: the daemon against the built-in emulator with a stdout sink.
 //! - `dispatch`: one task per sink: read after its position, deliver with retry, commit.
 //! - `emulator`: the built-in fake ClickHouse Cloud control-plane API (tests, `demo`, `emulator`).
@@ -22,7 +25,7 @@
 //! - `shutdown`: SIGTERM/SIGINT/SIGHUP handling.
 //! - `sinks`: the `Sink` trait, `SinkConfig` registry, stdout, file, webhook (Standard
 //!   Webhooks signing), syslog (RFC 5424), splunk_hec, clickhouse and kafka sinks.
-//! - `state_cmd`: `state show | rewind | verify`.
+//! - `state_cmd`: `state show | rewind | verify | reset` and their flags.
 //! - `store`: the SQLite outbox, cursors, sink positions, inventory snapshots and findings
 //!   (migrations in `migrations/`).
 //! - `validate`: the `validate` command's config, credential and permission checks.
