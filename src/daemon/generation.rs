@@ -18,6 +18,25 @@ impl Pipeline {
     /// Spawns the pollers, sink tasks and background loops of this configuration.
     pub(super) fn start(&self, sinks: Vec<SinkTask>) -> Generation {
         let mut g = Generation::default();
+        self.spawn_sinks(&mut g, sinks);
+        self.spawn_pollers(&mut g);
+        let stop = g.stop.clone();
+        g.spawn_loop(
+            "prune".into(),
+            super::prune::prune_loop(
+                self.store.clone(),
+                self.sink_names(),
+                self.cfg.state.retention,
+                self.metrics.clone(),
+                stop,
+            ),
+        );
+        let (refresh, every) = super::refresh::Refresh::new(self);
+        g.spawn_loop("gauge refresh".into(), refresh.run(every));
+        g
+    }
+
+    fn spawn_sinks(&self, g: &mut Generation, sinks: Vec<SinkTask>) {
         for task in sinks {
             let (name, health) = (task.name.clone(), self.health.clone());
             let stop = g.sink_stop.clone();
@@ -31,6 +50,9 @@ impl Pipeline {
                 }
             });
         }
+    }
+
+    fn spawn_pollers(&self, g: &mut Generation) {
         if self.cfg.activities.enabled {
             for org in &self.orgs {
                 let poller = self.poller(org);
@@ -49,35 +71,6 @@ impl Pipeline {
                 });
             }
         }
-        let stop = g.stop.clone();
-        g.spawn_loop(
-            "prune".into(),
-            super::prune::prune_loop(
-                self.store.clone(),
-                self.sink_names(),
-                self.cfg.state.retention,
-                self.metrics.clone(),
-                stop,
-            ),
-        );
-        let refresh = super::refresh::Refresh {
-            store: self.store.clone(),
-            metrics: self.metrics.clone(),
-            orgs: if self.cfg.activities.enabled {
-                self.orgs.clone()
-            } else {
-                Vec::new()
-            },
-            sinks: self.sink_names(),
-        };
-        // Often enough that cursor lag and backlog move between polls, never busier than 1/s.
-        let every = self
-            .cfg
-            .activities
-            .interval
-            .clamp(Duration::from_secs(1), Duration::from_secs(15));
-        g.spawn_loop("gauge refresh".into(), refresh.run(every));
-        g
     }
 }
 

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::Pipeline;
 use crate::dispatch;
 use crate::event::EventKind;
 use crate::metrics::Metrics;
@@ -15,10 +16,10 @@ use crate::store::Store;
 /// size by kind, state file size, cursor lag (grows while polls fail), each sink's backlog and
 /// oldest undelivered age (grow while a sink is stuck in retries).
 pub(super) struct Refresh {
-    pub(super) store: Store,
-    pub(super) metrics: Arc<Metrics>,
-    pub(super) orgs: Vec<String>,
-    pub(super) sinks: Vec<String>,
+    store: Store,
+    metrics: Arc<Metrics>,
+    orgs: Vec<String>,
+    sinks: Vec<String>,
 }
 
 /// Hands memory freed since the last call back to the OS, so the idle footprint between polls
@@ -32,6 +33,27 @@ fn release_freed_memory() {
 }
 
 impl Refresh {
+    /// The refresh of `p`'s configuration, and how often it runs: often enough that cursor
+    /// lag and backlog move between polls, never busier than 1/s.
+    pub(super) fn new(p: &Pipeline) -> (Refresh, Duration) {
+        let refresh = Refresh {
+            store: p.store.clone(),
+            metrics: p.metrics.clone(),
+            orgs: if p.cfg.activities.enabled {
+                p.orgs.clone()
+            } else {
+                Vec::new()
+            },
+            sinks: p.sink_names(),
+        };
+        let every = p
+            .cfg
+            .activities
+            .interval
+            .clamp(Duration::from_secs(1), Duration::from_secs(15));
+        (refresh, every)
+    }
+
     pub(super) async fn run(self, every: Duration) {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
