@@ -18,8 +18,8 @@ CREATE TABLE events (
 -- exactly when event_id is.
 CREATE UNIQUE INDEX events_dedupe ON events (occurred_ms, event_id);
 
--- One cursor per organization and stream: everything with createdAt < cursor_ms - overlap is
--- stored. window_ms remembers an adaptive split (NULL = activities.max_window).
+-- One cursor per organization and stream; cursor_ms: see the cursor rule in src/poller/activities.rs.
+-- window_ms remembers an adaptive split (NULL = activities.max_window).
 CREATE TABLE cursors (
     org_id     TEXT    NOT NULL,
     stream     TEXT    NOT NULL,

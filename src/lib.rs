@@ -5,9 +5,12 @@
 //! - `api`: the ClickHouse Cloud API client (rate limiter, retries, envelope decoding, wire types).
 //! - `cleartext`: the rule that no credential crosses a cleartext transport to a non-loopback
 //!   host (API and every sink), with its `allow_insecure` escape.
-//! - `cli`: the command line and its dispatch; `main.rs` only maps errors to exit codes.
-//! - `config`: the TOML/env configuration, its defaults and validation (exit 2 on errors).
-//! - `daemon`: wiring for `run` and `once`: store, client, pollers, sink tasks, server, shutdown.
+//! - `cli`: the command line and its dispatch (each command's flags live with the command);
+//!   `main.rs` only maps errors to exit codes.
+//! - `config`: the TOML/env configuration, its defaults and validation (exit 2 on errors), one
+//!   file per section.
+//! - `daemon`: wiring for `run` and `once`: store, client, pollers, sink tasks, server, shutdown,
+//!   SIGHUP reload, background gauge refresh and pruning.
 //! - `demo`: the daemon against the built-in emulator with a stdout sink.
 //! - `dispatch`: one task per sink: read after its position, deliver with retry, commit.
 //! - `emulator`: the built-in fake ClickHouse Cloud control-plane API (tests, `demo`, `emulator`).
@@ -28,7 +31,7 @@
 //! - `shutdown`: SIGTERM/SIGINT/SIGHUP handling.
 //! - `sinks`: the `Sink` trait, `SinkConfig` registry, stdout, file, webhook (Standard
 //!   Webhooks signing), syslog (RFC 5424), splunk_hec, clickhouse and kafka sinks.
-//! - `state_cmd`: `state show | rewind | verify`.
+//! - `state_cmd`: `state show | rewind | verify | reset` and their flags.
 //! - `store`: the SQLite outbox, cursors, sink positions, inventory snapshots and findings
 //!   (migrations in `migrations/`).
 //! - `validate`: the `validate` command's config, credential and permission checks.

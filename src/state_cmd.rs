@@ -2,11 +2,43 @@
 
 use std::process::ExitCode;
 
-use crate::cli::StateAction;
+use clap::Subcommand;
+
 use crate::config::Config;
 use crate::poller::activities::{self, facts, facts::WindowFacts};
 use crate::store::Store;
 use crate::values::ConfigError;
+
+/// `state`'s subcommands.
+#[derive(Debug, Subcommand)]
+pub enum StateAction {
+    /// Cursors, per-sink positions and backlog, database size.
+    Show {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-export an organization's activities from a time on.
+    Rewind {
+        #[arg(long)]
+        org: String,
+        /// RFC 3339 time, e.g. 2026-11-01T00:00:00Z.
+        #[arg(long)]
+        to: String,
+        /// Also send already-delivered events again (every sink).
+        #[arg(long)]
+        redeliver: bool,
+    },
+    /// PRAGMA integrity_check plus the outbox's invariants.
+    Verify,
+    /// Forget everything: delete the state database and its marker. The next run exports
+    /// again from `activities.initial_lookback` and re-sends that to every sink.
+    Reset {
+        /// Required: say you mean it.
+        #[arg(long)]
+        yes: bool,
+    },
+}
 
 /// What the poller learned about the API, as kept in the state (issue 12).
 struct Learned {

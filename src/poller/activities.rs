@@ -84,6 +84,28 @@ use window::{Purpose, ReadMode};
 /// The cursor's stream name in the store.
 pub const STREAM: &str = "activities";
 
+/// Why an activity poll or sweep failed. Callers branch on it: `TooLarge` splits the window,
+/// and `kind` is the `poll_errors` metric label.
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    /// The source refused or failed the request (or the answer was too large).
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// Anything else: the state (store reads and writes).
+    #[error(transparent)]
+    State(#[from] anyhow::Error),
+}
+
+impl PollError {
+    /// The `poll_errors` metric label: the source's kind, or `state`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PollError::Fetch(e) => e.kind(),
+            PollError::State(_) => "state",
+        }
+    }
+}
+
 /// Poller knobs, from `[activities]`.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -176,7 +198,7 @@ impl ActivityPoller {
     }
 
     /// `once`: one cycle, then a sweep if one is due or was asked for by what the cycle saw.
-    pub async fn once(&self, token: &CancellationToken) -> anyhow::Result<CycleStats> {
+    pub async fn once(&self, token: &CancellationToken) -> Result<CycleStats, PollError> {
         let stats = self.cycle_logged(token).await?;
         if self.sweep_due().await? {
             self.sweep_logged(token).await?;
@@ -185,10 +207,7 @@ impl ActivityPoller {
     }
 
     /// One cycle with its outcome logged, counted and recorded in `health`.
-    pub async fn cycle_logged(
-        &self,
-        token: &CancellationToken,
-    ) -> Result<CycleStats, anyhow::Error> {
+    pub async fn cycle_logged(&self, token: &CancellationToken) -> Result<CycleStats, PollError> {
         match self.cycle(token).await {
             Ok(stats) => {
                 self.health.poll_ok(&self.org, STREAM);
@@ -200,10 +219,7 @@ impl ActivityPoller {
                 Ok(stats)
             }
             Err(e) => {
-                let kind = e
-                    .downcast_ref::<FetchError>()
-                    .map(FetchError::kind)
-                    .unwrap_or("state");
+                let kind = e.kind();
                 self.metrics
                     .poll_errors
                     .with_label_values(&[&self.org, STREAM, kind])
@@ -221,7 +237,7 @@ impl ActivityPoller {
     /// Windows are fetched and stored one after the other. Overlapping the fetch of window k+1
     /// with the store of window k was measured (BENCHMARKS.md): no faster on 2 cores, where the
     /// decoder, SQLite and the emulator already share the CPU, and +40 MiB peak RSS.
-    pub async fn cycle(&self, token: &CancellationToken) -> anyhow::Result<CycleStats> {
+    pub async fn cycle(&self, token: &CancellationToken) -> Result<CycleStats, PollError> {
         let s = &self.settings;
         let mut facts = self.begin_cycle().await?;
         let mut day = self.day_mode(&facts);
@@ -280,8 +296,8 @@ impl ActivityPoller {
             let cap = splittable.then_some(s.max_response_bytes);
             let read = match self.read_window(from, wire_to, cap, mode, &facts).await {
                 Ok(r) => r,
-                Err(e) => match e.downcast_ref::<FetchError>() {
-                    Some(&FetchError::TooLarge { limit, bytes }) => {
+                Err(e) => match e {
+                    PollError::Fetch(FetchError::TooLarge { limit, bytes }) => {
                         stats.requests += 1;
                         // At least halve; shrink further when the answer's size is known.
                         let fit =
@@ -291,7 +307,7 @@ impl ActivityPoller {
                         tracing::info!(org = %self.org, limit, bytes, window_s = window / 1000, "activity window too large; splitting it");
                         continue;
                     }
-                    _ => return Err(e),
+                    e => return Err(e),
                 },
             };
             stats.requests += read.requests;

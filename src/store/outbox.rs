@@ -27,7 +27,7 @@ pub struct QuarantineRow {
     pub payload: Box<str>,
 }
 
-/// A stream's cursor: everything created before `cursor_ms - overlap` is stored.
+/// A stream's cursor; what `cursor_ms` guarantees is the cursor rule, `poller::activities`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CursorState {
     pub cursor_ms: i64,

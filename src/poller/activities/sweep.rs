@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::check::{DAY_MS, floor_day};
 use super::window::{Purpose, ReadMode, at};
-use super::{ActivityPoller, STREAM, ms, next_window};
+use super::{ActivityPoller, PollError, STREAM, ms, next_window};
 use crate::poller::FetchError;
 
 /// What one sweep did.
@@ -87,7 +87,7 @@ impl ActivityPoller {
     pub async fn sweep_logged(
         &self,
         token: &CancellationToken,
-    ) -> anyhow::Result<Option<SweepStats>> {
+    ) -> Result<Option<SweepStats>, PollError> {
         match self.sweep(token).await {
             Ok(stats) => Ok(stats),
             Err(e) => {
@@ -98,7 +98,7 @@ impl ActivityPoller {
     }
 
     /// Re-reads `[now - reconcile_lookback - 1 day, cursor]` and stores what is missing.
-    pub async fn sweep(&self, token: &CancellationToken) -> anyhow::Result<Option<SweepStats>> {
+    pub async fn sweep(&self, token: &CancellationToken) -> Result<Option<SweepStats>, PollError> {
         let s = &self.settings;
         let Some(cursor) = self.store.cursor(&self.org, STREAM).await? else {
             return Ok(None);
@@ -144,14 +144,12 @@ impl ActivityPoller {
             let cap = splittable.then_some(s.max_response_bytes);
             let read = match self.read_window(from, wire_to, cap, mode, &facts).await {
                 Ok(r) => r,
-                Err(e) => match e.downcast_ref::<FetchError>() {
-                    Some(FetchError::TooLarge { .. }) => {
-                        stats.requests += 1;
-                        window = (window / 2).max(ms(s.min_window));
-                        continue;
-                    }
-                    _ => return Err(e),
-                },
+                Err(PollError::Fetch(FetchError::TooLarge { .. })) => {
+                    stats.requests += 1;
+                    window = (window / 2).max(ms(s.min_window));
+                    continue;
+                }
+                Err(e) => return Err(e),
             };
             stats.requests += read.requests;
             stats.fetched += read.fetched;

@@ -929,3 +929,45 @@ async fn a_learned_cap_is_forgotten_when_an_answer_holds_more() {
     r.cycle().await;
     assert_eq!(r.facts().cap, None, "{:?}", r.facts());
 }
+
+/// A source that refuses every request, as the API does a key without the permission.
+struct Refusing;
+
+#[async_trait]
+impl ActivitySource for Refusing {
+    async fn fetch(&self, _org: &str, _q: WindowQuery) -> Result<Fetched, FetchError> {
+        Err(FetchError::Api {
+            kind: "forbidden",
+            message: "the key lacks the permission".into(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_refused_fetch_is_a_typed_error_counted_under_its_kind() {
+    let mut r = rig(chrono::Duration::zero(), true, settings());
+    r.poller.source = Arc::new(Refusing);
+    let err = r
+        .poller
+        .cycle_logged(&CancellationToken::new())
+        .await
+        .expect_err("every fetch is refused");
+    assert!(
+        matches!(
+            &err,
+            PollError::Fetch(FetchError::Api {
+                kind: "forbidden",
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    assert_eq!(format!("{err:#}"), "the key lacks the permission");
+    let counted = r
+        .poller
+        .metrics
+        .poll_errors
+        .with_label_values(&["org-1", STREAM, "forbidden"])
+        .get();
+    assert_eq!(counted, 1);
+}

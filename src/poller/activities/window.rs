@@ -7,9 +7,9 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use super::ActivityPoller;
 use super::check::{AnswerCheck, Diagnosis, pad_for};
 use super::facts::{WindowFacts, round, suspicious};
+use super::{ActivityPoller, PollError};
 use crate::config::DateFormat;
 use crate::event::{Event, EventKind};
 use crate::poller::{Chunk, Fetched, FetchedActivity, StreamTo, WindowQuery};
@@ -72,7 +72,8 @@ impl ActivityPoller {
     /// answer, and checks a suspicious answer size for a silent cap.
     ///
     /// # Errors
-    /// `FetchError` (inside the anyhow error) from the source, or a store failure.
+    /// `PollError::Fetch` from the source (`TooLarge`: split the window), or
+    /// `PollError::State` for a store failure.
     pub(super) async fn read_window(
         &self,
         from: i64,
@@ -80,7 +81,7 @@ impl ActivityPoller {
         max_bytes: Option<usize>,
         mode: ReadMode,
         facts: &WindowFacts,
-    ) -> anyhow::Result<WindowRead> {
+    ) -> Result<WindowRead, PollError> {
         let q = WindowQuery {
             from: at(from - facts.pad_ms),
             to: at(to + facts.pad_ms),
@@ -153,7 +154,7 @@ impl ActivityPoller {
         mut q: WindowQuery,
         mode: ReadMode,
         facts: &WindowFacts,
-    ) -> anyhow::Result<(WindowRead, AnswerCheck, Option<HashMap<String, i64>>)> {
+    ) -> Result<(WindowRead, AnswerCheck, Option<HashMap<String, i64>>), PollError> {
         self.metrics
             .window
             .requests
@@ -385,7 +386,7 @@ impl ActivityPoller {
         facts: &WindowFacts,
         read: &mut WindowRead,
         answer: HashMap<String, i64>,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), PollError> {
         // Only an activity the answer should have held counts as evidence: one created more
         // than the overlap before now was visible when the answer was taken (the cursor
         // rule's own assumption); a newer one may simply have become visible since.

@@ -1,0 +1,122 @@
+//! The gauge refresh loop: outbox size by kind, state file size, cursor lag and each sink's
+//! backlog, recomputed from the store between polls and deliveries; and handing freed memory
+//! back to the OS after each round.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Pipeline;
+use crate::dispatch;
+use crate::event::EventKind;
+use crate::metrics::Metrics;
+use crate::poller::activities;
+use crate::store::Store;
+
+/// Keeps the gauges that describe stored state true between polls and deliveries: outbox
+/// size by kind, state file size, cursor lag (grows while polls fail), each sink's backlog and
+/// oldest undelivered age (grow while a sink is stuck in retries).
+pub(super) struct Refresh {
+    store: Store,
+    metrics: Arc<Metrics>,
+    orgs: Vec<String>,
+    sinks: Vec<String>,
+}
+
+/// Hands memory freed since the last call back to the OS, so the idle footprint between polls
+/// stays small after a large window (glibc keeps freed heap otherwise).
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages to the kernel; no pointer is touched.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+impl Refresh {
+    /// The refresh of `p`'s configuration, and how often it runs: often enough that cursor
+    /// lag and backlog move between polls, never busier than 1/s.
+    pub(super) fn new(p: &Pipeline) -> (Refresh, Duration) {
+        let refresh = Refresh {
+            store: p.store.clone(),
+            metrics: p.metrics.clone(),
+            orgs: if p.cfg.activities.enabled {
+                p.orgs.clone()
+            } else {
+                Vec::new()
+            },
+            sinks: p.sink_names(),
+        };
+        let every = p
+            .cfg
+            .activities
+            .interval
+            .clamp(Duration::from_secs(1), Duration::from_secs(15));
+        (refresh, every)
+    }
+
+    pub(super) async fn run(self, every: Duration) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Per-kind outbox counts scan the table, so they are recounted only when the outbox
+        // changed (new events or a prune) and at most every 10 s: an idle daemon never scans.
+        let mut counted: Option<(i64, u64, tokio::time::Instant)> = None;
+        loop {
+            tick.tick().await;
+            let seq = self.store.max_seq().await.unwrap_or(0);
+            let pruned = self.metrics.state_pruned_events.get();
+            let due = match counted {
+                None => true,
+                Some((s, p, at)) => {
+                    (s, p) != (seq, pruned) && at.elapsed() >= Duration::from_secs(10)
+                }
+            };
+            self.once(due).await;
+            if due {
+                counted = Some((seq, pruned, tokio::time::Instant::now()));
+            }
+            release_freed_memory();
+        }
+    }
+
+    async fn once(&self, count_kinds: bool) {
+        let m = &self.metrics;
+        m.state_db_bytes.set(self.store.size_bytes() as i64);
+        if count_kinds {
+            match self.store.counts_by_kind().await {
+                Ok(counts) => {
+                    for kind in [
+                        EventKind::Activity,
+                        EventKind::Inventory,
+                        EventKind::Finding,
+                    ] {
+                        let n = counts
+                            .iter()
+                            .find(|(k, _)| k == kind.as_str())
+                            .map_or(0, |(_, n)| *n);
+                        m.outbox_events.with_label_values(&[kind.as_str()]).set(n);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "reading outbox counts failed"),
+            }
+        }
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        for org in &self.orgs {
+            if let Ok(Some(c)) = self.store.cursor(org, activities::STREAM).await {
+                m.cursor_timestamp
+                    .with_label_values(&[org])
+                    .set(c.cursor_ms as f64 / 1000.0);
+                m.cursor_lag
+                    .with_label_values(&[org])
+                    .set((now_ms - c.cursor_ms) as f64 / 1000.0);
+            }
+        }
+        for sink in &self.sinks {
+            let Ok(position) = self.store.position(sink).await else {
+                continue;
+            };
+            if let Ok((count, oldest)) = self.store.backlog(position).await {
+                dispatch::set_backlog_gauges(m, sink, count, oldest.as_deref());
+            }
+        }
+    }
+}
