@@ -15,10 +15,10 @@
 //! Tests validate the output against the official 1.3.0 schema (pydantic-ocsf).
 
 use super::catalog::{self, Act, Class, Severity};
-use super::json::{push_json_str, push_json_str_contents, push_verbatim};
-use super::view::{
-    ActivityView, FindingView, InventoryView, first_time_ms, parse_object, push_int, valid_ip,
-};
+use super::facts::Facts;
+use super::time::parse_time_ms;
+use super::view::{ActivityView, FindingView, InventoryView, parse_object, valid_ip};
+use super::write::{push_int, push_json_str, push_json_str_contents, push_verbatim};
 use crate::event::{Event, EventKind};
 
 pub const OCSF_VERSION: &str = "1.3.0";
@@ -102,7 +102,7 @@ fn metadata(
     }
     out.extend_from_slice(b",\"original_time\":");
     push_json_str(out, original_time);
-    if let Some(ms) = super::view::parse_time_ms(&event.observed_at) {
+    if let Some(ms) = parse_time_ms(&event.observed_at) {
         out.extend_from_slice(b",\"logged_time\":");
         push_int(out, ms);
     }
@@ -175,6 +175,7 @@ fn encode_activity(event: &Event, out: &mut Vec<u8>) {
     let a = parsed.unwrap_or_default();
     let ty = a.kind.get().unwrap_or("");
     let info = catalog::info_for(ty, a.key_update_type.get());
+    let facts = Facts::activity(event, &a);
     let class = info.class;
     let activity_id = info.activity_id();
     let activity_name = if info.act == Act::Other && !ty.is_empty() {
@@ -190,13 +191,9 @@ fn encode_activity(event: &Event, out: &mut Vec<u8>) {
             category_name: class.category_name(),
             activity_id,
             activity_name,
-            severity: info.severity,
+            severity: facts.severity,
             success: Some(!catalog::is_failure(ty)),
-            time_ms: first_time_ms(&[
-                a.created_at.get(),
-                Some(&event.occurred_at),
-                Some(&event.observed_at),
-            ]),
+            time_ms: facts.time_ms,
         },
         out,
     );
@@ -331,6 +328,8 @@ fn encode_inventory(event: &Event, out: &mut Vec<u8>) {
     let parsed = parse_object::<InventoryView>(&event.payload);
     let is_object = parsed.is_some();
     let v = parsed.unwrap_or_default();
+    // OCSF's own reading of the action: an unknown one is a Read at Info, where
+    // `Facts::severity` says Low.
     let (act, severity) = match v.action.get().unwrap_or("") {
         "created" => (Act::Create, Severity::Low),
         "updated" => (Act::Update, Severity::Low),
@@ -348,7 +347,7 @@ fn encode_inventory(event: &Event, out: &mut Vec<u8>) {
             activity_name: act.caption(),
             severity,
             success: Some(true),
-            time_ms: first_time_ms(&[Some(&event.occurred_at), Some(&event.observed_at)]),
+            time_ms: Facts::inventory(event, &v).time_ms,
         },
         out,
     );
@@ -395,11 +394,7 @@ fn encode_finding(event: &Event, out: &mut Vec<u8>) {
     let is_object = parsed.is_some();
     let f = parsed.unwrap_or_default();
     let resolved = f.is_resolved();
-    let severity = f
-        .severity
-        .get()
-        .and_then(Severity::parse)
-        .unwrap_or(Severity::Medium);
+    let facts = Facts::finding(event, &f);
     let rule = f.rule.non_empty().unwrap_or("unknown_rule");
     open(
         &Head {
@@ -409,9 +404,9 @@ fn encode_finding(event: &Event, out: &mut Vec<u8>) {
             category_name: "Findings",
             activity_id: if resolved { 3 } else { 1 },
             activity_name: if resolved { "Close" } else { "Create" },
-            severity,
+            severity: facts.severity,
             success: None,
-            time_ms: first_time_ms(&[Some(&event.occurred_at), Some(&event.observed_at)]),
+            time_ms: facts.time_ms,
         },
         out,
     );
@@ -427,7 +422,7 @@ fn encode_finding(event: &Event, out: &mut Vec<u8>) {
     metadata(event, None, &event.occurred_at, "finding", false, out);
     out.extend_from_slice(b",\"finding_info\":{\"uid\":");
     let resource_id = f.resource_id.get().unwrap_or("");
-    push_json_str(out, &format!("{}:{rule}:{resource_id}", event.org_id));
+    push_json_str(out, &Event::finding_key(&event.org_id, rule, resource_id));
     out.extend_from_slice(b",\"title\":");
     push_json_str(out, summary);
     out.extend_from_slice(b",\"types\":[");
