@@ -243,24 +243,14 @@ fn push_str_array<'s>(out: &mut Vec<u8>, items: impl Iterator<Item = &'s str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::testing;
 
     fn activity(payload: &str) -> Event {
-        Event {
-            seq: 1,
-            event_id: "activity:org-1:a1".into(),
-            kind: EventKind::Activity,
-            org_id: "org-1".into(),
-            occurred_at: "2025-03-04T10:15:30Z".into(),
-            observed_at: "2025-03-04T10:16:00.123456Z".into(),
-            payload: payload.into(),
-        }
+        testing::event(EventKind::Activity, payload)
     }
 
     fn render(e: &Event) -> serde_json::Value {
-        let mut out = Vec::new();
-        encode(e, &mut out);
-        serde_json::from_slice(&out)
-            .unwrap_or_else(|err| panic!("{err}: {}", String::from_utf8_lossy(&out)))
+        testing::render_json(encode, e)
     }
 
     #[test]

@@ -61,13 +61,8 @@ mod tests {
 
     fn activity(payload: &str) -> Event {
         Event {
-            seq: 1,
             event_id: "activity:org-1:a\"1".into(),
-            kind: EventKind::Activity,
-            org_id: "org-1".into(),
-            occurred_at: "2025-03-04T10:15:30Z".into(),
-            observed_at: "2025-03-04T10:16:00.123456Z".into(),
-            payload: payload.into(),
+            ..crate::format::testing::event(EventKind::Activity, payload)
         }
     }
 

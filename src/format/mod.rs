@@ -13,6 +13,8 @@ pub mod facts;
 mod json;
 mod lenient;
 mod ocsf;
+#[cfg(test)]
+mod testing;
 pub mod time;
 pub mod view;
 mod write;

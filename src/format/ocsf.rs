@@ -451,24 +451,10 @@ fn encode_finding(event: &Event, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn event(kind: EventKind, payload: &str) -> Event {
-        Event {
-            seq: 1,
-            event_id: "activity:org-1:a1".into(),
-            kind,
-            org_id: "org-1".into(),
-            occurred_at: "2025-03-04T10:15:30Z".into(),
-            observed_at: "2025-03-04T10:16:00.123456Z".into(),
-            payload: payload.into(),
-        }
-    }
+    use crate::format::testing::event;
 
     fn render(e: &Event) -> serde_json::Value {
-        let mut out = Vec::new();
-        encode(e, &mut out);
-        serde_json::from_slice(&out)
-            .unwrap_or_else(|err| panic!("{err}: {}", String::from_utf8_lossy(&out)))
+        crate::format::testing::render_json(encode, e)
     }
 
     #[test]
