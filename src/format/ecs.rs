@@ -12,7 +12,7 @@
 use super::catalog;
 use super::facts::Facts;
 use super::time::push_rfc3339_ms;
-use super::view::{ActivityView, FindingView, InventoryView, parse_object, valid_ip};
+use super::view::{ActivityView, FindingView, InventoryView, parse_or_default, valid_ip};
 use super::write::{push_int, push_json_str, push_verbatim};
 use crate::event::{Event, EventKind};
 
@@ -78,9 +78,7 @@ fn vendor(event: &Event, member: &str, payload_is_object: bool, out: &mut Vec<u8
 }
 
 fn encode_activity(event: &Event, out: &mut Vec<u8>) {
-    let parsed = parse_object::<ActivityView>(&event.payload);
-    let is_object = parsed.is_some();
-    let a = parsed.unwrap_or_default();
+    let (a, is_object) = parse_or_default::<ActivityView>(&event.payload);
     let ty = a.kind.get().unwrap_or("");
     let info = catalog::info_for(ty, a.key_update_type.get());
     let facts = Facts::activity(event, &a);
@@ -174,9 +172,7 @@ fn encode_activity(event: &Event, out: &mut Vec<u8>) {
 }
 
 fn encode_inventory(event: &Event, out: &mut Vec<u8>) {
-    let parsed = parse_object::<InventoryView>(&event.payload);
-    let is_object = parsed.is_some();
-    let v = parsed.unwrap_or_default();
+    let (v, is_object) = parse_or_default::<InventoryView>(&event.payload);
     let resource = v.resource.non_empty().unwrap_or("resource");
     let action = v.action.non_empty().unwrap_or("observed");
 
@@ -206,9 +202,7 @@ fn encode_inventory(event: &Event, out: &mut Vec<u8>) {
 }
 
 fn encode_finding(event: &Event, out: &mut Vec<u8>) {
-    let parsed = parse_object::<FindingView>(&event.payload);
-    let is_object = parsed.is_some();
-    let f = parsed.unwrap_or_default();
+    let (f, is_object) = parse_or_default::<FindingView>(&event.payload);
     let facts = Facts::finding(event, &f);
     let rule = f.rule.non_empty().unwrap_or("unknown_rule");
 

@@ -126,6 +126,15 @@ pub fn parse_object<'a, T: Deserialize<'a>>(payload: &'a str) -> Option<T> {
     serde_json::from_str(trimmed).ok()
 }
 
+/// `payload` as a `T` view, or the empty view when it is not a JSON object; and whether it was
+/// one (the JSON formats then embed the payload as an object, else as text).
+pub fn parse_or_default<'a, T: Deserialize<'a> + Default>(payload: &'a str) -> (T, bool) {
+    match parse_object(payload) {
+        Some(view) => (view, true),
+        None => (T::default(), false),
+    }
+}
+
 /// The actor IP if it is a well-formed IPv4/IPv6 address (SIEM ip fields reject anything else,
 /// in Elasticsearch the whole document).
 pub fn valid_ip(s: Option<&str>) -> Option<&str> {
