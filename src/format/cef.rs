@@ -9,10 +9,10 @@
 //! characters), `suid`/`suser`, `src` (valid IPs only), `cs1Label=orgId`, `cs2Label=eventId`
 //! (the envelope id receivers deduplicate on), the rest in labelled custom strings.
 
-use super::catalog::{self, Severity};
-use super::view::{
-    ActivityView, FindingView, InventoryView, first_time_ms, parse_object, push_int, valid_ip,
-};
+use super::catalog;
+use super::facts::Facts;
+use super::view::{ActivityView, FindingView, InventoryView, parse_object, valid_ip};
+use super::write::push_int;
 use crate::event::{Event, EventKind};
 
 const PREFIX: &str = concat!(
@@ -154,21 +154,19 @@ fn common(out: &mut Vec<u8>, event: &Event, time_ms: i64, cat: &str) {
 
 fn encode_activity(event: &Event, out: &mut Vec<u8>) {
     let a = parse_object::<ActivityView>(&event.payload).unwrap_or_default();
-    let ty = a.kind.non_empty().unwrap_or("unknown");
-    let info = catalog::info_for(ty, a.key_update_type.get());
+    let facts = Facts::activity(event, &a);
+    let ty = if facts.ty.is_empty() {
+        "unknown"
+    } else {
+        &facts.ty
+    };
 
     out.extend_from_slice(PREFIX.as_bytes());
     push_header(out, ty);
     out.push(b'|');
     push_humanized(out, ty);
-    push_severity(out, info.severity.cef());
-
-    let time = first_time_ms(&[
-        a.created_at.get(),
-        Some(&event.occurred_at),
-        Some(&event.observed_at),
-    ]);
-    common(out, event, time, "clickhouse_cloud.activity");
+    push_severity(out, facts.severity.cef());
+    common(out, event, facts.time_ms, "clickhouse_cloud.activity");
     ext(out, "act", ty);
     ext(
         out,
@@ -229,23 +227,15 @@ fn encode_inventory(event: &Event, out: &mut Vec<u8>) {
     let v = parse_object::<InventoryView>(&event.payload).unwrap_or_default();
     let resource = v.resource.non_empty().unwrap_or("resource");
     let action = v.action.non_empty().unwrap_or("observed");
+    let facts = Facts::inventory(event, &v);
     out.extend_from_slice(PREFIX.as_bytes());
-    out.extend_from_slice(b"inventory_");
-    push_header(out, resource);
-    out.push(b'_');
-    push_header(out, action);
+    push_header(out, &facts.ty);
     out.push(b'|');
     push_humanized(out, resource);
     out.push(b' ');
     push_header(out, action);
-    let severity = if action == "observed" {
-        Severity::Info
-    } else {
-        Severity::Low
-    };
-    push_severity(out, severity.cef());
-    let time = first_time_ms(&[Some(&event.occurred_at), Some(&event.observed_at)]);
-    common(out, event, time, "clickhouse_cloud.inventory");
+    push_severity(out, facts.severity.cef());
+    common(out, event, facts.time_ms, "clickhouse_cloud.inventory");
     ext(out, "act", action);
     labelled(out, "cs3", "resource", resource);
     if let Some(id) = v.resource_id.non_empty() {
@@ -261,22 +251,16 @@ fn encode_finding(event: &Event, out: &mut Vec<u8>) {
     let f = parse_object::<FindingView>(&event.payload).unwrap_or_default();
     let rule = f.rule.non_empty().unwrap_or("unknown_rule");
     let status = if f.is_resolved() { "resolved" } else { "open" };
-    let severity = f
-        .severity
-        .get()
-        .and_then(Severity::parse)
-        .unwrap_or(Severity::Medium);
+    let facts = Facts::finding(event, &f);
     out.extend_from_slice(PREFIX.as_bytes());
-    out.extend_from_slice(b"finding_");
-    push_header(out, rule);
+    push_header(out, &facts.ty);
     out.push(b'|');
     match f.summary.non_empty() {
         Some(summary) => push_header(out, summary),
         None => push_humanized(out, rule),
     }
-    push_severity(out, severity.cef());
-    let time = first_time_ms(&[Some(&event.occurred_at), Some(&event.observed_at)]);
-    common(out, event, time, "clickhouse_cloud.finding");
+    push_severity(out, facts.severity.cef());
+    common(out, event, facts.time_ms, "clickhouse_cloud.finding");
     ext(out, "act", status);
     if let Some(r) = f.resource.non_empty() {
         labelled(out, "cs3", "resource", r);
@@ -296,13 +280,8 @@ mod tests {
 
     fn activity(payload: &str) -> String {
         let e = Event {
-            seq: 1,
-            event_id: "activity:org-1:a1".into(),
-            kind: EventKind::Activity,
-            org_id: "org-1".into(),
-            occurred_at: "2025-03-04T10:15:30Z".into(),
             observed_at: "2025-03-04T10:16:00Z".into(),
-            payload: payload.into(),
+            ..crate::format::testing::event(EventKind::Activity, payload)
         };
         let mut out = Vec::new();
         encode(&e, &mut out);
@@ -333,6 +312,21 @@ mod tests {
         assert!(!line.contains('\n') && !line.contains('\r'), "{line}");
         assert!(line.contains("|a\\|b\\\\c d|"), "{line}");
         assert!(line.contains(" suser=k\\=v\\\\ \\r\\n|pipe "), "{line}");
+    }
+
+    /// Moved from `view.rs`, whose unused `humanize` duplicated `push_humanized` (issue 13).
+    #[test]
+    fn humanize_makes_a_sentence_of_a_type() {
+        let humanize = |ty: &str| {
+            let mut out = Vec::new();
+            push_humanized(&mut out, ty);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(
+            humanize("service_update_ip_access_list"),
+            "Service update ip access list"
+        );
+        assert_eq!(humanize("ümlaut_x"), "Ümlaut x");
     }
 
     #[test]

@@ -9,12 +9,11 @@
 //! `clickhouse_cloud.activity`. Inventory events are `event.kind: state`, findings
 //! `event.kind: alert`. `event.original` is not written: the verbatim object is already there.
 
-use super::catalog::{self, Severity};
-use super::json::{push_json_str, push_verbatim};
-use super::view::{
-    ActivityView, FindingView, InventoryView, first_time_ms, parse_object, push_int,
-    push_rfc3339_ms, valid_ip,
-};
+use super::catalog;
+use super::facts::Facts;
+use super::time::push_rfc3339_ms;
+use super::view::{ActivityView, FindingView, InventoryView, parse_or_default, valid_ip};
+use super::write::{push_int, push_json_str, push_verbatim};
 use crate::event::{Event, EventKind};
 
 /// The ECS version the documents follow.
@@ -79,18 +78,12 @@ fn vendor(event: &Event, member: &str, payload_is_object: bool, out: &mut Vec<u8
 }
 
 fn encode_activity(event: &Event, out: &mut Vec<u8>) {
-    let parsed = parse_object::<ActivityView>(&event.payload);
-    let is_object = parsed.is_some();
-    let a = parsed.unwrap_or_default();
+    let (a, is_object) = parse_or_default::<ActivityView>(&event.payload);
     let ty = a.kind.get().unwrap_or("");
     let info = catalog::info_for(ty, a.key_update_type.get());
-    let time = first_time_ms(&[
-        a.created_at.get(),
-        Some(&event.occurred_at),
-        Some(&event.observed_at),
-    ]);
+    let facts = Facts::activity(event, &a);
 
-    open(event, time, "event", out);
+    open(event, facts.time_ms, "event", out);
     out.extend_from_slice(b",\"category\":[\"");
     out.extend_from_slice(catalog::ecs_category(ty, info.class).as_bytes());
     out.extend_from_slice(b"\"],\"type\":[\"");
@@ -106,7 +99,7 @@ fn encode_activity(event: &Event, out: &mut Vec<u8>) {
         b"unknown"
     });
     out.extend_from_slice(b"\",\"severity\":");
-    push_int(out, i64::from(info.severity.cef()));
+    push_int(out, i64::from(facts.severity.cef()));
     close_event(event, "clickhouse_cloud.activity", out);
 
     out.extend_from_slice(b",\"message\":");
@@ -179,14 +172,11 @@ fn encode_activity(event: &Event, out: &mut Vec<u8>) {
 }
 
 fn encode_inventory(event: &Event, out: &mut Vec<u8>) {
-    let parsed = parse_object::<InventoryView>(&event.payload);
-    let is_object = parsed.is_some();
-    let v = parsed.unwrap_or_default();
+    let (v, is_object) = parse_or_default::<InventoryView>(&event.payload);
     let resource = v.resource.non_empty().unwrap_or("resource");
     let action = v.action.non_empty().unwrap_or("observed");
-    let time = first_time_ms(&[Some(&event.occurred_at), Some(&event.observed_at)]);
 
-    open(event, time, "state", out);
+    open(event, Facts::inventory(event, &v).time_ms, "state", out);
     let category = match resource {
         "key" | "member" | "invitation" => "iam",
         _ => "configuration",
@@ -212,23 +202,16 @@ fn encode_inventory(event: &Event, out: &mut Vec<u8>) {
 }
 
 fn encode_finding(event: &Event, out: &mut Vec<u8>) {
-    let parsed = parse_object::<FindingView>(&event.payload);
-    let is_object = parsed.is_some();
-    let f = parsed.unwrap_or_default();
-    let severity = f
-        .severity
-        .get()
-        .and_then(Severity::parse)
-        .unwrap_or(Severity::Medium);
+    let (f, is_object) = parse_or_default::<FindingView>(&event.payload);
+    let facts = Facts::finding(event, &f);
     let rule = f.rule.non_empty().unwrap_or("unknown_rule");
-    let time = first_time_ms(&[Some(&event.occurred_at), Some(&event.observed_at)]);
 
-    open(event, time, "alert", out);
+    open(event, facts.time_ms, "alert", out);
     out.extend_from_slice(b",\"category\":[\"configuration\"],\"type\":[\"info\"],\"action\":");
     let status = if f.is_resolved() { "resolved" } else { "open" };
     push_json_str(out, &format!("finding_{status}"));
     out.extend_from_slice(b",\"severity\":");
-    push_int(out, i64::from(severity.cef()));
+    push_int(out, i64::from(facts.severity.cef()));
     close_event(event, "clickhouse_cloud.finding", out);
     out.extend_from_slice(b",\"rule\":{\"id\":");
     push_json_str(out, rule);
@@ -254,24 +237,14 @@ fn push_str_array<'s>(out: &mut Vec<u8>, items: impl Iterator<Item = &'s str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::testing;
 
     fn activity(payload: &str) -> Event {
-        Event {
-            seq: 1,
-            event_id: "activity:org-1:a1".into(),
-            kind: EventKind::Activity,
-            org_id: "org-1".into(),
-            occurred_at: "2025-03-04T10:15:30Z".into(),
-            observed_at: "2025-03-04T10:16:00.123456Z".into(),
-            payload: payload.into(),
-        }
+        testing::event(EventKind::Activity, payload)
     }
 
     fn render(e: &Event) -> serde_json::Value {
-        let mut out = Vec::new();
-        encode(e, &mut out);
-        serde_json::from_slice(&out)
-            .unwrap_or_else(|err| panic!("{err}: {}", String::from_utf8_lossy(&out)))
+        testing::render_json(encode, e)
     }
 
     #[test]

@@ -1,21 +1,31 @@
 //! Output formats: `Event` → bytes. `json` is the contract envelope, `raw` the verbatim
 //! activity, `ecs`/`ocsf`/`cef` the SIEM-native shapes (mapped through one activity-type
-//! catalogue, `catalog.rs`, over lenient payload views, `view.rs`). Encoders append one record
-//! (no trailing newline) to a caller-owned buffer so a batch is encoded without a per-event
-//! allocation, and never fail: any payload renders.
+//! catalogue, `catalog.rs`, over lenient payload views, `view.rs` on `lenient.rs`). An event's
+//! type label, severity and time are derived once, in `facts.rs`; times are read and written by
+//! `time.rs`, strings and numbers by `write.rs`. Encoders append one record (no trailing
+//! newline) to a caller-owned buffer so a batch is encoded without a per-event allocation, and
+//! never fail: any payload renders.
 
 pub mod catalog;
 mod cef;
 mod ecs;
+pub mod facts;
 mod json;
+mod lenient;
 mod ocsf;
+#[cfg(test)]
+mod testing;
+pub mod time;
 pub mod view;
+mod write;
 
 use serde::Deserialize;
 
 use crate::event::Event;
 
-pub use json::{push_json_str, push_json_str_contents};
+pub use facts::Facts;
+pub use json::push_envelope_head;
+pub use write::{push_int, push_json_str, push_json_str_contents};
 
 /// The `format` key of every sink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

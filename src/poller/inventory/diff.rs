@@ -12,7 +12,8 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::config::Resource;
-use crate::event::EventKind;
+use crate::event::{Event, EventKind};
+use crate::format::push_json_str;
 use crate::store::{NewEvent, Snapshot};
 
 /// How one list is compared.
@@ -218,10 +219,9 @@ impl Plan {
         p.extend_from_slice(b",\"after\":");
         p.extend_from_slice(after.map_or("null", str::trim).as_bytes());
         p.push(b'}');
-        let short = &tag[..tag.len().min(16)];
         self.events.push(NewEvent {
             occurred_ms: ctx.now_ms,
-            event_id: format!("inventory:{}:{resource}:{id}:{revision}:{short}", ctx.org),
+            event_id: Event::inventory_id(ctx.org, resource, id, revision, tag),
             kind: EventKind::Inventory,
             org_id: ctx.org.to_string(),
             occurred_at: rfc3339_ms(ctx.now_ms),
@@ -231,12 +231,6 @@ impl Plan {
         });
         self.actions.push((id.to_string(), action));
     }
-}
-
-/// Appends `s` as a JSON string literal.
-pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
-    // serde_json's escaping writes into any io::Write; a Vec never fails.
-    let _ = serde_json::to_writer(&mut *out, s);
 }
 
 /// RFC 3339 with milliseconds, UTC.

@@ -1,7 +1,7 @@
 //! Finding transitions, pure: compares the rules' verdicts with the stored findings and emits
 //! `open` when a finding starts (or starts again) and `resolved` when its condition clears or
 //! its subject is gone. A finding that stays open emits nothing. Event ids:
-//! `finding:<org>:<rule>:<resource_id>:<open|resolved>:<occurrence>`.
+//! `finding:<org>:<rule>:<resource_id>:<open|resolved>:<occurrence>` (`Event::finding_id`).
 
 use std::collections::{HashMap, HashSet};
 
@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::diff::rfc3339_ms;
 use super::rules::Eval;
-use crate::event::EventKind;
+use crate::event::{Event, EventKind};
 use crate::store::{FindingRow, NewEvent};
 
 /// What changed this cycle.
@@ -107,10 +107,7 @@ impl Transitions {
         }
         self.events.push(NewEvent {
             occurred_ms: now_ms,
-            event_id: format!(
-                "finding:{org}:{}:{}:{}:{}",
-                f.rule, f.resource_id, f.status, f.occurrence
-            ),
+            event_id: Event::finding_id(org, &f.rule, &f.resource_id, &f.status, f.occurrence),
             kind: EventKind::Finding,
             org_id: org.to_string(),
             occurred_at: rfc3339_ms(now_ms),

@@ -1,11 +1,12 @@
 //! RFC 5424 messages: `<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID [SD-ID k="v" …] MSG`.
 //!
-//! - PRI = facility × 8 + severity (the catalogue's level through the sink's mapping).
+//! The event's type label, severity and time are its `format::Facts`.
+//! - PRI = facility × 8 + severity (the event's level through the sink's mapping).
 //! - TIMESTAMP: the event time (`createdAt`, else the envelope times) in UTC with 3 fraction
 //!   digits (the RFC allows at most 6).
-//! - MSGID: the activity type (`inventory_<resource>_<action>`, `finding_<rule>` for the other
-//!   kinds), anything outside printable US-ASCII replaced by `_`, cut to 32 characters; `-` when
-//!   empty.
+//! - MSGID: the type label (the activity type; `inventory_<resource>_<action>`,
+//!   `finding_<rule>` for the other kinds), anything outside printable US-ASCII replaced by
+//!   `_`, cut to 32 characters; `-` when empty.
 //! - SD: one element, `kind`, `type` (uncut), `event_id` and `org_id`, with `"`, `\` and `]`
 //!   escaped as section 6.3.3 requires, and control characters turned into spaces so no header
 //!   part can break a line.
@@ -13,13 +14,9 @@
 //!   breaks (only inter-token whitespace in JSON; CEF escapes its own) become spaces, so the
 //!   message is one line whatever the framing.
 
-use crate::event::{Event, EventKind};
-use crate::format::Format;
-use crate::format::catalog::{self, Severity};
-use crate::format::view::{
-    ActivityView, FindingView, InventoryView, first_time_ms, parse_object, push_int,
-    push_rfc3339_ms,
-};
+use crate::event::Event;
+use crate::format::time::push_rfc3339_ms;
+use crate::format::{Facts, Format, push_int};
 
 use super::config::SeverityMap;
 
@@ -38,64 +35,13 @@ pub struct Header {
 /// The RFC's MSGID limit.
 const MSGID_MAX: usize = 32;
 
-/// What the header needs from one event.
-struct Facts {
-    ty: String,
-    level: Severity,
-    time_ms: i64,
-}
-
-fn facts(event: &Event) -> Facts {
-    match event.kind {
-        EventKind::Activity => {
-            let a = parse_object::<ActivityView>(&event.payload).unwrap_or_default();
-            let ty = a.kind.non_empty().unwrap_or("").to_string();
-            let level = catalog::info_for(&ty, a.key_update_type.get()).severity;
-            let time_ms = first_time_ms(&[
-                a.created_at.get(),
-                Some(&event.occurred_at),
-                Some(&event.observed_at),
-            ]);
-            Facts { ty, level, time_ms }
-        }
-        EventKind::Inventory => {
-            let v = parse_object::<InventoryView>(&event.payload).unwrap_or_default();
-            let resource = v.resource.non_empty().unwrap_or("resource");
-            let action = v.action.non_empty().unwrap_or("observed");
-            let level = if action == "observed" {
-                Severity::Info
-            } else {
-                Severity::Low
-            };
-            Facts {
-                ty: format!("inventory_{resource}_{action}"),
-                level,
-                time_ms: first_time_ms(&[Some(&event.occurred_at), Some(&event.observed_at)]),
-            }
-        }
-        EventKind::Finding => {
-            let f = parse_object::<FindingView>(&event.payload).unwrap_or_default();
-            let level = f
-                .severity
-                .get()
-                .and_then(Severity::parse)
-                .unwrap_or(Severity::Medium);
-            Facts {
-                ty: format!("finding_{}", f.rule.non_empty().unwrap_or("unknown_rule")),
-                level,
-                time_ms: first_time_ms(&[Some(&event.occurred_at), Some(&event.observed_at)]),
-            }
-        }
-    }
-}
-
 /// Appends one message (no framing) to `out`; `scratch` is a reusable buffer.
 pub fn encode(h: &Header, format: Format, event: &Event, scratch: &mut Vec<u8>, out: &mut Vec<u8>) {
-    let f = facts(event);
+    let f = Facts::of(event);
     out.push(b'<');
     push_int(
         out,
-        i64::from(h.facility) * 8 + i64::from(h.severities.get(f.level)),
+        i64::from(h.facility) * 8 + i64::from(h.severities.get(f.severity)),
     );
     out.extend_from_slice(b">1 ");
     push_rfc3339_ms(out, f.time_ms);
@@ -176,6 +122,7 @@ pub fn utf8_prefix_len(msg: &[u8], max: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::EventKind;
 
     fn header() -> Header {
         Header {
