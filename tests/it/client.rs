@@ -969,9 +969,13 @@ async fn a_streamed_window_arrives_in_chunks_of_the_requested_size() {
     .await;
     assert!(!fetch.is_finished(), "the decoder waits for the receiver");
     let mut chunks = vec![first];
-    while let Some(chunk) = rx.recv().await {
-        chunks.push(chunk);
-    }
+    let all = tokio::time::timeout(crate::support::wait::PATIENCE, async {
+        while let Some(chunk) = rx.recv().await {
+            chunks.push(chunk);
+        }
+    });
+    all.await
+        .expect("the decoder hands over every chunk and closes the channel");
     let batch = fetch.await.unwrap().unwrap();
     assert!(batch.activities.is_empty() && batch.quarantined.is_empty());
     assert_eq!(batch.count, 2_502);

@@ -12,7 +12,7 @@ use clickhouse_audit_exporter::sinks::{Sink, SinkError};
 
 use crate::support::rsyslog::{self, Listen, Received, Rsyslog};
 use crate::support::sinks::{deliver_retrying, events, sink};
-use crate::support::wait::wait_for;
+use crate::support::wait::{PATIENCE, poll_until};
 
 fn syslog(address: &str, extra: &str) -> Box<dyn Sink> {
     sink(&format!(
@@ -138,16 +138,22 @@ async fn udp_sends_a_datagram_per_event_and_cuts_big_ones_on_a_utf8_boundary() {
         r#"{{"id":"big","type":"key_create","actorDetails":"{}"}}"#,
         "🚀é".repeat(400)
     );
-    for (i, chunk) in sent.chunks(10).enumerate() {
+    let mut sent_so_far = 0;
+    for chunk in sent.chunks(10) {
         s.deliver(chunk).await.unwrap();
         // rsyslog reads this chunk before the next is sent: loopback UDP drops what overflows
         // the socket buffer.
-        let sent_so_far = (i + 1) * 10;
-        wait_for(
-            || rs.received().len() >= sent_so_far,
-            "rsyslog to read the chunk",
-        )
+        sent_so_far += chunk.len();
+        let read = poll_until(PATIENCE, async || {
+            (rs.received().len() >= sent_so_far).then_some(())
+        })
         .await;
+        assert!(
+            read.is_some(),
+            "rsyslog read {} of {sent_so_far} datagrams; it said: {}",
+            rs.received().len(),
+            rs.log()
+        );
     }
     let got = rs.wait_for(sent.len()).await;
     assert_eq!(got.len(), sent.len(), "one datagram per event on loopback");

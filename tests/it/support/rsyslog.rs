@@ -108,12 +108,15 @@ impl Rsyslog {
         std::fs::create_dir_all(dir.path().join("work")).unwrap();
         let port = free_port(listen == Listen::Udp);
         let input = match listen {
-            Listen::Tcp => format!(r#"input(type="imtcp" port="{port}" address="127.0.0.1")"#),
+            Listen::Tcp => format!(
+                "module(load=\"imtcp\")\ninput(type=\"imtcp\" port=\"{port}\" address=\"127.0.0.1\")"
+            ),
             Listen::Udp => format!(
                 "module(load=\"imudp\")\ninput(type=\"imudp\" port=\"{port}\" address=\"127.0.0.1\")"
             ),
             Listen::Tls => format!(
-                r#"input(type="imtcp" port="{port}" address="127.0.0.1" StreamDriver.Name="{driver}" StreamDriver.Mode="1" StreamDriver.AuthMode="anon")"#,
+                r#"module(load="imtcp")
+input(type="imtcp" port="{port}" address="127.0.0.1" StreamDriver.Name="{driver}" StreamDriver.Mode="1" StreamDriver.AuthMode="anon")"#,
                 driver = tls_driver().expect("callers check tls_available()"),
             ),
         };
@@ -123,7 +126,6 @@ impl Rsyslog {
 # Direct: a message rsyslog has read is written before it reads the next, so a restart loses
 # only what sits unread in the socket — the sender's business, which is what the tests check.
 main_queue(queue.type="Direct")
-module(load="imtcp")
 {input}
 template(name="parsed" type="list" option.jsonf="on") {{
   property(outname="raw" name="rawmsg" format="jsonf")
