@@ -12,6 +12,12 @@
 #[path = "../tests/it/support/clickhouse.rs"]
 mod clickhouse;
 #[allow(dead_code, reason = "shared with the tests; the bench uses a part")]
+#[path = "../tests/it/support/net.rs"]
+mod net;
+#[allow(dead_code, reason = "shared with the tests; the bench uses a part")]
+#[path = "../tests/it/support/require.rs"]
+mod require;
+#[allow(dead_code, reason = "shared with the tests; the bench uses a part")]
 #[path = "../tests/it/support/rsyslog.rs"]
 mod rsyslog;
 #[allow(dead_code, reason = "shared with the tests; the bench uses a part")]
@@ -20,6 +26,9 @@ mod splunk_hec;
 #[allow(dead_code, reason = "shared with the tests; the bench uses a part")]
 #[path = "../tests/it/support/tansu.rs"]
 mod tansu;
+#[allow(dead_code, reason = "shared with the tests; the bench uses a part")]
+#[path = "../tests/it/support/wait.rs"]
+mod wait;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -8,7 +8,7 @@ use clickhouse_audit_exporter::emulator::{Emulator, EmulatorOptions};
 use tokio::process::Command;
 
 use crate::support::http::{Reply, TestServer};
-use crate::support::{activity_ids, config_toml, counts, file_sink, read_ndjson};
+use crate::support::{activity_ids, config_doc, config_toml, counts, file_sink, read_ndjson};
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_clickhouse-audit-exporter"));
@@ -87,10 +87,11 @@ async fn validate_against_the_emulator_passes_and_names_each_problem() {
         p
     };
     let sinks = "[[sinks]]\nname = \"o\"\ntype = \"stdout\"\n";
-    let good = write(config_toml(&emu, dir.path(), sinks).replace(
-        "[inventory]\nenabled = false",
-        "[inventory]\nenabled = true",
-    ));
+    let good = write(
+        config_doc(&emu, dir.path(), sinks)
+            .replace("inventory.enabled", true)
+            .to_string(),
+    );
     let mut c = bin();
     c.arg("-c").arg(&good).arg("validate");
     let (code, out, err) = output(c).await;
@@ -101,7 +102,9 @@ async fn validate_against_the_emulator_passes_and_names_each_problem() {
     );
 
     let wrong = write(
-        config_toml(&emu, dir.path(), sinks).replace(&emu.emulator.key_secret(), "wrong-secret"),
+        config_doc(&emu, dir.path(), sinks)
+            .replace("api.key_secret", "wrong-secret")
+            .to_string(),
     );
     let mut c = bin();
     c.arg("-c").arg(&wrong).arg("validate");
@@ -118,9 +121,10 @@ async fn validate_against_the_emulator_passes_and_names_each_problem() {
         .emulator
         .create_key(&org, &["control-plane:organization:view"]);
     let limited = write(
-        config_toml(&emu, dir.path(), sinks)
-            .replace(&emu.emulator.key_id(), &kid)
-            .replace(&emu.emulator.key_secret(), &ksecret),
+        config_doc(&emu, dir.path(), sinks)
+            .replace("api.key_id", kid.as_str())
+            .replace("api.key_secret", ksecret.as_str())
+            .to_string(),
     );
     let mut c = bin();
     c.arg("-c").arg(&limited).arg("validate");
@@ -264,6 +268,7 @@ async fn sigkill_at_random_points_loses_nothing_and_duplicates_stay_within_a_bat
             let body = serde_json::json!({"type": "service_stop", "round": round, "live": n});
             emu.emulator.add_activity(&org, body, now, now);
             n += 1;
+            // The pace of new activity until the random kill time (the deadline above).
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         child.start_kill().unwrap();
@@ -305,10 +310,9 @@ async fn the_api_secret_never_reaches_stderr_even_at_trace_level() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("a.ndjson");
-    let toml = config_toml(&emu, dir.path(), &file_sink("a", &out, 100)).replace(
-        "[server]\nlisten = \"\"",
-        "[server]\nlisten = \"\"\n\n[log]\nlevel = \"trace\"",
-    );
+    let toml = config_doc(&emu, dir.path(), &file_sink("a", &out, 100))
+        .set("log.level", "trace")
+        .to_string();
     let path = dir.path().join("c.toml");
     std::fs::write(&path, toml).unwrap();
     // A failing request too, so error paths log.

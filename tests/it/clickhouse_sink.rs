@@ -25,8 +25,12 @@ fn database() -> String {
 }
 
 fn block(url: &str, db: &str, extra: &str) -> String {
+    block_with_password(url, db, PASSWORD, extra)
+}
+
+fn block_with_password(url: &str, db: &str, password: &str, extra: &str) -> String {
     format!(
-        "[[sinks]]\nname = \"ch\"\ntype = \"clickhouse\"\nurl = \"{url}\"\ndatabase = \"{db}\"\ntable = \"events\"\nuser = \"{USER}\"\npassword = \"{PASSWORD}\"\n{extra}\n"
+        "[[sinks]]\nname = \"ch\"\ntype = \"clickhouse\"\nurl = \"{url}\"\ndatabase = \"{db}\"\ntable = \"events\"\nuser = \"{USER}\"\npassword = \"{password}\"\n{extra}\n"
     )
 }
 
@@ -163,6 +167,8 @@ async fn a_server_restart_loses_nothing() {
         other => panic!("server down: expected transient, got {other:?}"),
     }
     let restart = tokio::task::spawn_blocking(move || {
+        // The outage lasts a second more, so the retries below meet it too: its length is
+        // the behaviour under test.
         std::thread::sleep(Duration::from_secs(1));
         ch.restart();
         ch
@@ -197,8 +203,12 @@ async fn a_wrong_password_is_unauthorized_stops_once_and_fails_readyz() {
         return;
     }
     let ch = clickhouse::shared();
-    let wrong =
-        block(&ch.url(), "audit_auth", "create_table = true").replace(PASSWORD, "nope-wrong-pw");
+    let wrong = block_with_password(
+        &ch.url(),
+        "audit_auth",
+        "nope-wrong-pw",
+        "create_table = true",
+    );
     let mut s = sink(&wrong);
     match s.deliver(&events(1)).await {
         Err(SinkError::Unauthorized(m)) => {

@@ -313,14 +313,14 @@ async fn a_429_holds_back_every_other_caller_of_the_key() {
         async move { client.services(ORG).await }
     });
     // Once the 429 is in, other callers (other endpoints, other orgs) must wait for the reset.
-    while metrics
-        .api_rate_limited
-        .with_label_values(&["services"])
-        .get()
-        == 0
-    {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    crate::support::wait::eventually("the 429 on services to be counted", async || {
+        let counted = metrics
+            .api_rate_limited
+            .with_label_values(&["services"])
+            .get();
+        (counted > 0).then_some(())
+    })
+    .await;
     let (keys, members) = tokio::join!(client.keys(ORG), client.members("other-org"));
     keys.unwrap();
     members.unwrap();
@@ -963,15 +963,19 @@ async fn a_streamed_window_arrives_in_chunks_of_the_requested_size() {
     let first = rx.recv().await.unwrap();
     // Once the decoder has queued the next chunk (the channel holds one), the third cannot be
     // handed over until we read: the fetch cannot have finished.
-    crate::ops::daemon::eventually("the decoder queues the second chunk", async || {
+    crate::support::wait::eventually("the decoder queues the second chunk", async || {
         (rx.len() == 1).then_some(())
     })
     .await;
     assert!(!fetch.is_finished(), "the decoder waits for the receiver");
     let mut chunks = vec![first];
-    while let Some(chunk) = rx.recv().await {
-        chunks.push(chunk);
-    }
+    let all = tokio::time::timeout(crate::support::wait::PATIENCE, async {
+        while let Some(chunk) = rx.recv().await {
+            chunks.push(chunk);
+        }
+    });
+    all.await
+        .expect("the decoder hands over every chunk and closes the channel");
     let batch = fetch.await.unwrap().unwrap();
     assert!(batch.activities.is_empty() && batch.quarantined.is_empty());
     assert_eq!(batch.count, 2_502);
@@ -1049,7 +1053,8 @@ async fn a_low_priority_window_waits_for_a_free_slot_besides_the_reserved_one() 
             Instant::now() - start
         }
     });
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Paused clock: a virtual second passes.
+    tokio::time::advance(Duration::from_secs(1)).await;
     assert!(!low.is_finished(), "one slot used, the other is reserved");
     // A Normal window takes the reserved slot at once.
     client.activities(ORG, from, to).await.unwrap();

@@ -12,7 +12,7 @@ use clickhouse_audit_exporter::event::{Event, EventKind};
 use clickhouse_audit_exporter::format::{Format, catalog};
 use proptest::prelude::*;
 
-use crate::support::fixtures;
+use crate::support::{fixtures, require};
 
 const VERSION_PLACEHOLDER: &str = "{VERSION}";
 
@@ -248,8 +248,8 @@ fn golden_events_keep_the_format_invariants() {
 }
 
 /// OCSF output of the golden set and of every catalogued type, checked by
-/// `support/ocsf_validate.py` against the official schema. Skipped (with the reason printed)
-/// when python3 or pydantic-ocsf is missing, unless `CH_AUDIT_REQUIRE_OCSF` is set (CI).
+/// `support/ocsf_validate.py` against the official schema. Skipped when python3 or
+/// pydantic-ocsf is missing (`support::require`: a failure in CI).
 #[test]
 fn ocsf_output_validates_against_the_official_schema() {
     let mut events = fixtures::golden_events();
@@ -261,22 +261,21 @@ fn ocsf_output_validates_against_the_official_schema() {
     std::fs::write(&file, encode_lines(Format::Ocsf, &events)).unwrap();
     let script =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/support/ocsf_validate.py");
-    let required = std::env::var_os("CH_AUDIT_REQUIRE_OCSF").is_some();
-    let output = match std::process::Command::new("python3")
+    let output = std::process::Command::new("python3")
         .arg(&script)
         .arg(&file)
-        .output()
-    {
-        Ok(o) => o,
-        Err(e) if !required => {
-            println!("SKIPPED ocsf schema validation: python3 not runnable ({e})");
-            return;
-        }
-        Err(e) => panic!("python3: {e}"),
-    };
+        .output();
+    if !require::installed(output.is_ok(), "python3", "apt-get install python3") {
+        return;
+    }
+    let output = output.expect("checked just above");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    if output.status.code() == Some(3) && !required {
-        println!("SKIPPED ocsf schema validation: {stderr} (pip install pydantic-ocsf)");
+    // Exit code 3: the script could not import pydantic-ocsf.
+    if !require::installed(
+        output.status.code() != Some(3),
+        "the Python package pydantic-ocsf",
+        "pip install pydantic-ocsf==3.0.0",
+    ) {
         return;
     }
     assert!(

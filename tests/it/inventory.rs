@@ -14,7 +14,7 @@ use clickhouse_audit_exporter::emulator::{Emulator, EmulatorHandle, EmulatorOpti
 use serde_json::{Value, json};
 
 use crate::support::api::Api;
-use crate::support::{config_toml, file_sink, read_ndjson};
+use crate::support::{config_doc, file_sink, read_ndjson};
 
 /// Backups re-listed every cycle, so tests need not move a clock.
 const INVENTORY: &str = r#"[inventory]
@@ -56,20 +56,20 @@ impl Rig {
     }
 
     fn config(&self, api_extra: &str) -> Config {
-        let mut toml = config_toml(
+        let mut toml = config_doc(
             &self.emu,
             self.dir.path(),
             &file_sink("out", &self.out, 1000),
         )
-        .replace("[inventory]\nenabled = false\n", &self.inventory)
-        .replace("[activities]\n", "[activities]\nenabled = false\n")
-        .replace("[api]\n", &format!("[api]\n{api_extra}\n"));
+        .merge(&self.inventory)
+        .set("activities.enabled", false)
+        .merge_at("api", api_extra);
         if let Some((id, secret)) = &self.key {
             toml = toml
-                .replace(&self.emu.emulator.key_id(), id)
-                .replace(&self.emu.emulator.key_secret(), secret);
+                .replace("api.key_id", id.as_str())
+                .replace("api.key_secret", secret.as_str());
         }
-        Config::from_toml(&toml, Some(HashMap::new())).expect("test config is valid")
+        Config::from_toml(&toml.to_string(), Some(HashMap::new())).expect("test config is valid")
     }
 
     /// One `once` run (inventory cycle + delivery); returns the lines it added.
@@ -660,7 +660,7 @@ async fn three_orgs_of_fifty_services_stay_within_the_rate_limit() {
     rig.emu.emulator.clear_request_log();
     // Each `once` builds a new client whose limiter starts empty (like a restart): let the
     // emulator's window drain first (paused clock: no real waiting).
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    tokio::time::advance(Duration::from_secs(10)).await;
     let (r, lines) = rig.try_cycle("").await;
     r.unwrap();
     assert!(of_kind(&lines, "inventory").is_empty());

@@ -6,7 +6,7 @@ mod clickhouse_sink;
 mod client;
 mod config;
 mod emulator;
-pub mod faults;
+mod faults;
 mod formats;
 mod inventory;
 mod kafka;

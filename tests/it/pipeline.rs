@@ -9,6 +9,7 @@ use clickhouse_audit_exporter::daemon::Pipeline;
 use clickhouse_audit_exporter::emulator::{Emulator, EmulatorOptions};
 use tokio_util::sync::CancellationToken;
 
+use crate::support::wait::wait_for;
 use crate::support::{activity_ids, config, counts, file_sink, read_ndjson};
 
 fn opts() -> EmulatorOptions {
@@ -180,18 +181,6 @@ async fn a_failing_sink_catches_up_while_the_other_keeps_flowing() {
     assert_eq!(b.len(), total, "nothing lost, nothing doubled");
 }
 
-/// Polls `cond` every 50 ms for up to 60 s (real time: the daemon runs real I/O).
-pub async fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !cond() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_window_too_large_for_the_byte_cap_is_split_and_everything_arrives_once() {
     let emu = Emulator::start(EmulatorOptions {
@@ -212,16 +201,10 @@ async fn a_window_too_large_for_the_byte_cap_is_split_and_everything_arrives_onc
     let out = dir.path().join("audit.ndjson");
     // The cap is far below one day's answer (~8 MB): the poller must split, never fail.
     // The client's limiter is lifted too (the emulator's is off) to keep the test fast.
-    let toml = crate::support::config_toml(&emu, dir.path(), "")
-        .replace(
-            "initial_lookback = \"2d\"",
-            "initial_lookback = \"2d\"\nmax_response_bytes = \"512KiB\"",
-        )
-        .replace(
-            "max_backoff = \"2s\"",
-            "max_backoff = \"2s\"\nrate_limit_requests = 1000",
-        )
-        + &file_sink("archive", &out, 500);
+    let toml = crate::support::config_doc(&emu, dir.path(), &file_sink("archive", &out, 500))
+        .set("activities.max_response_bytes", "512KiB")
+        .set("api.rate_limit_requests", 1000)
+        .to_string();
     let cfg = clickhouse_audit_exporter::config::Config::from_toml(&toml, Some(Default::default()))
         .unwrap();
     let pipeline = Pipeline::build(cfg).await.unwrap();
@@ -250,8 +233,9 @@ async fn api_faults_are_retried_and_nothing_is_lost() {
     let org = emu.emulator.org_ids()[0].clone();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("audit.ndjson");
-    let toml = crate::support::config_toml(&emu, dir.path(), &file_sink("archive", &out, 500))
-        .replace("max_backoff = \"2s\"", "max_backoff = \"50ms\"");
+    let toml = crate::support::config_doc(&emu, dir.path(), &file_sink("archive", &out, 500))
+        .replace("api.max_backoff", "50ms")
+        .to_string();
     let cfg = clickhouse_audit_exporter::config::Config::from_toml(&toml, Some(Default::default()))
         .unwrap();
     // A 503 burst, a truncated transfer, a malformed body and a wrong-shaped one, in a row.

@@ -9,9 +9,9 @@ use base64::Engine;
 use clickhouse_audit_exporter::config::Config;
 use clickhouse_audit_exporter::sinks::SinkError;
 
-use crate::faults::{Rig, metric_at_least, stop_clean};
-use crate::ops::daemon::{Daemon, bin};
+use crate::support::daemon::{Daemon, bin};
 use crate::support::receiver::{Receiver, Reply};
+use crate::support::rig::{Rig, metric_at_least, stop_clean};
 use crate::support::sinks::{events, sink};
 use crate::support::splunk_hec::FakeHec;
 
@@ -64,11 +64,7 @@ async fn no_secret_reaches_logs_endpoints_or_errors_even_at_trace_level() {
         hec.url()
     );
     rig.configure(&sinks, "", "");
-    let toml = std::fs::read_to_string(&rig.cfg).unwrap().replace(
-        "[log]\nformat = \"json\"",
-        "[log]\nformat = \"json\"\nlevel = \"trace\"",
-    );
-    std::fs::write(&rig.cfg, toml).unwrap();
+    rig.edit(|doc| doc.set("log.level", "trace"));
     // API failures too, so error paths with the Authorization header in reach log.
     rig.emu.emulator.fail_next(2, 500);
     let d = Daemon::start(&rig.cfg, &[("RUST_LOG", "trace")]).await;
@@ -166,10 +162,7 @@ async fn tls_is_verified_by_default_for_every_https_destination() {
     }
     // The API client: the same unknown CA is refused.
     let rig = Rig::new().await;
-    let toml = std::fs::read_to_string(&rig.cfg)
-        .unwrap()
-        .replace(&rig.emu.base_url, &url);
-    std::fs::write(&rig.cfg, toml).unwrap();
+    rig.edit(|doc| doc.replace("api.base_url", url.as_str()));
     let (code, text) = rig.cli(&["validate"], &[]).await;
     assert_ne!(code, 0, "{text}");
     assert!(

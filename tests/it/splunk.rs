@@ -181,6 +181,7 @@ async fn server_busy_is_retried_and_an_outage_loses_nothing() {
                         fake.restart().await;
                         down = false;
                     }
+                    // The retry pause of a sender: the loop is bounded by `attempts`.
                     tokio::time::sleep(pause).await
                 }
                 Err(e) => panic!("{e:?}"),

@@ -13,7 +13,9 @@ use clickhouse_audit_exporter::event::Event;
 use clickhouse_audit_exporter::sinks::{Sink, SinkConfig, SinkError};
 
 use crate::support::fixtures;
+use crate::support::net::listening;
 use crate::support::receiver::{Receiver, Reply, verify_standard_webhook};
+use crate::support::wait::{PATIENCE, wait_for};
 
 const SECRET_A: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const SECRET_B: &str = "whsec_c2Vjb25kLXNlY3JldC1mb3Itcm90YXRpb24=";
@@ -240,7 +242,8 @@ async fn refused_and_dropped_connections_are_transient() {
         Err(SinkError::Transient { .. })
     ));
     rx.stop();
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let port = rx.addr.port();
+    wait_for(|| !listening(port, false), "the receiver's port to close").await;
     match sink.deliver(&batch(1)).await {
         Err(SinkError::Transient { message, .. }) => {
             assert!(message.contains("127.0.0.1"), "{message}")
@@ -436,6 +439,10 @@ async fn a_receiver_outage_loses_nothing_and_does_not_hold_up_a_file_sink() {
     for chunk in events.chunks(50) {
         loop {
             let elapsed = started.elapsed();
+            assert!(
+                elapsed < OUTAGE + PATIENCE,
+                "a chunk was still not delivered {elapsed:?} after the outage began ({phase})"
+            );
             if phase == "down" && elapsed > OUTAGE / 2 {
                 rx.set_default(Reply::Status(503, Some("1"), String::new()));
                 rx.restart().await;
@@ -448,6 +455,7 @@ async fn a_receiver_outage_loses_nothing_and_does_not_hold_up_a_file_sink() {
             match webhook.deliver(chunk).await {
                 Ok(()) => break,
                 Err(SinkError::Transient { retry_after, .. }) => {
+                    // The retry pause honouring Retry-After is the behaviour under test.
                     tokio::time::sleep(
                         retry_after
                             .unwrap_or(Duration::from_millis(500))

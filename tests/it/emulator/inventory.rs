@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::{activities, org_path, start, unlimited};
 use crate::support::api::{Api, USER_AGENT, enc};
+use crate::support::wait::wait_until;
 
 fn empty() -> EmulatorOptions {
     EmulatorOptions {
@@ -395,14 +396,12 @@ async fn live_generation_adds_late_activities_until_shutdown() {
     };
     let h = Emulator::start(opts).await.unwrap();
     let org = h.emulator.org_ids()[0].clone();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while h.emulator.activity_count(&org) < 20 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "live generation is too slow"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until(
+        "20 live activities (live generation is too slow)",
+        Duration::from_secs(10),
+        async || (h.emulator.activity_count(&org) >= 20).then_some(()),
+    )
+    .await;
     let api = Api::new(&h);
     let visible = activities(&api, &h, "").await.len();
     assert!(
@@ -411,6 +410,8 @@ async fn live_generation_adds_late_activities_until_shutdown() {
     );
     let emulator = h.emulator.clone();
     drop(h);
+    // Absence of activity can only be watched for a while: the generator may add one last
+    // activity as it stops (100 ms), then must add nothing more (200 ms).
     tokio::time::sleep(Duration::from_millis(100)).await;
     let stopped = emulator.activity_count(&org);
     tokio::time::sleep(Duration::from_millis(200)).await;

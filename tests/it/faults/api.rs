@@ -12,8 +12,12 @@ use clickhouse_audit_exporter::emulator::EmulatorOptions;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use super::{BATCH, Rig, metric_at_least, ready, span, stop_clean};
-use crate::ops::daemon::eventually;
+use super::span;
+use crate::support::net::bind_again;
+use crate::support::rig::{
+    BATCH, Rig, check_bounded, metric_at_least, ready, stop_clean, wait_complete,
+};
+use crate::support::wait::eventually;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_storm_with_x_ratelimit_reset_delays_but_loses_nothing() {
@@ -109,6 +113,7 @@ async fn ten_percent_random_errors_lose_nothing() {
     while tokio::time::Instant::now() < until {
         rig.add_live(2, &format!("random-{n}"));
         n += 1;
+        // The pace of new activity while the error rate lasts (the span above).
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     rig.emu.emulator.set_error_rate(0.0, 503);
@@ -197,12 +202,7 @@ impl Front {
 
     /// Starts listening on the reserved port.
     async fn open(&self) {
-        let listener = loop {
-            match TcpListener::bind(self.addr).await {
-                Ok(l) => break l,
-                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
-        };
+        let listener = bind_again(self.addr).await;
         let token = CancellationToken::new();
         *self.running.lock().unwrap() = Some(token.clone());
         let (mode, backend) = (self.mode.clone(), self.backend);
@@ -239,11 +239,7 @@ async fn refused_then_reset_connections_are_transport_errors_and_lose_nothing() 
     let rig = Rig::new().await;
     let front = Front::refusing(rig.emu.addr).await;
     rig.configure("", "max_backoff = \"100ms\"", "");
-    let toml = std::fs::read_to_string(&rig.cfg).unwrap().replace(
-        &format!("base_url = \"{}\"", rig.emu.base_url),
-        &format!("base_url = \"http://{}\"", front.addr),
-    );
-    std::fs::write(&rig.cfg, toml).unwrap();
+    rig.edit(|doc| doc.replace("api.base_url", format!("http://{}", front.addr)));
     let d = rig.start().await;
     metric_at_least(
         &d,
@@ -312,7 +308,7 @@ async fn activities_without_id_or_with_a_bad_created_at_are_quarantined_and_the_
     let d = rig.start().await;
     let mut expected = rig.expected();
     expected.retain(|id| *id != no_id && *id != bad_date);
-    super::wait_complete(&rig.out, &expected, 0).await;
+    wait_complete(&rig.out, &expected, 0).await;
     let m = d.scrape().await;
     let quarantined = m.sum("clickhouse_audit_activities_quarantined_total", &[]);
     assert_eq!(quarantined, 2.0, "both counted");
@@ -320,7 +316,7 @@ async fn activities_without_id_or_with_a_bad_created_at_are_quarantined_and_the_
     let logs = stop_clean(d).await;
     assert!(logs.contains("quarantin"), "a log line says so: {logs}");
     // Kept for inspection, not silently dropped.
-    let show = crate::ops::daemon::bin()
+    let show = crate::support::daemon::bin()
         .arg("-c")
         .arg(&rig.cfg)
         .args(["state", "show"])
@@ -345,7 +341,7 @@ async fn duplicate_ids_inside_one_answer_are_delivered_once() {
     expected.dedup();
     assert!(expected.contains(&"dup-0001".to_string()));
     let d = rig.start().await;
-    super::wait_complete(&rig.out, &expected, 0).await;
+    wait_complete(&rig.out, &expected, 0).await;
     metric_at_least(&d, "clickhouse_audit_dedup_dropped_total", &[], 2.0).await;
     ready(&d).await;
     stop_clean(d).await;
@@ -388,15 +384,12 @@ async fn a_403_on_one_inventory_endpoint_switches_it_off_and_the_rest_flows() {
             "control-plane:service:view-backups",
         ],
     );
-    let toml = std::fs::read_to_string(&rig.cfg)
-        .unwrap()
-        .replace(&rig.emu.emulator.key_id(), &id)
-        .replace(&rig.emu.emulator.key_secret(), &secret)
-        .replace(
-            "[inventory]\nenabled = false",
-            "[inventory]\nenabled = true\ninterval = \"1s\"",
-        );
-    std::fs::write(&rig.cfg, toml).unwrap();
+    rig.edit(|doc| {
+        doc.replace("api.key_id", id.as_str())
+            .replace("api.key_secret", secret.as_str())
+            .replace("inventory.enabled", true)
+            .set("inventory.interval", "1s")
+    });
     let d = rig.start().await;
     metric_at_least(
         &d,
@@ -432,7 +425,7 @@ async fn a_403_on_one_inventory_endpoint_switches_it_off_and_the_rest_flows() {
         (ids.len() >= expected.len()).then_some(ids)
     })
     .await;
-    super::check_bounded(&got, &expected, BATCH, "archive");
+    check_bounded(&got, &expected, BATCH, "archive");
     let logs = stop_clean(d).await;
     assert!(
         logs.contains("control-plane:organization:view-api-keys") || logs.contains("view-api-keys"),

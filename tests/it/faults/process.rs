@@ -13,10 +13,12 @@ use clickhouse_audit_exporter::emulator::EmulatorOptions;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 
-use super::{BATCH, Rig, check_bounded, stop_clean, wait_complete};
-use crate::ops::daemon::{Daemon, bin, eventually};
+use crate::support::daemon::{Daemon, bin};
 use crate::support::receiver::Receiver;
+use crate::support::require;
+use crate::support::rig::{BATCH, Rig, check_bounded, ready, stop_clean, wait_complete};
 use crate::support::splunk_hec::FakeHec;
+use crate::support::wait::{eventually, wait_for};
 use crate::support::{activity_ids, read_ndjson};
 
 /// A syslog receiver over TCP (newline framing) keeping every `event_id` it reads.
@@ -89,6 +91,7 @@ async fn sigkill_at_random_points_with_every_local_sink_loses_nothing() {
         while tokio::time::Instant::now() < deadline {
             rig.add_live(1, &format!("kill-{round}-{n}"));
             n += 1;
+            // The pace of new activity until the random kill time (the deadline above).
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         child.start_kill().unwrap();
@@ -244,12 +247,11 @@ const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_system_clock_stepping_back_and_forward_loses_nothing() {
-    if !std::path::Path::new(LIBFAKETIME).exists() {
-        assert!(
-            std::env::var_os("CH_AUDIT_REQUIRE_SERVERS").is_none(),
-            "libfaketime is missing: apt-get install faketime"
-        );
-        eprintln!("SKIPPED: no {LIBFAKETIME} (apt-get install faketime)");
+    if !require::installed(
+        std::path::Path::new(LIBFAKETIME).exists(),
+        LIBFAKETIME,
+        "apt-get install faketime",
+    ) {
         return;
     }
     let rig = Rig::new().await;
@@ -268,14 +270,22 @@ async fn the_system_clock_stepping_back_and_forward_loses_nothing() {
     // Offsets from the real time: 2 h back, then 5 h forward (3 h ahead).
     for (step, shift) in [("back", "-2h"), ("forward", "+3h")] {
         std::fs::write(&offset, format!("{shift}\n")).unwrap();
-        for i in 0..10 {
-            rig.add_live(2, &format!("{step}-{i}"));
-            tokio::time::sleep(Duration::from_millis(200)).await;
+        // Activity recorded across polls made on the shifted clock: a half, a poll, a half.
+        for half in 0..2 {
+            let polls = rig.emu.emulator.request_log().len();
+            wait_for(
+                || rig.emu.emulator.request_log().len() > polls,
+                &format!("a poll on the clock stepped {step}"),
+            )
+            .await;
+            for i in 0..5 {
+                rig.add_live(2, &format!("{step}-{half}-{i}"));
+            }
         }
         // Within the test's patience (60 s), not after `overlap` (15 min).
         rig.archive_complete(0).await;
     }
-    super::ready(&d).await;
+    ready(&d).await;
     let logs = stop_clean(d).await;
     assert!(
         logs.contains(&format!(

@@ -6,11 +6,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{
-    BATCH, Rig, check_bounded, metric_at_least, ready, span, stop_clean, unready, wait_complete,
-};
-use crate::ops::daemon::eventually;
+use super::span;
 use crate::support::receiver::{Receiver, Reply};
+use crate::support::require;
+use crate::support::rig::{
+    BATCH, Rig, check_bounded, metric_at_least, ready, stop_clean, unready, wait_complete,
+};
+use crate::support::wait::eventually;
 use crate::support::{activity_ids, read_ndjson};
 
 fn webhook(url: &str, extra: &str) -> String {
@@ -61,6 +63,7 @@ async fn a_receiver_down_for_a_while_catches_up_and_never_holds_up_the_file_sink
     while tokio::time::Instant::now() < until {
         rig.add_live(5, &format!("outage-{n}"));
         n += 1;
+        // The pace of new activity while the receiver is down (`down` of real time).
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     // The archive is complete while the receiver is still down.
@@ -175,14 +178,13 @@ impl Drop for Tmpfs {
 async fn a_full_disk_under_the_file_sink_is_retried_until_space_frees() {
     let rig = Rig::new().await;
     let mnt = rig.path("small");
-    let Some(_fs) = Tmpfs::mount(&mnt, 256) else {
-        assert!(
-            std::env::var_os("CH_AUDIT_REQUIRE_SERVERS").is_none(),
-            "mounting a tmpfs needs root; CI runs as root"
-        );
-        eprintln!("SKIPPED: cannot mount a tmpfs (not root)");
+    let fs = Tmpfs::mount(&mnt, 256);
+    if !require::present(
+        fs.is_some(),
+        "cannot mount a tmpfs (needs root; CI runs as root)",
+    ) {
         return;
-    };
+    }
     // Fill the file system but for a few KiB.
     let filler = mnt.join("filler");
     let mut f = std::fs::File::create(&filler).unwrap();

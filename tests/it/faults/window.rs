@@ -12,8 +12,8 @@ use std::time::Duration;
 use chrono::FixedOffset;
 use clickhouse_audit_exporter::emulator::{DateValidation, EmulatorOptions, WindowSemantics};
 
-use super::{BATCH, Rig, metric_at_least, ready, stop_clean};
-use crate::ops::daemon::Daemon;
+use crate::support::daemon::Daemon;
+use crate::support::rig::{BATCH, Rig, metric_at_least, ready, stop_clean, wait_complete};
 
 /// The emulator's limit in these rows (and the exporter's, scaled from 10 / 10 s).
 const LIMIT: (u32, Duration) = (10, Duration::from_secs(2));
@@ -46,16 +46,14 @@ struct Row {
 async fn run_row(row: Row) -> (Rig, Daemon) {
     let rig = Rig::with(rig_options(row.window, row.per_day, row.history_h)).await;
     let api = format!("rate_limit_window = \"2s\"\n{}", row.api);
-    // (The rig drops its own `interval = "1s"` when the extra lines name an interval.)
+    // (Lines naming a key the rig sets, such as `interval`, override it.)
     let activities = format!(
         "interval = \"1s\"\nreconcile_interval = \"3s\"\nreconcile_lookback = \"1h\"\n{}",
         row.activities
     );
     rig.configure("", &api, &activities);
     if let Some(overlap) = row.overlap {
-        let text = std::fs::read_to_string(&rig.cfg).unwrap();
-        let text = text.replacen("overlap = \"15m\"", &format!("overlap = \"{overlap}\""), 1);
-        std::fs::write(&rig.cfg, text).unwrap();
+        rig.edit(|doc| doc.replace("activities.overlap", overlap));
     }
 
     // 1. A fresh backfill with `once`. The request log is checked per process: a limiter
@@ -66,7 +64,7 @@ async fn run_row(row: Row) -> (Rig, Daemon) {
     let first = rig.expected();
     // What `once` could see is exported; anything it could not (late visibility) comes later.
     if row.window.visibility_delay.is_zero() {
-        super::wait_complete(&rig.out, &first, 0).await;
+        wait_complete(&rig.out, &first, 0).await;
     }
 
     // 2. Steady state with live activity.
@@ -104,7 +102,7 @@ async fn run_row(row: Row) -> (Rig, Daemon) {
 /// Waits until the archive holds every activity the API holds, then checks the duplicate
 /// bound (the fault matrix's own wait, with this row's bound).
 async fn complete(rig: &Rig, max_dups: usize) {
-    super::wait_complete(&rig.out, &rig.expected(), max_dups).await;
+    wait_complete(&rig.out, &rig.expected(), max_dups).await;
 }
 
 /// No rolling window of the emulator's request log, by arrival, holds more than the limit,
@@ -155,7 +153,7 @@ fn zone(hours: i32) -> Option<FixedOffset> {
 /// What the state keeps about the org (`state show --json`): the accepted date format and
 /// the learned window facts — what the three processes of a row learned, together.
 async fn learned(rig: &Rig) -> (String, serde_json::Value) {
-    let out = crate::ops::daemon::bin()
+    let out = crate::support::daemon::bin()
         .arg("-c")
         .arg(&rig.cfg)
         .args(["state", "show", "--json"])
@@ -350,6 +348,6 @@ async fn a_huge_day_behind_date_only_bounds_is_read_in_a_few_requests_by_once() 
         .count();
     // Two refusals (rfc3339, naive), then the 2-day lookback as whole days (3 at most).
     assert!(activities <= 6, "{activities} activities requests");
-    super::wait_complete(&rig.out, &rig.expected(), 0).await;
+    wait_complete(&rig.out, &rig.expected(), 0).await;
     check_rate(&rig, "once");
 }

@@ -4,7 +4,6 @@
 //! one is invalid), the systemd notify protocol on a fake socket; plus checklists of the
 //! packaging files and a check that dashboards and alerts query only exported metrics.
 
-pub mod daemon;
 mod packaging;
 
 use std::path::Path;
@@ -12,31 +11,11 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use clickhouse_audit_exporter::emulator::Emulator;
-use clickhouse_audit_exporter::emulator::{EmulatorHandle, EmulatorOptions};
+use clickhouse_audit_exporter::emulator::EmulatorOptions;
 
-use crate::support::{activity_ids, config_toml, counts, file_sink, read_ndjson};
-use daemon::{Daemon, bin, eventually};
-
-/// A config for the binary: JSON logs, `/metrics` on an ephemeral port, 1 s polls;
-/// `api_extra`/`activities_extra` are lines added to those tables.
-pub fn daemon_config(
-    emu: &EmulatorHandle,
-    dir: &Path,
-    sinks: &str,
-    api_extra: &str,
-    activities_extra: &str,
-) -> String {
-    config_toml(emu, dir, &format!("{sinks}\n[log]\nformat = \"json\"\n"))
-        .replace("listen = \"\"", "listen = \"127.0.0.1:0\"")
-        .replace(
-            "max_backoff = \"2s\"",
-            &format!("max_backoff = \"2s\"\n{api_extra}"),
-        )
-        .replace(
-            "initial_lookback = \"2d\"",
-            &format!("initial_lookback = \"2d\"\n{activities_extra}"),
-        )
-}
+use crate::support::daemon::{Daemon, bin, daemon_config};
+use crate::support::wait::{PATIENCE, eventually};
+use crate::support::{TomlDoc, activity_ids, counts, file_sink, read_ndjson};
 
 fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
@@ -309,10 +288,10 @@ async fn metrics_cover_every_listed_family_with_sane_values_and_status_has_no_se
 
     // Inventory on (by reload, so the faults above hit the activity poller alone): its
     // families join, and the dashboard and alerts query only what the exporter exports.
-    let with_inventory = toml.replace(
-        "[inventory]\nenabled = false",
-        "[inventory]\nenabled = true\ninterval = \"2s\"",
-    );
+    let with_inventory = TomlDoc::parse(&toml)
+        .replace("inventory.enabled", true)
+        .set("inventory.interval", "2s")
+        .to_string();
     assert_ne!(with_inventory, toml);
     write(&cfg, &with_inventory);
     d.signal("HUP");
@@ -639,7 +618,7 @@ async fn systemd_notify_ready_status_watchdog_reloading_and_stopping() {
     });
     let mut seen: Vec<String> = Vec::new();
     let mut next_until = async |pred: &dyn Fn(&str) -> bool, what: &str| -> String {
-        let deadline = Instant::now() + daemon::PATIENCE;
+        let deadline = Instant::now() + PATIENCE;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let msg = tokio::time::timeout(left, rx.recv())

@@ -9,7 +9,9 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::wait::poll_until_blocking;
 
 pub const USER: &str = "audit";
 pub const PASSWORD: &str = "s3cret-ch-pw";
@@ -23,18 +25,13 @@ pub struct ClickHouse {
     pid: Option<u32>,
 }
 
-/// Whether the server is installed; without it the tests skip (loudly) unless
-/// `CH_AUDIT_REQUIRE_SERVERS=1`, as in CI.
+/// Whether the server is installed (else the test skips or fails: `support::require`).
 pub fn available() -> bool {
-    let found = Path::new(BINARY).exists();
-    if !found {
-        assert!(
-            std::env::var("CH_AUDIT_REQUIRE_SERVERS").as_deref() != Ok("1"),
-            "clickhouse-server is missing: apt-get install clickhouse-server (see .ci/run)"
-        );
-        eprintln!("SKIPPED: clickhouse-server not installed");
-    }
-    found
+    super::require::installed(
+        Path::new(BINARY).exists(),
+        "clickhouse-server",
+        "apt-get install clickhouse-server",
+    )
 }
 
 /// One server for every test that does not stop it.
@@ -60,8 +57,8 @@ impl ClickHouse {
     }
 
     fn configure(dir: PathBuf, tmp: Option<tempfile::TempDir>) -> ClickHouse {
-        let http_port = super::rsyslog::free_port(false);
-        let tcp_port = super::rsyslog::free_port(false);
+        let http_port = super::net::free_port(false);
+        let tcp_port = super::net::free_port(false);
         let d = dir.display();
         std::fs::write(
             dir.join("config.xml"),
@@ -146,18 +143,12 @@ impl ClickHouse {
             }
         });
         self.pid = Some(rx.recv().unwrap());
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if self.ping() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "clickhouse-server did not answer /ping: {}",
-                std::fs::read_to_string(self.dir.join("server.err.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let up = poll_until_blocking(Duration::from_secs(60), || self.ping().then_some(()));
+        assert!(
+            up.is_some(),
+            "clickhouse-server did not answer /ping within 60 s: {}",
+            std::fs::read_to_string(self.dir.join("server.err.log")).unwrap_or_default()
+        );
     }
 
     fn ping(&self) -> bool {
@@ -177,12 +168,13 @@ impl ClickHouse {
         if let Some(pid) = self.pid.take() {
             // SAFETY: signalling the server process we started, by its id.
             unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while std::net::TcpStream::connect(("127.0.0.1", self.http_port)).is_ok()
-                && Instant::now() < deadline
-            {
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            // Up to 30 s for a clean stop; then SIGKILL whatever is left.
+            let port = self.http_port;
+            poll_until_blocking(Duration::from_secs(30), || {
+                std::net::TcpStream::connect(("127.0.0.1", port))
+                    .is_err()
+                    .then_some(())
+            });
             // SAFETY: as above; the process may already be gone.
             unsafe { libc::kill(pid as i32, libc::SIGKILL) };
         }

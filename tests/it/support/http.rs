@@ -193,6 +193,7 @@ async fn answer(
     };
     let reply = responder(&rec, n);
     if !reply.delay.is_zero() {
+        // A slow answer is the behaviour this reply scripts (client timeouts).
         tokio::time::sleep(reply.delay).await;
     }
     let full_len = reply.body.len();

@@ -7,30 +7,31 @@
 
 pub mod api;
 pub mod clickhouse;
+pub mod daemon;
 pub mod fixtures;
 pub mod http;
+pub mod net;
 pub mod receiver;
+pub mod require;
+pub mod rig;
 pub mod rsyslog;
 pub mod sinks;
 pub mod spec;
 pub mod splunk_hec;
 pub mod tansu;
+pub mod toml_doc;
+pub mod wait;
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use clickhouse_audit_exporter::config::Config;
 use clickhouse_audit_exporter::emulator::EmulatorHandle;
+pub use toml_doc::TomlDoc;
 
-/// A config for `emu` with state in `dir` and the given extra TOML (sinks, overrides).
-pub fn config_toml(emu: &EmulatorHandle, dir: &Path, extra: &str) -> String {
-    format!(
-        r#"
+/// The parts of a test config that do not depend on the emulator or the state directory.
+const BASE_CONFIG: &str = r#"
 [api]
-base_url = "{base}"
-key_id = "{id}"
-key_secret = "{secret}"
-organizations = [{orgs}]
 max_backoff = "2s"
 
 [activities]
@@ -41,26 +42,30 @@ initial_lookback = "2d"
 [inventory]
 enabled = false
 
-[state]
-path = "{state}"
-
 [server]
 listen = ""
+"#;
 
-{extra}
-"#,
-        base = emu.base_url,
-        id = emu.emulator.key_id(),
-        secret = emu.emulator.key_secret(),
-        orgs = emu
-            .emulator
-            .org_ids()
-            .iter()
-            .map(|o| format!("{o:?}"))
-            .collect::<Vec<_>>()
-            .join(","),
-        state = dir.join("state.db").display(),
-    )
+/// A config for `emu` with state in `dir`, plus `extra` (sinks, overriding tables), as a table.
+pub fn config_doc(emu: &EmulatorHandle, dir: &Path, extra: &str) -> TomlDoc {
+    let orgs: Vec<toml::Value> = emu
+        .emulator
+        .org_ids()
+        .into_iter()
+        .map(toml::Value::from)
+        .collect();
+    TomlDoc::parse(BASE_CONFIG)
+        .set("api.base_url", emu.base_url.as_str())
+        .set("api.key_id", emu.emulator.key_id().as_str())
+        .set("api.key_secret", emu.emulator.key_secret().as_str())
+        .set("api.organizations", orgs)
+        .set("state.path", dir.join("state.db").display().to_string())
+        .merge(extra)
+}
+
+/// [`config_doc`] as TOML text.
+pub fn config_toml(emu: &EmulatorHandle, dir: &Path, extra: &str) -> String {
+    config_doc(emu, dir, extra).to_string()
 }
 
 pub fn config(emu: &EmulatorHandle, dir: &Path, extra: &str) -> Config {

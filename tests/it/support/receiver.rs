@@ -169,12 +169,7 @@ impl Receiver {
 
     /// Comes back on the same port.
     pub async fn restart(&self) {
-        let listener = loop {
-            match TcpListener::bind(self.addr).await {
-                Ok(l) => break l,
-                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
-        };
+        let listener = super::net::bind_again(self.addr).await;
         self.serve(listener);
     }
 
@@ -235,6 +230,7 @@ async fn handle(
     let (code, retry_after, text) = match reply {
         Reply::Drop => return Err(std::io::Error::other("dropping the connection")),
         Reply::Delay(d) => {
+            // A slow receiver is the behaviour this reply scripts.
             tokio::time::sleep(d).await;
             (200, None, String::new())
         }

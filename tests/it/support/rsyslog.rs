@@ -6,9 +6,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::process::{Child, Command};
+
+use super::net::{free_port, listening};
+use super::require;
+use super::wait::{poll_until, wait_until};
 
 /// What the test rsyslog listens with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,39 +55,47 @@ impl Received {
 
 pub struct Rsyslog {
     pub port: u16,
-    probe_port: u16,
+    udp: bool,
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
 
-/// Whether rsyslogd is installed; without it the syslog tests skip (loudly) unless
-/// `CH_AUDIT_REQUIRE_SERVERS=1`, as in CI.
+const RSYSLOGD: &str = "/usr/sbin/rsyslogd";
+
+/// Whether rsyslogd is installed (else the test skips or fails: `support::require`).
 pub fn available() -> bool {
-    let found = Path::new("/usr/sbin/rsyslogd").exists();
-    if !found {
-        assert!(
-            std::env::var("CH_AUDIT_REQUIRE_SERVERS").as_deref() != Ok("1"),
-            "rsyslogd is missing: apt-get install rsyslog rsyslog-gnutls (see .ci/run)"
-        );
-        eprintln!("SKIPPED: rsyslogd not installed (apt-get install rsyslog rsyslog-gnutls)");
-    }
-    found
+    require::installed(
+        Path::new(RSYSLOGD).exists(),
+        "rsyslogd",
+        "apt-get install rsyslog",
+    )
 }
 
-pub fn free_port(udp: bool) -> u16 {
-    if udp {
-        std::net::UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    } else {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
+/// Whether rsyslogd and a TLS network stream driver are installed.
+pub fn tls_available() -> bool {
+    available()
+        && require::installed(
+            tls_driver().is_some(),
+            "rsyslog's TLS module (lmnsd_gtls.so or lmnsd_ossl.so)",
+            "apt-get install rsyslog-gnutls",
+        )
+}
+
+/// The TLS stream driver rsyslog can load: `gtls` (rsyslog-gnutls) or `ossl`
+/// (rsyslog-openssl), found as `lmnsd_<driver>.so` in a module directory.
+fn tls_driver() -> Option<&'static str> {
+    let mut dirs = vec![
+        PathBuf::from("/usr/lib/rsyslog"),
+        PathBuf::from("/usr/lib64/rsyslog"),
+    ];
+    // Debian's multiarch directories: /usr/lib/x86_64-linux-gnu/rsyslog and the like.
+    if let Ok(entries) = std::fs::read_dir("/usr/lib") {
+        dirs.extend(entries.flatten().map(|e| e.path().join("rsyslog")));
     }
+    ["gtls", "ossl"].into_iter().find(|driver| {
+        let module = format!("lmnsd_{driver}.so");
+        require::first_existing(dirs.iter().map(|d| d.join(&module))).is_some()
+    })
 }
 
 fn data(file: &str) -> String {
@@ -95,14 +107,17 @@ impl Rsyslog {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("work")).unwrap();
         let port = free_port(listen == Listen::Udp);
-        let probe_port = free_port(false);
         let input = match listen {
-            Listen::Tcp => format!(r#"input(type="imtcp" port="{port}" address="127.0.0.1")"#),
+            Listen::Tcp => format!(
+                "module(load=\"imtcp\")\ninput(type=\"imtcp\" port=\"{port}\" address=\"127.0.0.1\")"
+            ),
             Listen::Udp => format!(
                 "module(load=\"imudp\")\ninput(type=\"imudp\" port=\"{port}\" address=\"127.0.0.1\")"
             ),
             Listen::Tls => format!(
-                r#"input(type="imtcp" port="{port}" address="127.0.0.1" StreamDriver.Name="gtls" StreamDriver.Mode="1" StreamDriver.AuthMode="anon")"#
+                r#"module(load="imtcp")
+input(type="imtcp" port="{port}" address="127.0.0.1" StreamDriver.Name="{driver}" StreamDriver.Mode="1" StreamDriver.AuthMode="anon")"#,
+                driver = tls_driver().expect("callers check tls_available()"),
             ),
         };
         let conf = format!(
@@ -111,9 +126,6 @@ impl Rsyslog {
 # Direct: a message rsyslog has read is written before it reads the next, so a restart loses
 # only what sits unread in the socket — the sender's business, which is what the tests check.
 main_queue(queue.type="Direct")
-module(load="imtcp")
-# A plain TCP input only to know when rsyslog is up.
-input(type="imtcp" port="{probe_port}" address="127.0.0.1")
 {input}
 template(name="parsed" type="list" option.jsonf="on") {{
   property(outname="raw" name="rawmsg" format="jsonf")
@@ -137,7 +149,7 @@ action(type="omfile" file="{out}" template="parsed")
         std::fs::write(dir.path().join("rsyslog.conf"), conf).unwrap();
         let mut r = Rsyslog {
             port,
-            probe_port,
+            udp: listen == Listen::Udp,
             dir,
             child: None,
         };
@@ -159,7 +171,7 @@ action(type="omfile" file="{out}" template="parsed")
             .append(true)
             .open(self.dir.path().join("rsyslogd.log"))
             .unwrap();
-        let child = Command::new("/usr/sbin/rsyslogd")
+        let child = Command::new(RSYSLOGD)
             .arg("-n")
             .arg("-f")
             .arg(self.dir.path().join("rsyslog.conf"))
@@ -172,23 +184,23 @@ action(type="omfile" file="{out}" template="parsed")
             .spawn()
             .expect("starting rsyslogd");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.probe_port))
-                .await
-                .is_ok()
-            {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "rsyslogd did not come up: {}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        // The probe port is the first input; give the others a moment.
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Up once its input socket is bound (asked of the kernel: a probe connection would
+        // reach rsyslog, and an aborted TLS handshake would be logged).
+        let (port, udp) = (self.port, self.udp);
+        let log = self.dir.path().join("rsyslogd.log");
+        let child = self.child.as_mut().expect("just spawned");
+        wait_until(
+            &format!("rsyslogd listening on port {port}"),
+            Duration::from_secs(15),
+            async || {
+                if let Ok(Some(status)) = child.try_wait() {
+                    let said = std::fs::read_to_string(&log).unwrap_or_default();
+                    panic!("rsyslogd exited ({status}) before listening: {said}");
+                }
+                listening(port, udp).then_some(())
+            },
+        )
+        .await;
     }
 
     /// rsyslogd's own output, for failure messages.
@@ -226,22 +238,22 @@ action(type="omfile" file="{out}" template="parsed")
 
     /// Waits until at least `n` messages arrived (and a moment more for stragglers).
     pub async fn wait_for(&self, n: usize) -> Vec<Received> {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
+        let enough = poll_until(Duration::from_secs(20), async || {
+            (self.received().len() >= n).then_some(())
+        })
+        .await;
+        if enough.is_none() {
             let got = self.received();
-            if got.len() >= n {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                return self.received();
-            }
-            if Instant::now() >= deadline {
-                let ids: Vec<String> = got.iter().map(|r| r.event_id()).collect();
-                panic!(
-                    "only {} of {n} messages arrived; rsyslogd said: {}\nreceived: {ids:?}",
-                    got.len(),
-                    self.log()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            let ids: Vec<String> = got.iter().map(|r| r.event_id()).collect();
+            panic!(
+                "only {} of {n} messages arrived within 20 s; rsyslogd said: {}\nreceived: {ids:?}",
+                got.len(),
+                self.log()
+            );
         }
+        // A moment more, so that extra copies show up for the callers' duplicate checks: an
+        // absence can only be watched for, not waited on.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.received()
     }
 }

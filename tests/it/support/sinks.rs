@@ -50,6 +50,7 @@ pub async fn deliver_retrying(
                     Instant::now() < deadline,
                     "still failing at the deadline: {message}"
                 );
+                // The pause between attempts, as dispatch would wait (bounded by `deadline`).
                 tokio::time::sleep(pause).await;
             }
             Err(e) => panic!("unexpected {e:?}"),
@@ -98,11 +99,10 @@ pub async fn once_fails_fast_on_refused_credentials(sink_block: &str, name: &str
 pub async fn daemon_not_ready_on_refused_credentials(sink_block: &str, name: &str) -> String {
     let emu = emulator().await;
     let dir = tempfile::tempdir().unwrap();
-    let port = super::rsyslog::free_port(false);
-    let toml = super::config_toml(&emu, dir.path(), sink_block).replace(
-        "[server]\nlisten = \"\"",
-        &format!("[server]\nlisten = \"127.0.0.1:{port}\""),
-    );
+    let port = super::net::free_port(false);
+    let toml = super::config_doc(&emu, dir.path(), sink_block)
+        .replace("server.listen", format!("127.0.0.1:{port}"))
+        .to_string();
     let cfg = Config::from_toml(&toml, Some(HashMap::new())).unwrap();
     let pipeline = Pipeline::build(cfg).await.unwrap();
     let token = CancellationToken::new();

@@ -120,12 +120,7 @@ impl FakeHec {
 
     /// Listens again on the same port.
     pub async fn restart(&self) {
-        let listener = loop {
-            match TcpListener::bind(self.addr).await {
-                Ok(l) => break l,
-                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
-        };
+        let listener = super::net::bind_again(self.addr).await;
         self.serve(listener);
     }
 
@@ -297,6 +292,7 @@ fn event(state: &Arc<Mutex<State>>, body: &[u8], channel: Option<String>) -> Res
         let delay = s.index_delay;
         let state = state.clone();
         tokio::spawn(async move {
+            // Splunk's indexing lag, the behaviour the ack tests script.
             tokio::time::sleep(delay).await;
             let mut s = state.lock().unwrap();
             s.indexed.extend(events);

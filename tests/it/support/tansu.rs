@@ -7,11 +7,13 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rskafka::client::partition::{OffsetAt, UnknownTopicHandling};
 use rskafka::client::{Client, ClientBuilder};
 use tokio::process::{Child, Command};
+
+use super::wait::wait_until;
 
 pub struct Tansu {
     pub port: u16,
@@ -32,24 +34,19 @@ pub fn binary() -> Option<PathBuf> {
     p.exists().then_some(p)
 }
 
-/// Whether tansu is installed; without it the Kafka tests skip (loudly) unless
-/// `CH_AUDIT_REQUIRE_SERVERS=1`, as in CI.
+/// Whether tansu is installed (else the test skips or fails: `support::require`).
 pub fn available() -> bool {
-    let found = binary().is_some();
-    if !found {
-        assert!(
-            std::env::var("CH_AUDIT_REQUIRE_SERVERS").as_deref() != Ok("1"),
-            "tansu is missing: cargo install tansu --features dynostore (see .ci/run)"
-        );
-        eprintln!("SKIPPED: tansu not installed (cargo install tansu --features dynostore)");
-    }
-    found
+    super::require::installed(
+        binary().is_some(),
+        "tansu",
+        "cargo install tansu --features dynostore",
+    )
 }
 
 impl Tansu {
     pub async fn start(authentication: bool) -> Tansu {
         let mut t = Tansu {
-            port: super::rsyslog::free_port(false),
+            port: super::net::free_port(false),
             authentication,
             child: None,
         };
@@ -80,14 +77,14 @@ impl Tansu {
             cmd.arg("--authentication");
         }
         self.child = Some(cmd.spawn().expect("starting tansu"));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "tansu did not come up");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let port = self.port;
+        wait_until("tansu listening", Duration::from_secs(20), async || {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()
+                .map(|_| ())
+        })
+        .await;
     }
 
     pub async fn stop(&mut self) {

@@ -7,13 +7,32 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use clickhouse_audit_exporter::emulator::EmulatorHandle;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+use tokio::task::JoinHandle;
 
-/// Generous: the machine runs several test binaries on 2 cores.
-pub const PATIENCE: Duration = Duration::from_secs(60);
+use super::config_doc;
+use super::wait::{PATIENCE, eventually};
+
+/// A config for the binary: JSON logs, `/metrics` on an ephemeral port, 1 s polls;
+/// `api_extra`/`activities_extra` are key lines merged into those tables (overriding).
+pub fn daemon_config(
+    emu: &EmulatorHandle,
+    dir: &Path,
+    sinks: &str,
+    api_extra: &str,
+    activities_extra: &str,
+) -> String {
+    config_doc(emu, dir, sinks)
+        .merge("[log]\nformat = \"json\"\n")
+        .replace("server.listen", "127.0.0.1:0")
+        .merge_at("api", api_extra)
+        .merge_at("activities", activities_extra)
+        .to_string()
+}
 
 /// The exporter binary with a clean environment (no inherited config, credentials or systemd).
 pub fn bin() -> Command {
@@ -40,6 +59,8 @@ pub struct Daemon {
     pub pid: u32,
     pub addr: SocketAddr,
     stderr: Arc<Mutex<String>>,
+    /// Copies stderr into `stderr`; ends at EOF, once the process (and its children) exit.
+    reader: JoinHandle<()>,
     http: reqwest::Client,
 }
 
@@ -63,7 +84,7 @@ impl Daemon {
         let (addr_tx, mut addr_rx) = tokio::sync::mpsc::unbounded_channel();
         let mut lines = BufReader::new(child.stderr.take().expect("piped")).lines();
         let sink = stderr.clone();
-        tokio::spawn(async move {
+        let reader = tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
                 if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
                     && v["message"]
@@ -93,6 +114,7 @@ impl Daemon {
             pid,
             addr,
             stderr,
+            reader,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()
@@ -167,26 +189,17 @@ impl Daemon {
             .await
             .expect("the daemon exits after SIGTERM")
             .unwrap();
-        // Let the reader drain the last lines.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Every last line is read once the reader meets the end of stderr.
+        tokio::time::timeout(PATIENCE, &mut self.reader)
+            .await
+            .expect("stderr reaches its end after the daemon exits")
+            .expect("the stderr reader does not panic");
         (status.code().unwrap_or(-1), self.logs())
     }
 
     /// True while the process runs.
     pub fn alive(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
-    }
-}
-
-/// Polls `f` every 50 ms until it answers `Some`, for up to `PATIENCE`.
-pub async fn eventually<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -1,0 +1,48 @@
+//! Loopback ports for the servers the tests start: a free one to hand out, whether one is
+//! listening yet (asked of the kernel), binding one again after a restart.
+
+use super::wait::{PATIENCE, wait_until};
+
+/// A loopback port free at the time of asking, for a server the test starts next.
+pub fn free_port(udp: bool) -> u16 {
+    if udp {
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    } else {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+}
+
+/// Binds `addr` once the previous holder of the port has let go of it.
+pub async fn bind_again(addr: std::net::SocketAddr) -> tokio::net::TcpListener {
+    wait_until(
+        &format!("{addr} free to bind again"),
+        PATIENCE,
+        async || tokio::net::TcpListener::bind(addr).await.ok(),
+    )
+    .await
+}
+
+/// Whether something on this host listens on 127.0.0.1:`port` (TCP) or has bound it (UDP),
+/// read from `/proc/net`: it asks the kernel, not the server, so no probe reaches the server.
+pub fn listening(port: u16, udp: bool) -> bool {
+    let (file, state) = if udp {
+        ("/proc/net/udp", "07")
+    } else {
+        ("/proc/net/tcp", "0A")
+    };
+    let want = format!("0100007F:{port:04X}");
+    std::fs::read_to_string(file).is_ok_and(|text| {
+        text.lines().skip(1).any(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            cols.get(1) == Some(&want.as_str()) && cols.get(3) == Some(&state)
+        })
+    })
+}
