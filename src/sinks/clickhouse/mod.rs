@@ -35,9 +35,9 @@ use sha2::Digest;
 use super::{Sink, SinkError};
 use crate::event::{Event, EventKind};
 use crate::format::view::{
-    ActivityView, FindingView, InventoryView, first_time_ms, parse_object, push_rfc3339_ms,
+    ActivityView, first_time_ms, parse_object, push_rfc3339_ms,
 };
-use crate::format::{Format, push_json_str};
+use crate::format::{Facts, Format, push_envelope_head, push_json_str};
 use crate::http::{self, Answer, StatusClass};
 use crate::values::resolve_secret;
 
@@ -199,12 +199,7 @@ impl ClickhouseSink {
         for event in batch {
             let row = Row::of(event);
             let out = &mut self.body;
-            out.extend_from_slice(b"{\"event_id\":");
-            push_json_str(out, &event.event_id);
-            out.extend_from_slice(b",\"kind\":\"");
-            out.extend_from_slice(event.kind.as_str().as_bytes());
-            out.extend_from_slice(b"\",\"org_id\":");
-            push_json_str(out, &event.org_id);
+            push_envelope_head(out, event);
             out.extend_from_slice(b",\"type\":");
             push_json_str(out, &row.ty);
             out.extend_from_slice(b",\"occurred_at\":");
@@ -248,28 +243,21 @@ impl Row {
             actor_id: String::new(),
             actor_ip: String::new(),
         };
-        match event.kind {
+        let facts = match event.kind {
             EventKind::Activity => {
                 let a = parse_object::<ActivityView>(&event.payload).unwrap_or_default();
-                row.ty = a.kind.get().unwrap_or("").to_string();
-                row.occurred_ms = first_time_ms(&[a.created_at.get(), envelope[0], envelope[1]]);
                 row.actor_type = a.actor_type.get().unwrap_or("").to_string();
                 row.actor_id = a.actor_id.get().unwrap_or("").to_string();
                 row.actor_ip = a.actor_ip_address.get().unwrap_or("").to_string();
+                let f = Facts::activity(event, &a);
+                (f.ty.into_owned(), f.time_ms)
             }
-            EventKind::Inventory => {
-                let v = parse_object::<InventoryView>(&event.payload).unwrap_or_default();
-                row.ty = format!(
-                    "inventory_{}_{}",
-                    v.resource.non_empty().unwrap_or("resource"),
-                    v.action.non_empty().unwrap_or("observed")
-                );
+            _ => {
+                let f = Facts::of(event);
+                (f.ty.into_owned(), f.time_ms)
             }
-            EventKind::Finding => {
-                let f = parse_object::<FindingView>(&event.payload).unwrap_or_default();
-                row.ty = format!("finding_{}", f.rule.non_empty().unwrap_or("unknown_rule"));
-            }
-        }
+        };
+        (row.ty, row.occurred_ms) = facts;
         row
     }
 }

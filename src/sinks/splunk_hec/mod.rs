@@ -34,11 +34,11 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 use super::{Sink, SinkError};
-use crate::event::{Event, EventKind};
+use crate::event::Event;
 use crate::format::view::{
-    ActivityView, FindingView, InventoryView, first_time_ms, parse_object, push_int,
+    push_int,
 };
-use crate::format::{Format, push_json_str};
+use crate::format::{Facts, Format, push_json_str};
 use crate::http::{self, Answer, StatusClass};
 use crate::metrics::Metrics;
 use crate::retry::{Backoff, Jitter};
@@ -163,7 +163,7 @@ impl SplunkHecSink {
         self.records.clear();
         self.ends.clear();
         for event in batch {
-            let (ty, time_ms) = type_and_time(event);
+            let Facts { ty, time_ms, .. } = Facts::of(event);
             let out = &mut self.records;
             out.extend_from_slice(b"{\"time\":");
             push_int(out, time_ms.div_euclid(1000));
@@ -333,32 +333,6 @@ impl Sink for SplunkHecSink {
             self.wait_for_acks(ack_ids, sent).await?;
         }
         Ok(())
-    }
-}
-
-/// The activity type (or the inventory/finding equivalent) and the event time in ms.
-fn type_and_time(event: &Event) -> (String, i64) {
-    let envelope = [Some(event.occurred_at.as_str()), Some(&event.observed_at)];
-    match event.kind {
-        EventKind::Activity => {
-            let a = parse_object::<ActivityView>(&event.payload).unwrap_or_default();
-            let time = first_time_ms(&[a.created_at.get(), envelope[0], envelope[1]]);
-            (a.kind.non_empty().unwrap_or("").to_string(), time)
-        }
-        EventKind::Inventory => {
-            let v = parse_object::<InventoryView>(&event.payload).unwrap_or_default();
-            let ty = format!(
-                "inventory_{}_{}",
-                v.resource.non_empty().unwrap_or("resource"),
-                v.action.non_empty().unwrap_or("observed")
-            );
-            (ty, first_time_ms(&envelope))
-        }
-        EventKind::Finding => {
-            let f = parse_object::<FindingView>(&event.payload).unwrap_or_default();
-            let ty = format!("finding_{}", f.rule.non_empty().unwrap_or("unknown_rule"));
-            (ty, first_time_ms(&envelope))
-        }
     }
 }
 
