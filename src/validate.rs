@@ -63,6 +63,12 @@ pub async fn run(cfg: &Config, offline: bool) -> anyhow::Result<ExitCode> {
         ),
         Ok(()),
     );
+    for insecure in cfg.insecure_transports() {
+        println!(
+            "! {}: allow_insecure: {} (the daemon warns at every start)",
+            insecure.component, insecure.detail
+        );
+    }
     if offline {
         return Ok(ExitCode::SUCCESS);
     }

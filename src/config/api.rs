@@ -8,6 +8,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::cleartext::{self, Insecure, Transport};
 use crate::values::{ConfigError, KeyPath, read_secret_file};
 
 /// `[api]`: how to reach and authenticate to the ClickHouse Cloud control plane.
@@ -52,6 +53,10 @@ pub struct ApiConfig {
     /// Cap of the exponential retry backoff.
     #[serde(default = "default_max_backoff", with = "humantime_serde")]
     pub max_backoff: Duration,
+    /// Send the key over plain `http://` to a non-loopback `base_url` anyway (WARN at every
+    /// start; `clickhouse_audit_insecure_transport{component="api"}` = 1).
+    #[serde(default)]
+    pub allow_insecure: bool,
 }
 
 fn default_base_url() -> String {
@@ -87,6 +92,7 @@ impl Default for ApiConfig {
             date_format: DateFormat::default(),
             max_retries: default_max_retries(),
             max_backoff: default_max_backoff(),
+            allow_insecure: false,
         }
     }
 }
@@ -127,6 +133,7 @@ impl ApiConfig {
         if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
             return Err(at.err("base_url", &base_url, "must be an http(s) URL with a host"));
         }
+        self.cleartext()?;
         if self.rate_limit_requests == 0 {
             return Err(at.err("rate_limit_requests", 0, "must be at least 1"));
         }
@@ -139,6 +146,28 @@ impl ApiConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The cleartext rule for the key (sent as HTTP Basic auth with every request): `Some`
+    /// when `allow_insecure` lets a plain `http://` non-loopback `base_url` through.
+    pub fn cleartext(&self) -> Result<Option<Insecure>, ConfigError> {
+        let at = KeyPath::section("api");
+        let shown = crate::http::url::redact_url(&self.base_url);
+        let Ok(url) = reqwest::Url::parse(&self.base_url) else {
+            return Ok(None);
+        };
+        cleartext::check(
+            &at,
+            "api",
+            &Transport {
+                key: "base_url",
+                shown: &shown,
+                host: url.host_str().unwrap_or_default(),
+                encrypted: url.scheme() == "https",
+                credential: Some("the API key secret"),
+            },
+            self.allow_insecure,
+        )
     }
 
     /// Resolves API credentials: `api.key_id` or `CLICKHOUSE_CLOUD_API_KEY`; the secret from

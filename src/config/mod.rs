@@ -161,6 +161,15 @@ impl Config {
     /// Dedupe keys live as long as events: whatever a poll, a day-mode window or a sweep
     /// re-reads (`ActivitiesConfig::reread`) must still be stored, or it would be exported
     /// again.
+    /// Every credential that `allow_insecure` lets cross a cleartext transport (the API, then
+    /// the sinks in order): the daemon WARNs about each at every start and sets its gauge.
+    pub fn insecure_transports(&self) -> Vec<crate::cleartext::Insecure> {
+        let api = self.api.cleartext().ok().flatten();
+        api.into_iter()
+            .chain(self.sink_configs.iter().filter_map(|s| s.insecure.clone()))
+            .collect()
+    }
+
     fn validate_retention(&self) -> Result<(), ConfigError> {
         // `checked_add`: an overlap near `Duration::MAX` (e.g. "18446744073709551615s") made the
         // sum panic instead of failing validation.

@@ -43,6 +43,23 @@ pub struct Pipeline {
     pub(super) api_identity: String,
 }
 
+/// WARNs about every credential `allow_insecure` lets cross a cleartext transport, at every
+/// start and reload, and sets `insecure_transport{component}` to match the configuration.
+fn announce_insecure(cfg: &Config, metrics: &Metrics) {
+    metrics.insecure_transport.reset();
+    for insecure in cfg.insecure_transports() {
+        tracing::warn!(
+            component = %insecure.component,
+            detail = %insecure.detail,
+            "allow_insecure: a credential crosses the network unencrypted; anyone on the path can read it"
+        );
+        metrics
+            .insecure_transport
+            .with_label_values(&[&insecure.component])
+            .set(1);
+    }
+}
+
 impl Pipeline {
     /// Opens the store, builds the client, resolves the organizations to export.
     pub async fn build(cfg: Config) -> anyhow::Result<Pipeline> {
@@ -69,6 +86,7 @@ impl Pipeline {
         metrics
             .interval_seconds
             .set(cfg.activities.interval.as_secs_f64());
+        announce_insecure(&cfg, &metrics);
         let creds = cfg.credentials()?;
         let api_identity = api_identity(&cfg, &creds);
         let store = match previous {

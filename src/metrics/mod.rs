@@ -75,6 +75,8 @@ pub struct Metrics {
     pub config_reloads: IntCounterVec,
     pub config_last_reload_successful: IntGauge,
     pub config_last_reload_success: Gauge,
+    /// `allow_insecure` in force, by component (issue 18).
+    pub insecure_transport: IntGaugeVec,
     // inventory and findings (issue #6)
     pub inventory_objects: IntGaugeVec,
     pub api_key_expiry: GaugeVec,
@@ -135,6 +137,7 @@ impl Metrics {
             config_reloads: r.add(&ops::CONFIG_RELOADS),
             config_last_reload_successful: r.add(&ops::CONFIG_LAST_RELOAD_SUCCESSFUL),
             config_last_reload_success: r.add(&ops::CONFIG_LAST_RELOAD_SUCCESS),
+            insecure_transport: r.add(&ops::INSECURE_TRANSPORT),
             inventory_objects: r.add(&inventory::INVENTORY_OBJECTS),
             api_key_expiry: r.add(&inventory::API_KEY_EXPIRY),
             findings_open: r.add(&inventory::FINDINGS_OPEN),

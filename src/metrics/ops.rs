@@ -37,3 +37,9 @@ pub(super) const CONFIG_LAST_RELOAD_SUCCESS: Def = Def::scalar(
     "config_last_reload_success_timestamp_seconds",
     "Unix time the running configuration was loaded.",
 );
+
+pub(super) const INSECURE_TRANSPORT: Def = Def::new(
+    "insecure_transport",
+    "1 for each component (api, sink:<name>) that sends a credential over a cleartext transport to a non-loopback host because its config says allow_insecure = true.",
+    &["component"],
+);

@@ -34,9 +34,7 @@ use sha2::Digest;
 
 use super::{Sink, SinkError};
 use crate::event::{Event, EventKind};
-use crate::format::view::{
-    ActivityView, first_time_ms, parse_object, push_rfc3339_ms,
-};
+use crate::format::view::{ActivityView, first_time_ms, parse_object, push_rfc3339_ms};
 use crate::format::{Facts, Format, push_envelope_head, push_json_str};
 use crate::http::{self, Answer, StatusClass};
 use crate::values::resolve_secret;

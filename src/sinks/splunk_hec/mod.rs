@@ -35,9 +35,7 @@ use serde::Deserialize;
 
 use super::{Sink, SinkError};
 use crate::event::Event;
-use crate::format::view::{
-    push_int,
-};
+use crate::format::view::push_int;
 use crate::format::{Facts, Format, push_json_str};
 use crate::http::{self, Answer, StatusClass};
 use crate::metrics::Metrics;

@@ -230,15 +230,8 @@ impl WebhookSink {
             }
         }
         let target = format!("POST {}", self.shown_url);
-        let answer = http::post(
-            &self.client,
-            self.url.clone(),
-            headers,
-            body,
-            None,
-            &target,
-        )
-        .await?;
+        let answer =
+            http::post(&self.client, self.url.clone(), headers, body, None, &target).await?;
         let class = answer.class();
         if class == StatusClass::Success {
             return Ok(());
