@@ -69,6 +69,34 @@ pub fn check(
     ))
 }
 
+/// The rule for a credential sent to the http(s) URL of key `key` (an unparsable URL is left
+/// to the key's own check).
+pub fn check_url(
+    at: &KeyPath,
+    component: &str,
+    key: &str,
+    url: &str,
+    credential: Option<&str>,
+    allow_insecure: bool,
+) -> Result<Option<Insecure>, ConfigError> {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return Ok(None);
+    };
+    let shown = crate::http::url::redact_url(url);
+    check(
+        at,
+        component,
+        &Transport {
+            key,
+            shown: &shown,
+            host: parsed.host_str().unwrap_or_default(),
+            encrypted: parsed.scheme() == "https",
+            credential,
+        },
+        allow_insecure,
+    )
+}
+
 /// `localhost` (and `*.localhost`, RFC 6761), 127.0.0.0/8 and ::1 (also IPv4-mapped).
 pub fn is_loopback(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');

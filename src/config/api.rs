@@ -8,7 +8,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::cleartext::{self, Insecure, Transport};
+use crate::cleartext::{self, Insecure};
 use crate::values::{ConfigError, KeyPath, read_secret_file};
 
 /// `[api]`: how to reach and authenticate to the ClickHouse Cloud control plane.
@@ -151,21 +151,12 @@ impl ApiConfig {
     /// The cleartext rule for the key (sent as HTTP Basic auth with every request): `Some`
     /// when `allow_insecure` lets a plain `http://` non-loopback `base_url` through.
     pub fn cleartext(&self) -> Result<Option<Insecure>, ConfigError> {
-        let at = KeyPath::section("api");
-        let shown = crate::http::url::redact_url(&self.base_url);
-        let Ok(url) = reqwest::Url::parse(&self.base_url) else {
-            return Ok(None);
-        };
-        cleartext::check(
-            &at,
+        cleartext::check_url(
+            &KeyPath::section("api"),
             "api",
-            &Transport {
-                key: "base_url",
-                shown: &shown,
-                host: url.host_str().unwrap_or_default(),
-                encrypted: url.scheme() == "https",
-                credential: Some("the API key secret"),
-            },
+            "base_url",
+            &self.base_url,
+            Some("the API key secret"),
             self.allow_insecure,
         )
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::cleartext::{self, Insecure, Transport};
+use crate::cleartext::{self, Insecure};
 use crate::http::url::HttpUrl;
 use crate::sinks::{BuildContext, Sink, SinkSpec};
 use crate::values::{ConfigError, KeyPath};
@@ -104,19 +104,13 @@ impl SinkSpec for ClickhouseConfig {
     }
 
     fn cleartext(&self, at: &KeyPath, component: &str) -> Result<Option<Insecure>, ConfigError> {
-        let url = self.url.check(at, "url", "")?;
-        let shown = self.url.redacted();
         let has_password = self.password.is_some() || self.password_file.is_some();
-        cleartext::check(
+        cleartext::check_url(
             at,
             component,
-            &Transport {
-                key: "url",
-                shown: &shown,
-                host: url.host_str().unwrap_or_default(),
-                encrypted: url.scheme() == "https",
-                credential: has_password.then_some("the ClickHouse password"),
-            },
+            "url",
+            self.url.as_str(),
+            has_password.then_some("the ClickHouse password"),
             self.allow_insecure,
         )
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::cleartext::{self, Insecure, Transport};
+use crate::cleartext::{self, Insecure};
 use crate::http::url::HttpUrl;
 use crate::sinks::{BuildContext, Sink, SinkSpec};
 use crate::values::{ConfigError, KeyPath};
@@ -130,18 +130,12 @@ impl SinkSpec for SplunkHecConfig {
     }
 
     fn cleartext(&self, at: &KeyPath, component: &str) -> Result<Option<Insecure>, ConfigError> {
-        let url = self.url.check(at, "url", "")?;
-        let shown = self.url.redacted();
-        cleartext::check(
+        cleartext::check_url(
             at,
             component,
-            &Transport {
-                key: "url",
-                shown: &shown,
-                host: url.host_str().unwrap_or_default(),
-                encrypted: url.scheme() == "https",
-                credential: Some("the HEC token"),
-            },
+            "url",
+            self.url.as_str(),
+            Some("the HEC token"),
             self.allow_insecure,
         )
     }

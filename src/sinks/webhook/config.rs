@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::signing;
-use crate::cleartext::{self, Insecure, Transport};
+use crate::cleartext::{self, Insecure};
 use crate::http::url::HttpUrl;
 use crate::sinks::{BuildContext, Sink, SinkSpec};
 use crate::values::{ConfigError, KeyPath};
@@ -211,7 +211,6 @@ impl SinkSpec for WebhookConfig {
     /// A bearer token or basic-auth password is a credential; a signing secret is never sent
     /// (only its HMAC), so signing alone over plain HTTP is fine.
     fn cleartext(&self, at: &KeyPath, component: &str) -> Result<Option<Insecure>, ConfigError> {
-        let url = self.url.check(at, "url", "")?;
         let credential = if self.has_bearer() {
             Some("the bearer token")
         } else if self.basic_auth_user.is_some() {
@@ -219,17 +218,12 @@ impl SinkSpec for WebhookConfig {
         } else {
             None
         };
-        let shown = self.url.redacted();
-        cleartext::check(
+        cleartext::check_url(
             at,
             component,
-            &Transport {
-                key: "url",
-                shown: &shown,
-                host: url.host_str().unwrap_or_default(),
-                encrypted: url.scheme() == "https",
-                credential,
-            },
+            "url",
+            self.url.as_str(),
+            credential,
             self.allow_insecure,
         )
     }
