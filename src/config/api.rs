@@ -139,13 +139,7 @@ impl ApiConfig {
         }
         at.nonzero("rate_limit_window", self.rate_limit_window)?;
         at.nonzero("request_timeout", self.request_timeout)?;
-        if self.key_secret.is_some() && self.key_secret_file.is_some() {
-            return Err(ConfigError(
-                "config keys `api.key_secret` and `api.key_secret_file` are both set: keep one"
-                    .into(),
-            ));
-        }
-        Ok(())
+        at.one_secret("key_secret", &self.key_secret, &self.key_secret_file, None)
     }
 
     /// The cleartext rule for the key (sent as HTTP Basic auth with every request): `Some`

@@ -48,7 +48,7 @@ pub struct SyslogConfig {
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
     /// Timeout for connecting and for writing one batch.
-    #[serde(default = "default_timeout", with = "humantime_serde")]
+    #[serde(default = "crate::sinks::default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
     /// `udp`: the largest datagram; longer messages are cut on a UTF-8 boundary (and counted
     /// in `clickhouse_audit_sink_messages_truncated_total`). TCP/TLS never cut.
@@ -99,9 +99,6 @@ fn default_app_name() -> String {
 }
 fn default_sd_id() -> String {
     "chaudit@32473".into()
-}
-fn default_timeout() -> Duration {
-    Duration::from_secs(10)
 }
 fn default_max_message_bytes() -> u64 {
     8192

@@ -65,7 +65,7 @@ pub struct WebhookConfig {
     #[serde(default, deserialize_with = "de_compression")]
     pub compression: Compression,
     /// Timeout of one POST: connect, send, and the whole response.
-    #[serde(default = "default_timeout", with = "humantime_serde")]
+    #[serde(default = "crate::sinks::default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
     /// PEM file of extra CA certificates to trust (added to the system roots).
     #[serde(default)]
@@ -110,9 +110,6 @@ fn default_batch_max_bytes() -> u64 {
 }
 fn default_batch_timeout() -> Duration {
     Duration::from_secs(1)
-}
-fn default_timeout() -> Duration {
-    Duration::from_secs(10)
 }
 
 /// Enum keys with errors that name the key (serde's would only say "unknown variant").
