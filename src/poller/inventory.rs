@@ -2,7 +2,8 @@
 //! lists services, API keys, members and invitations, then the backups of the services that
 //! are due, diffs each list against the stored snapshot (`diff`), stores the changes and their
 //! `kind: "inventory"` events in one transaction, evaluates the posture rules on the whole
-//! snapshot (`rules`) and stores `kind: "finding"` open/resolved events (`findings`).
+//! snapshot (`rules`) and stores `kind: "finding"` open/resolved events (`findings`). The backup
+//! step lives in `backups`, the findings step in `posture`.
 //!
 //! Budget: every call shares the key's 10-per-10-s limiter with the activity pollers, so a
 //! cycle makes 4 list calls plus at most `backups_per_cycle` backup lists, and a service's
@@ -13,16 +14,18 @@
 //! resource's snapshot and findings untouched. A 403 turns the resource off for this process
 //! with one WARN naming the missing permission; the other resources go on.
 
+mod backups;
 pub mod diff;
 pub mod findings;
 mod gauges;
+mod posture;
 pub mod rules;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -31,22 +34,11 @@ use crate::api::{ApiError, Client, RawObject};
 use crate::config::{InventoryConfig, Resource};
 use crate::health::Health;
 use crate::metrics::Metrics;
-use crate::store::{Snapshot, Store};
+use crate::store::Store;
 use diff::{DiffCtx, diff};
-use rules::{Obj, RULES, View};
 
 /// The stream name in health, `last_success_timestamp_seconds` and `poll_errors_total`.
 pub const STREAM: &str = "inventory";
-
-/// Service states in which no backups are taken: their lists are re-read only on a change.
-const QUIET_STATES: &[&str] = &[
-    "stopped",
-    "stopping",
-    "terminating",
-    "terminated",
-    "softdeleting",
-    "softdeleted",
-];
 
 /// What every organization's poller shares.
 #[derive(Clone)]
@@ -83,10 +75,6 @@ pub struct InventoryPoller {
     /// Resources turned off by a 403 (until restart).
     disabled: Mutex<HashSet<Resource>>,
     series: Mutex<gauges::Series>,
-}
-
-fn ms(d: std::time::Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 impl InventoryPoller {
@@ -358,194 +346,5 @@ impl InventoryPoller {
             self.s.wake.send_replace(inserted.max_seq);
         }
         Ok(plan.actions)
-    }
-
-    /// Lists the backups of the services that are due, most overdue first, within
-    /// `backups_per_cycle`. Backups of services that are gone are dropped without events
-    /// (the service's own `deleted` event says it).
-    async fn backups(
-        &self,
-        now_ms: i64,
-        changed: &HashSet<String>,
-        stats: &mut CycleStats,
-        token: &CancellationToken,
-    ) -> anyhow::Result<()> {
-        let org = self.org.as_str();
-        let store = &self.s.store;
-        let services: Vec<Snapshot> = store
-            .snapshots(org, Resource::Services.plural(), None)
-            .await?
-            .into_values()
-            .filter(|s| !s.deleted)
-            .collect();
-        let fetches = store
-            .inventory_fetches(org, Resource::Backups.plural())
-            .await?;
-        let live: HashSet<&str> = services.iter().map(|s| s.object_id.as_str()).collect();
-        let gone: Vec<String> = fetches
-            .keys()
-            .filter(|id| !live.contains(id.as_str()))
-            .cloned()
-            .collect();
-        if !gone.is_empty() {
-            store
-                .forget_children(org, Resource::Backups.plural(), gone, now_ms)
-                .await?;
-        }
-        let interval = ms(self.s.cfg.backup_interval);
-        let mut due: Vec<(u8, i64, &Snapshot)> = services
-            .iter()
-            .filter_map(|s| {
-                let state = serde_json::from_str::<serde_json::Value>(&s.raw)
-                    .ok()
-                    .and_then(|v| v.get("state").and_then(|x| x.as_str()).map(str::to_owned))
-                    .unwrap_or_default();
-                match fetches.get(&s.object_id) {
-                    None => Some((0, i64::MIN, s)),
-                    Some(&t) if changed.contains(&s.object_id) => Some((1, t, s)),
-                    Some(&t)
-                        if !QUIET_STATES.contains(&state.as_str()) && now_ms - t >= interval =>
-                    {
-                        Some((2, t, s))
-                    }
-                    Some(_) => None,
-                }
-            })
-            .collect();
-        due.sort_by(|a, b| (a.0, a.1, &a.2.object_id).cmp(&(b.0, b.1, &b.2.object_id)));
-        let cap = self.s.cfg.backups_per_cycle;
-        stats.backups_deferred = due.len().saturating_sub(cap) as u32;
-        for (_, _, svc) in due.into_iter().take(cap) {
-            if token.is_cancelled() {
-                break;
-            }
-            let id = svc.object_id.as_str();
-            match self.list(Resource::Backups, Some(id), stats).await {
-                Ok(objects) => {
-                    let new_action = if fetches.contains_key(id) || svc.first_action == "created" {
-                        "created"
-                    } else {
-                        "observed"
-                    };
-                    self.apply(Resource::Backups, id, objects, new_action, now_ms, stats)
-                        .await?;
-                    stats.backups_fetched += 1;
-                }
-                // Deleted since the service list: its `deleted` event comes next cycle.
-                Err(ApiError::NotFound { .. }) => {}
-                // Forbidden (now disabled) or failing: don't spend the budget on the rest.
-                Err(_) => break,
-            }
-        }
-        Ok(())
-    }
-
-    /// Evaluates every enabled rule on the stored snapshot and stores the transitions.
-    async fn findings(&self, now: DateTime<Utc>, stats: &mut CycleStats) -> anyhow::Result<View> {
-        let org = self.org.as_str();
-        let store = &self.s.store;
-        let cfg = &self.s.cfg;
-        let view = self.view().await?;
-        let evals = rules::evaluate(&view, now, &cfg.findings);
-        let enabled: HashSet<&str> = RULES
-            .iter()
-            .filter(|r| rules::settings(&cfg.findings, r.name).0 && self.rule_has_data(r))
-            .map(|r| r.name)
-            .collect();
-        let stored = store.findings(org).await?;
-        let t = findings::transitions(
-            org,
-            &evals,
-            &stored,
-            &enabled,
-            &rules::subjects(&view),
-            now.timestamp_millis(),
-        );
-        if !t.rows.is_empty() {
-            for (row, (rule, status)) in t.rows.iter().zip(&t.counted) {
-                self.s
-                    .metrics
-                    .finding_events
-                    .with_label_values(&[org, rule, status])
-                    .inc();
-                if *status == "open" {
-                    stats.findings_opened += 1;
-                } else {
-                    stats.findings_resolved += 1;
-                }
-                tracing::info!(org, rule = %rule, severity = %row.severity, resource = %row.resource, resource_id = %row.resource_id, summary = %row.summary, "finding {status}");
-            }
-            let inserted = store.apply_findings(org, t.events, t.rows).await?;
-            if inserted.new > 0 {
-                self.s.wake.send_replace(inserted.max_seq);
-            }
-        }
-        let counts = store.open_finding_counts().await?;
-        let gauge = &self.s.metrics.findings_open;
-        gauge.reset();
-        for r in RULES {
-            let (on, severity) = rules::settings(&cfg.findings, r.name);
-            if on {
-                let sev = severity.unwrap_or(r.severity);
-                gauge.with_label_values(&[r.name, sev.as_str()]).set(0);
-            }
-        }
-        for (rule, severity, n) in counts {
-            if enabled.contains(rule.as_str()) {
-                gauge.with_label_values(&[&rule, &severity]).set(n);
-            }
-        }
-        Ok(view)
-    }
-
-    /// Whether the rule's inputs are configured resources (else its findings are left alone).
-    fn rule_has_data(&self, r: &rules::RuleInfo) -> bool {
-        let cfg = &self.s.cfg;
-        match r.name {
-            "backup_failed" | "backup_stale" => {
-                cfg.has(Resource::Backups) && cfg.has(Resource::Services)
-            }
-            _ => match r.resource {
-                "service" => cfg.has(Resource::Services),
-                "key" => cfg.has(Resource::Keys),
-                "member" => cfg.has(Resource::Members),
-                "invitation" => cfg.has(Resource::Invitations),
-                _ => false,
-            },
-        }
-    }
-
-    /// The stored snapshot of the configured resources, parsed.
-    async fn view(&self) -> anyhow::Result<View> {
-        let org = self.org.as_str();
-        let cfg = &self.s.cfg;
-        let mut view = View::default();
-        for row in self.s.store.inventory_view(org).await? {
-            let Some(r) = Resource::parse(&row.resource).filter(|r| cfg.has(*r)) else {
-                continue;
-            };
-            let v = serde_json::from_str(&row.raw).unwrap_or(serde_json::Value::Null);
-            let obj = Obj {
-                id: row.object_id,
-                v,
-            };
-            match r {
-                Resource::Services => view.services.push(obj),
-                Resource::Keys => view.keys.push(obj),
-                Resource::Members => view.members.push(obj),
-                Resource::Invitations => view.invitations.push(obj),
-                Resource::Backups => view.backups.entry(row.parent_id).or_default().push(obj.v),
-            }
-        }
-        if cfg.has(Resource::Backups) {
-            view.backups_known = self
-                .s
-                .store
-                .inventory_fetches(org, Resource::Backups.plural())
-                .await?
-                .into_keys()
-                .collect();
-        }
-        Ok(view)
     }
 }
