@@ -47,8 +47,8 @@
 //!   counted, and the first such answer names the likely cause; a shifted window (a zone
 //!   reading) widens every later window by a pad, whole days switch the org to *day mode*;
 //! - an answer whose size looks like a silent cap (a round number, or the largest answer so
-//!   far) is checked by fetching its two halves; a cap is learned, persisted and windows are
-//!   kept below it; a window that cannot be split is an ERROR and degrades `/readyz`;
+//!   far) is checked by fetching its two halves (`cap.rs`); a cap is learned, persisted and
+//!   windows are kept below it; a window that cannot be split is an ERROR and degrades `/readyz`;
 //! - *day mode* (date-only bounds, or whole-day filtering): windows are whole UTC days, read
 //!   streamed into the store in bounded chunks, never split; the steady state re-reads today
 //!   (and yesterday near midnight);
@@ -58,8 +58,12 @@
 //!
 //! Whatever was learned lives in the state (`meta`), so a restart does not learn it again.
 
+mod cap;
 mod check;
+mod cycle_state;
 pub mod facts;
+mod learned;
+mod sizing;
 mod sweep;
 mod window;
 
@@ -71,14 +75,15 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::{ActivitySource, Clock, FetchError};
-use crate::config::{ActivitiesConfig, DateFormat};
+use crate::config::ActivitiesConfig;
 use crate::health::Health;
 use crate::metrics::Metrics;
-use crate::store::{CursorState, Store};
-use check::{DAY_MS, floor_day};
+use crate::store::Store;
+use check::DAY_MS;
 use facts::WindowFacts;
+pub use learned::Learned;
+use sizing::{FILL, next_window};
 pub use sweep::SweepStats;
-pub use window::Learned;
 use window::{Purpose, ReadMode};
 
 /// The cursor's stream name in the store.
@@ -393,138 +398,6 @@ impl ActivityPoller {
         Ok(stats)
     }
 
-    /// Loads what was learned, exports it, remembers the first poll as the sweeps' baseline
-    /// and expires an old alert.
-    async fn begin_cycle(&self) -> anyhow::Result<WindowFacts> {
-        let mut facts = self.learned.facts.get(&self.store, &self.org).await?;
-        if facts.last_sweep_ms.is_none() {
-            // The first poll reads everything itself: the first sweep is one interval later.
-            let now = self.clock.now().timestamp_millis();
-            facts = self.learned.facts.update(|f| f.last_sweep_ms = Some(now));
-            self.learned.facts.save(&self.store, &self.org).await?;
-        }
-        self.publish_facts(&facts);
-        self.learned.expire_alert(&self.health, &self.org);
-        Ok(facts)
-    }
-
-    /// Persists what the cycle learned: the facts, and the date format the API accepted.
-    async fn end_cycle(&self) -> anyhow::Result<()> {
-        self.learned.facts.save(&self.store, &self.org).await?;
-        if let Some(format) = self.source.date_format() {
-            let mut saved = self
-                .learned
-                .saved_format
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take();
-            if saved.is_none() {
-                saved = self
-                    .store
-                    .meta_get(DATE_FORMAT_KEY)
-                    .await?
-                    .and_then(|t| crate::api::dates::format_from_name(&t));
-            }
-            if saved != Some(format) {
-                self.store
-                    .meta_set(
-                        DATE_FORMAT_KEY,
-                        crate::api::dates::format_name(format).into(),
-                    )
-                    .await?;
-            }
-            *self
-                .learned
-                .saved_format
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()) = Some(format);
-        }
-        Ok(())
-    }
-
-    /// Keeps the cursor and records a split window (cursor unchanged).
-    async fn split(
-        &self,
-        stats: &mut CycleStats,
-        cursor: i64,
-        window: i64,
-        max_window: i64,
-    ) -> anyhow::Result<()> {
-        stats.splits += 1;
-        self.metrics
-            .window_splits
-            .with_label_values(&[&self.org])
-            .inc();
-        let state = self.cursor_state(cursor, window, max_window);
-        self.store
-            .insert_window(&self.org, STREAM, Vec::new(), Vec::new(), Some(state))
-            .await?;
-        Ok(())
-    }
-
-    /// `(min, max)` window length: whole days in day mode.
-    fn window_range(&self, day: bool) -> (i64, i64) {
-        let s = &self.settings;
-        let (min, max) = (ms(s.min_window), ms(s.max_window).max(ms(s.min_window)));
-        if day {
-            (DAY_MS, (max / DAY_MS).max(1) * DAY_MS)
-        } else {
-            (min, max)
-        }
-    }
-
-    /// The window's logical end and the `to` sent. In day mode windows end on a UTC midnight
-    /// (or now), see `day_wire_to`.
-    fn next_bounds(
-        &self,
-        day: bool,
-        from: i64,
-        window: i64,
-        now: i64,
-        facts: &WindowFacts,
-    ) -> (i64, i64) {
-        // A local clock behind the window start (stepped back) must not shrink the windows
-        // to a crawl: the server's `Date` still bounds how far the cursor may move.
-        if day {
-            let end = floor_day(from) + window;
-            let to = if now > from { end.min(now) } else { end };
-            (to, self.day_wire_to(to, end, facts))
-        } else {
-            let to = if now > from {
-                (from + window).min(now)
-            } else {
-                from + window
-            };
-            (to, to)
-        }
-    }
-
-    /// The `to` sent for a day window ending at `to` (`end` when it reaches the next midnight).
-    /// A window ending on midnight asks up to the second before it, so a server reading whole
-    /// days does not read the next day too; with date-only bounds, once a `to_date` was seen
-    /// to cover its whole day, it asks that last day itself (date-only bounds are otherwise
-    /// rounded up to the next day, in case `to_date` means the day's start).
-    pub(super) fn day_wire_to(&self, to: i64, end: i64, facts: &WindowFacts) -> i64 {
-        if to != end {
-            to
-        } else if facts.to_date_whole_day && self.source.date_format() == Some(DateFormat::Date) {
-            end - DAY_MS
-        } else {
-            end - 1000
-        }
-    }
-
-    /// The settings windows are sized with: a learned cap keeps answers at half of it.
-    pub(super) fn sizing(&self, facts: &WindowFacts) -> Settings {
-        let s = &self.settings;
-        Settings {
-            split_threshold: facts
-                .cap
-                .map_or(s.split_threshold, |c| s.split_threshold.min((c / 2).max(1))),
-            ..s.clone()
-        }
-    }
-
     /// The org's overlap: the configured one, grown by observed visibility delays.
     pub(crate) fn overlap_ms(&self, f: &WindowFacts) -> i64 {
         ms(self.settings.overlap).max(f.overlap_ms.min(ms(self.settings.max_overlap)))
@@ -549,43 +422,6 @@ impl ActivityPoller {
         };
         *anchor = Some((f, steady_ms));
         f
-    }
-
-    fn cursor_state(&self, cursor_ms: i64, window: i64, max_window: i64) -> CursorState {
-        CursorState {
-            cursor_ms,
-            window_ms: (window < max_window).then_some(window),
-        }
-    }
-}
-
-/// Fraction of the byte cap / split threshold a window aims to fill: close enough to the cap
-/// to spend few requests of the shared budget, far enough that density noise rarely overflows.
-const FILL: f64 = 0.7;
-
-/// The next window length: sized so the answer fills about `FILL` of the caps (at least halved
-/// when over the split threshold, at most doubled when small), from this window's answer.
-fn next_window(window: i64, span: i64, count: usize, bytes: usize, s: &Settings) -> i64 {
-    let by_bytes = if bytes > 0 {
-        span as f64 * FILL * s.max_response_bytes as f64 / bytes as f64
-    } else {
-        f64::MAX
-    };
-    let by_count = if count > 0 {
-        span as f64 * FILL * s.split_threshold as f64 / count as f64
-    } else {
-        f64::MAX
-    };
-    let fit = by_bytes.min(by_count);
-    if count > s.split_threshold {
-        (fit as i64).min(window / 2)
-    } else if fit >= (2 * window) as f64 {
-        window * 2
-    } else if span < window {
-        // A short live-edge window says little about density: keep the length.
-        window
-    } else {
-        (fit as i64).max(window / 2)
     }
 }
 

@@ -149,7 +149,7 @@ impl ActivityPoller {
     }
 
     /// One request: streamed into the store in day mode, else collected then stored.
-    async fn fetch_and_store(
+    pub(super) async fn fetch_and_store(
         &self,
         mut q: WindowQuery,
         mode: ReadMode,
@@ -309,7 +309,7 @@ impl ActivityPoller {
     /// Counts violations and, the first time a new kind shows, says what it likely means and
     /// switches to the behaviour that is safe for it; asks for a sweep to recover what the
     /// earlier windows may have missed.
-    fn learn_from(&self, check: &AnswerCheck, purpose: Purpose) {
+    pub(super) fn learn_from(&self, check: &AnswerCheck, purpose: Purpose) {
         if check.violations() == 0 {
             return;
         }
@@ -366,131 +366,6 @@ impl ActivityPoller {
         }
         self.publish_facts(&after);
     }
-
-    /// The answer looks capped: read the window again in parts — before its oldest
-    /// activity, after its newest, and the two halves between — and look for an activity the
-    /// answer did not hold. A complete answer has none (the parts outside its span are empty);
-    /// one cut to the newest (or oldest) N shows more at once, so the middle halves (which
-    /// catch any other selection) are read only when the edges found nothing. Each part is
-    /// stored like any answer.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one call site; the window, its answer and the mode"
-    )]
-    async fn check_for_cap(
-        &self,
-        from: i64,
-        to: i64,
-        (oldest, newest): (i64, i64),
-        mode: ReadMode,
-        facts: &WindowFacts,
-        read: &mut WindowRead,
-        answer: HashMap<String, i64>,
-    ) -> Result<(), PollError> {
-        // Only an activity the answer should have held counts as evidence: one created more
-        // than the overlap before now was visible when the answer was taken (the cursor
-        // rule's own assumption); a newer one may simply have become visible since.
-        let visible_before = self.clock.now().timestamp_millis() - self.overlap_ms(facts);
-        let mid = oldest + (newest - oldest) / 2;
-        let part = ReadMode {
-            purpose: Purpose::CapCheck,
-            ..mode
-        };
-        let mut more = 0usize;
-        let rounds: [&[(i64, i64)]; 2] = [
-            &[(from, oldest), (newest, to)],
-            &[(oldest, mid), (mid, newest)],
-        ];
-        for parts in rounds {
-            for &(lo, hi) in parts {
-                let (r, check, ids) = self
-                    .fetch_and_store(
-                        WindowQuery {
-                            from: at(lo - facts.pad_ms),
-                            to: at(hi + facts.pad_ms),
-                            max_bytes: None,
-                            background: mode.purpose != Purpose::Poll,
-                            stream: None,
-                        },
-                        part,
-                        facts,
-                    )
-                    .await?;
-                self.learn_from(&check, Purpose::CapCheck);
-                more += ids
-                    .unwrap_or_default()
-                    .iter()
-                    .filter(|(id, created)| !answer.contains_key(*id) && **created < visible_before)
-                    .count();
-                read.requests += 1;
-                read.fetched += r.fetched;
-                read.new += r.new;
-                read.duplicates += r.duplicates;
-                read.quarantined += r.quarantined;
-                read.fresh.extend(r.fresh);
-            }
-            if more > 0 {
-                break;
-            }
-        }
-        let count = read.count;
-        if more > 0 {
-            let f = self.learned.facts.update(|f| {
-                f.cap = Some(f.cap.map_or(count, |c| c.min(count)));
-            });
-            tracing::warn!(
-                org = %self.org,
-                cap = count,
-                more,
-                "the API silently caps an activities answer at {count}: reading the window in parts found {more} activities the answer left out; windows are kept well below the cap from now on and sweeps recover what earlier answers lost"
-            );
-            read.capped = true;
-            self.capped(count, true, from, to);
-            self.learned.request_sweep();
-            self.publish_facts(&f);
-        } else {
-            let f = self
-                .learned
-                .facts
-                .update(|f| f.verified_uncapped = f.verified_uncapped.max(count));
-            tracing::debug!(org = %self.org, count, "an answer of a suspicious size was complete");
-            self.publish_facts(&f);
-        }
-        Ok(())
-    }
-
-    fn capped(&self, cap: usize, splittable: bool, from: i64, to: i64) {
-        self.metrics
-            .window
-            .capped
-            .with_label_values(&[self.org.as_str(), if splittable { "true" } else { "false" }])
-            .inc();
-        if !splittable {
-            let why = format!(
-                "the API answered {cap} activities (its silent cap) for the window {} .. {}, which cannot be split further: activities of that window may be missing",
-                at(from).to_rfc3339(),
-                at(to).to_rfc3339()
-            );
-            tracing::error!(org = %self.org, cap, from = %at(from), to = %at(to), "{why}");
-            self.learned.alert(&self.health, &self.org, why);
-        }
-    }
-
-    fn unsplittable_suspicion(&self, count: usize, from: i64, to: i64) {
-        let why = format!(
-            "the API answered exactly {count} activities for the window from {} to {} (as asked; whole days in day mode), the same round number as its largest answer for other activities, and the window cannot be split to check for a silent cap: activities of that window may be missing",
-            at(from).to_rfc3339(),
-            at(to).to_rfc3339()
-        );
-        tracing::error!(org = %self.org, count, from = %at(from), to = %at(to), "{why}");
-        self.metrics
-            .window
-            .capped
-            .with_label_values(&[&self.org, "false"])
-            .inc();
-        self.learned.alert(&self.health, &self.org, why);
-    }
-
     /// Exports the learned facts as gauges (and creates the org's counters at zero, so an
     /// alert on their increase sees the first one).
     pub(super) fn publish_facts(&self, f: &WindowFacts) {
@@ -541,52 +416,4 @@ pub(super) fn wire_bounds(
 
 pub(super) fn at(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
-}
-
-/// The learned state every loop of one org shares.
-#[derive(Debug, Default)]
-pub struct Learned {
-    pub facts: super::facts::FactsCell,
-    /// Asks the sweep loop to run now (violations, a cap).
-    pub sweep_now: tokio::sync::Notify,
-    /// Set with `sweep_now` so `once` sees the request too.
-    pub sweep_requested: std::sync::atomic::AtomicBool,
-    /// The overlap the poll last used (ms, 0 = none yet): a grown one rewinds the cursor.
-    pub applied_overlap: std::sync::atomic::AtomicI64,
-    /// The date format last written to the store.
-    pub saved_format: std::sync::Mutex<Option<DateFormat>>,
-    /// The largest answer so far: its size and the `createdAt` span it held.
-    largest: std::sync::Mutex<Option<(usize, (i64, i64))>>,
-    /// An unsplittable capped window: why, and when (Unix ms); `/readyz` is degraded for an
-    /// hour after the last one.
-    alert: std::sync::Mutex<Option<(String, i64)>>,
-}
-
-/// How long `/readyz` stays degraded after an answer that may have lost activities.
-const ALERT_FOR_MS: i64 = 3_600_000;
-
-impl Learned {
-    /// Asks for a sweep as soon as possible.
-    pub fn request_sweep(&self) {
-        self.sweep_requested
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-        self.sweep_now.notify_one();
-    }
-
-    fn alert(&self, health: &crate::health::Health, org: &str, why: String) {
-        let now = Utc::now().timestamp_millis();
-        *self.alert.lock().unwrap_or_else(|p| p.into_inner()) = Some((why.clone(), now));
-        health.poll_degraded(org, super::STREAM, Some(why));
-    }
-
-    /// Clears the degraded state an hour after the last alert.
-    pub(super) fn expire_alert(&self, health: &crate::health::Health, org: &str) {
-        let mut a = self.alert.lock().unwrap_or_else(|p| p.into_inner());
-        if a.as_ref()
-            .is_some_and(|(_, at)| Utc::now().timestamp_millis() - at > ALERT_FOR_MS)
-        {
-            *a = None;
-            health.poll_degraded(org, super::STREAM, None);
-        }
-    }
 }
