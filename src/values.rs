@@ -54,11 +54,6 @@ impl KeyPath {
         format!("{}.{key}", self.table)
     }
 
-    /// The table itself (`sinks[2]`).
-    pub fn table(&self) -> &str {
-        &self.table
-    }
-
     fn whose(&self) -> String {
         match &self.sink {
             Some(name) => format!(" (sink {name:?})"),

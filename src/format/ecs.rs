@@ -81,7 +81,7 @@ fn encode_activity(event: &Event, out: &mut Vec<u8>) {
     let (a, is_object) = parse_or_default::<ActivityView>(&event.payload);
     let ty = a.kind.get().unwrap_or("");
     let info = catalog::info_for(ty, a.key_update_type.get());
-    let facts = Facts::activity(event, &a);
+    let facts = Facts::activity_with(event, &a, &info);
 
     open(event, facts.time_ms, "event", out);
     out.extend_from_slice(b",\"category\":[\"");

@@ -52,7 +52,7 @@ pub(super) fn encode(event: &Event, out: &mut Vec<u8>) {
     let (a, is_object) = parse_or_default::<ActivityView>(&event.payload);
     let ty = a.kind.get().unwrap_or("");
     let info = catalog::info_for(ty, a.key_update_type.get());
-    let facts = Facts::activity(event, &a);
+    let facts = Facts::activity_with(event, &a, &info);
     let class = info.class;
     let activity_id = info.activity_id();
     let activity_name = if info.act == Act::Other && !ty.is_empty() {
