@@ -1,5 +1,6 @@
 //! The outbox's and the sinks' metrics: events stored, backlog and oldest undelivered age per
-//! sink, deliveries, failures, delivery duration, truncations and Splunk HEC ack latency.
+//! sink, deliveries, failures, delivery duration, truncations, dead-lettered events and Splunk
+//! HEC ack latency.
 
 use super::registry::{DURATION_BUCKETS, Def};
 
@@ -61,6 +62,12 @@ pub(super) const SINK_MESSAGES_TRUNCATED: Def = Def::new(
     "sink_messages_truncated_total",
     "Messages cut (on a UTF-8 boundary) to fit the sink's size limit, e.g. a syslog UDP datagram.",
     &["sink"],
+);
+
+pub(super) const SINK_EVENTS_DEAD_LETTERED: Def = Def::new(
+    "sink_events_dead_lettered_total",
+    "Events the destination refused for good, written to the sink's dead-letter file, by reason.",
+    &["sink", "reason"],
 );
 
 pub(super) const SINK_ACK_LATENCY: Def = Def::new("sink_ack_latency_seconds", "Time from sending a batch to the destination acknowledging it as stored (Splunk HEC indexer acknowledgement).", &["sink"]).buckets(ACK_BUCKETS);

@@ -2,9 +2,11 @@
 //! type's config provides: validate, cleartext rule, batch timeout, build) and `SinkConfig` —
 //! the `[[sinks]]` tables parsed with errors naming the sink and key. The `sink_types!` line
 //! list is the registry: a new sink is a file (or folder) plus one line there (see
-//! `docs/extending.md`). HTTP plumbing lives in `crate::http`, TLS roots in `tls`.
+//! `docs/extending.md`). HTTP plumbing lives in `crate::http`, TLS roots in `tls`, refused
+//! events in `dead_letter`.
 
 pub mod clickhouse;
+pub mod dead_letter;
 pub mod file;
 pub mod kafka;
 pub mod splunk_hec;
