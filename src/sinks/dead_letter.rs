@@ -1,16 +1,15 @@
-//! Dead-letter files: where a sink puts events its destination refused for good and that must
-//! not be sent again as they are (an Elasticsearch `_bulk` item with a mapping error, OTLP
-//! records counted in `rejected_log_records`). One NDJSON line per event — when, which sink, why,
-//! the event id and the event as the `json` envelope (the verbatim activity inside) — appended
-//! and fsynced before the sink reports the batch delivered, so nothing refused is lost and every
-//! line can be replayed (`jq -c .event file | …`). Counted in
-//! `clickhouse_audit_sink_events_dead_lettered_total{sink,reason}`.
+//! Dead-letter files (`dead_letter_path`): where a sink puts events its destination refused for
+//! good and that must not be sent again as they are (a webhook 422, an Elasticsearch `_bulk`
+//! item with a mapping error, OTLP records counted in `rejected_log_records`). One NDJSON line
+//! per event — when, which sink, why, the event id, and the record exactly as the sink encodes
+//! it (a JSON value, or a JSON string for `cef`) — appended and fsynced before the sink reports
+//! the batch done, so nothing refused is lost and every line can be replayed
+//! (`jq -c .record file | …`). Counted in `clickhouse_audit_sink_events_dead_lettered_total`.
 
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::{SecondsFormat, Utc};
@@ -27,6 +26,7 @@ use crate::values::{ConfigError, KeyPath};
 pub struct DeadLetter {
     path: PathBuf,
     sink: String,
+    format: Format,
     counter: IntCounterVec,
 }
 
@@ -37,7 +37,7 @@ pub struct Refused<'a> {
     pub reason: &'a str,
 }
 
-/// Checks a `dead_letter_file` key (`None`: not configured).
+/// Checks a `dead_letter_path` key (`None`: not configured).
 pub fn validate(at: &KeyPath, key: &str, path: Option<&Path>) -> Result<(), ConfigError> {
     match path {
         Some(p) if p.as_os_str().is_empty() => Err(at.err(key, "\"\"", "must be a file path")),
@@ -51,9 +51,15 @@ pub fn validate(at: &KeyPath, key: &str, path: Option<&Path>) -> Result<(), Conf
 }
 
 impl DeadLetter {
-    /// Opens (creating it and its parent directories, mode 0640) the file at `path`, so a path
-    /// that cannot be written fails at startup rather than when the first event is refused.
-    pub fn open(path: &Path, sink: &str, metrics: &Metrics) -> anyhow::Result<DeadLetter> {
+    /// Creates the file's parent directories, so a path that cannot be made fails at startup;
+    /// the file itself (mode 0640) appears with the first refused event. Records are encoded
+    /// in `format`, the sink's own.
+    pub fn open(
+        path: &Path,
+        sink: &str,
+        format: Format,
+        metrics: &Metrics,
+    ) -> anyhow::Result<DeadLetter> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| {
                 format!(
@@ -62,11 +68,10 @@ impl DeadLetter {
                 )
             })?;
         }
-        open_append(path)
-            .with_context(|| format!("opening dead-letter file {}", path.display()))?;
         Ok(DeadLetter {
             path: path.to_owned(),
             sink: sink.to_owned(),
+            format,
             counter: metrics.sink_events_dead_lettered.clone(),
         })
     }
@@ -90,10 +95,13 @@ impl DeadLetter {
         let at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
         let mut buf = Vec::with_capacity(refused.len() * 1024);
         for r in refused {
-            encode_line(&mut buf, &at, &self.sink, r);
+            encode_line(&mut buf, &at, &self.sink, self.format, r);
         }
         let path = self.path.clone();
         let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
             let mut f = open_append(&path)?;
             f.write_all(&buf)?;
             f.sync_data()
@@ -109,13 +117,14 @@ impl DeadLetter {
         self.counter
             .with_label_values(&[&self.sink, reason_label])
             .inc_by(refused.len() as u64);
-        tracing::warn!(
+        tracing::error!(
             sink = %self.sink,
             events = refused.len(),
             reason = reason_label,
-            file = %self.path.display(),
+            first_event_id = %refused[0].event.event_id,
             first_reason = refused[0].reason,
-            "events refused by the destination were written to the dead-letter file"
+            dead_letter_path = %self.path.display(),
+            "the destination refused events for good; written to the dead-letter file, moving on"
         );
         Ok(())
     }
@@ -129,7 +138,7 @@ fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
         .open(path)
 }
 
-fn encode_line(buf: &mut Vec<u8>, at: &str, sink: &str, r: &Refused<'_>) {
+fn encode_line(buf: &mut Vec<u8>, at: &str, sink: &str, format: Format, r: &Refused<'_>) {
     buf.extend_from_slice(b"{\"dead_lettered_at\":");
     push_json_str(buf, at);
     buf.extend_from_slice(b",\"sink\":");
@@ -138,13 +147,18 @@ fn encode_line(buf: &mut Vec<u8>, at: &str, sink: &str, r: &Refused<'_>) {
     push_json_str(buf, r.reason);
     buf.extend_from_slice(b",\"event_id\":");
     push_json_str(buf, &r.event.event_id);
-    buf.extend_from_slice(b",\"event\":");
-    Format::Json.encode(r.event, buf);
+    buf.extend_from_slice(b",\"format\":");
+    push_json_str(buf, format.as_str());
+    buf.extend_from_slice(b",\"record\":");
+    if !format.is_json() {
+        let mut line = Vec::new();
+        format.encode(r.event, &mut line);
+        push_json_str(buf, &String::from_utf8_lossy(&line));
+    } else {
+        format.encode(r.event, buf);
+    }
     buf.extend_from_slice(b"}\n");
 }
-
-/// Shared so a sink can hold it next to its client.
-pub type SharedDeadLetter = Arc<DeadLetter>;
 
 #[cfg(test)]
 mod tests {
@@ -168,7 +182,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/dead.ndjson");
         let metrics = Metrics::new();
-        let dl = DeadLetter::open(&path, "es", &metrics).unwrap();
+        let dl = DeadLetter::open(&path, "es", Format::Json, &metrics).unwrap();
         let (a, b) = (event(1), event(2));
         dl.write(
             &[
@@ -204,8 +218,9 @@ mod tests {
         assert_eq!(lines[0]["reason"], "mapper_parsing_exception: \"quoted\"");
         assert_eq!(lines[1]["event_id"], "activity:org-1:a2");
         // The envelope carries the activity verbatim, unknown fields and type included.
-        assert_eq!(lines[1]["event"]["activity"]["type"], "brand_new_type");
-        assert_eq!(lines[1]["event"]["activity"]["extra"]["x"], 1);
+        assert_eq!(lines[1]["format"], "json");
+        assert_eq!(lines[1]["record"]["activity"]["type"], "brand_new_type");
+        assert_eq!(lines[1]["record"]["activity"]["extra"]["x"], 1);
         assert_eq!(lines[2]["reason"], "again");
         let n = metrics
             .sink_events_dead_lettered
@@ -222,8 +237,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gone/dead.ndjson");
         let metrics = Metrics::new();
-        let dl = DeadLetter::open(&path, "es", &metrics).unwrap();
+        let dl = DeadLetter::open(&path, "es", Format::Json, &metrics).unwrap();
+        // A file where the directory should be: neither the directory nor the file can be made.
         std::fs::remove_dir_all(dir.path().join("gone")).unwrap();
+        std::fs::write(dir.path().join("gone"), b"").unwrap();
         let a = event(1);
         let err = dl
             .write(
@@ -246,13 +263,38 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn cef_records_are_kept_as_json_strings() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dead.ndjson");
+        let metrics = Metrics::new();
+        let dl = DeadLetter::open(&path, "s", Format::Cef, &metrics).unwrap();
+        assert!(!path.exists(), "created with the first refused event");
+        let a = event(1);
+        dl.write(
+            &[Refused {
+                event: &a,
+                reason: "r",
+            }],
+            "rejected",
+        )
+        .await
+        .unwrap();
+        let line: serde_json::Value =
+            serde_json::from_str(std::fs::read_to_string(&path).unwrap().trim()).unwrap();
+        assert!(
+            line["record"].as_str().unwrap().starts_with("CEF:0|"),
+            "{line}"
+        );
+    }
+
     #[test]
     fn validate_names_the_key() {
         let at = KeyPath::sink(0, "es");
-        let e = validate(&at, "dead_letter_file", Some(Path::new(""))).unwrap_err();
-        assert!(e.to_string().contains("dead_letter_file"), "{e}");
-        let e = validate(&at, "dead_letter_file", Some(Path::new("/tmp"))).unwrap_err();
+        let e = validate(&at, "dead_letter_path", Some(Path::new(""))).unwrap_err();
+        assert!(e.to_string().contains("dead_letter_path"), "{e}");
+        let e = validate(&at, "dead_letter_path", Some(Path::new("/tmp"))).unwrap_err();
         assert!(e.to_string().contains("directory"), "{e}");
-        assert!(validate(&at, "dead_letter_file", None).is_ok());
+        assert!(validate(&at, "dead_letter_path", None).is_ok());
     }
 }

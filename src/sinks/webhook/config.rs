@@ -197,12 +197,11 @@ impl SinkSpec for WebhookConfig {
             return Err(at.err("batch_max_bytes", 0, "must be positive"));
         }
         at.nonzero("timeout", self.timeout)?;
-        if let Some(p) = &self.dead_letter_path
-            && p.as_os_str().is_empty()
-        {
-            return Err(at.err("dead_letter_path", "\"\"", "must be a file path"));
-        }
-        Ok(())
+        super::super::dead_letter::validate(
+            at,
+            "dead_letter_path",
+            self.dead_letter_path.as_deref(),
+        )
     }
 
     /// A bearer token or basic-auth password is a credential; a signing secret is never sent
@@ -231,7 +230,10 @@ impl SinkSpec for WebhookConfig {
 
     fn build(&self, ctx: BuildContext<'_>) -> anyhow::Result<Box<dyn Sink>> {
         Ok(Box::new(super::WebhookSink::new(
-            self, ctx.name, ctx.format,
+            self,
+            ctx.name,
+            ctx.format,
+            &ctx.metrics,
         )?))
     }
 }

@@ -23,22 +23,21 @@
 pub mod config;
 pub mod signing;
 
-use std::io::Write;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use async_trait::async_trait;
-use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 
 pub use self::config::{BatchMode, Compression, WebhookConfig};
 use self::signing::Signer;
+use super::dead_letter::{DeadLetter, Refused};
 use super::{Sink, SinkError};
 use crate::event::Event;
 use crate::format::{Format, push_json_str};
 use crate::http::{self, StatusClass};
+use crate::metrics::Metrics;
 use crate::values::{read_secret_file, resolve_secret};
 
 /// Characters of a rejecting response body quoted in errors and logs.
@@ -56,7 +55,7 @@ pub struct WebhookSink {
     shown_url: String,
     headers: HeaderMap,
     signer: Option<Signer>,
-    dead_letter: Option<PathBuf>,
+    dead_letter: Option<DeadLetter>,
     /// The batch's records as they go into a body, back to back; `ends[i]` ends record `i`.
     records: Vec<u8>,
     ends: Vec<usize>,
@@ -66,7 +65,12 @@ pub struct WebhookSink {
 impl WebhookSink {
     /// Builds the HTTP client (TLS verification on; `ca_file` added to the roots) and resolves
     /// the secrets (files are read now, so a bad path fails at startup).
-    pub fn new(cfg: &WebhookConfig, name: &str, format: Format) -> anyhow::Result<WebhookSink> {
+    pub fn new(
+        cfg: &WebhookConfig,
+        name: &str,
+        format: Format,
+        metrics: &Metrics,
+    ) -> anyhow::Result<WebhookSink> {
         let client = http::client(
             cfg.timeout,
             cfg.ca_file.as_deref(),
@@ -124,7 +128,11 @@ impl WebhookSink {
             url,
             headers,
             signer,
-            dead_letter: cfg.dead_letter_path.clone(),
+            dead_letter: cfg
+                .dead_letter_path
+                .as_deref()
+                .map(|path| DeadLetter::open(path, name, format, metrics))
+                .transpose()?,
             records: Vec::with_capacity(256 * 1024),
             ends: Vec::new(),
             scratch: Vec::new(),
@@ -239,47 +247,19 @@ impl WebhookSink {
         let text = http::excerpt(&answer.text, EXCERPT_CHARS);
         let message = format!("{target} answered {}: {text}", answer.status);
         match (class, &self.dead_letter) {
-            (StatusClass::Batch, Some(path)) => {
-                self.dead_letter(path, events, answer.status, &text).await
+            (StatusClass::Batch, Some(dead)) => {
+                let reason = format!("{} answered {}: {text}", self.shown_url, answer.status);
+                let refused: Vec<Refused<'_>> = events
+                    .iter()
+                    .map(|event| Refused {
+                        event,
+                        reason: &reason,
+                    })
+                    .collect();
+                dead.write(&refused, "rejected").await
             }
             _ => Err(http::sink_error(class, &answer, message)),
         }
-    }
-
-    /// Appends the rejected events (in the sink's format, one per line) to the dead-letter
-    /// file, durably, then logs — after which the sink moves on.
-    async fn dead_letter(
-        &self,
-        path: &Path,
-        events: &[Event],
-        status: StatusCode,
-        text: &str,
-    ) -> Result<(), SinkError> {
-        let mut lines = Vec::new();
-        for e in events {
-            self.format.encode(e, &mut lines);
-            lines.push(b'\n');
-        }
-        let target = path.to_path_buf();
-        tokio::task::spawn_blocking(move || append_durably(&target, &lines))
-            .await
-            .map_err(|e| SinkError::transient(format!("dead-letter task failed: {e}")))?
-            .map_err(|e| {
-                SinkError::transient(format!(
-                    "receiver rejected a batch ({status}) and writing it to dead_letter_path {} failed: {e}",
-                    path.display()
-                ))
-            })?;
-        tracing::error!(
-            sink = %self.name,
-            status = status.as_u16(),
-            body = %text,
-            events = events.len(),
-            first_event_id = %events.first().map_or("", |e| e.event_id.as_str()),
-            dead_letter_path = %path.display(),
-            "receiver rejected a batch; written to the dead-letter file, moving on"
-        );
-        Ok(())
     }
 }
 
@@ -325,20 +305,6 @@ fn authorization(cfg: &WebhookConfig, name: &str) -> anyhow::Result<Option<Heade
 }
 
 /// Appends `bytes` to `path` (created 0640 with its directory) and syncs it.
-fn append_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o640)
-        .open(path)?;
-    file.write_all(bytes)?;
-    file.sync_data()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,7 +316,7 @@ mod tests {
             "batch_mode": if mode == BatchMode::Array { "array" } else { "ndjson" },
         }))
         .unwrap();
-        WebhookSink::new(&cfg, "t", Format::Raw).unwrap()
+        WebhookSink::new(&cfg, "t", Format::Raw, &Metrics::new()).unwrap()
     }
 
     fn events(sizes: &[usize]) -> Vec<Event> {
