@@ -2,8 +2,10 @@
 //! clickhouse) and `healthcheck`: the reqwest client (timeouts, no redirects, our User-Agent,
 //! TLS verification on with an optional `ca_file`), `Retry-After` (one parser, a cap per
 //! caller), how a status is classified for a sink, a POST with an optional gzip body, body
-//! excerpts and secret-free transport error texts. `url` holds URL checks and redaction.
+//! excerpts and secret-free transport error texts. `url` holds URL checks and redaction,
+//! `headers` the sinks' extra-header tables.
 
+pub mod headers;
 pub mod url;
 
 use std::path::Path;
@@ -30,6 +32,16 @@ pub fn client(
     ca_file: Option<&Path>,
     what: &str,
 ) -> anyhow::Result<reqwest::Client> {
+    client_with_identity(timeout, ca_file, None, what)
+}
+
+/// `client`, presenting a client certificate (mTLS) when `identity` is set.
+pub fn client_with_identity(
+    timeout: Duration,
+    ca_file: Option<&Path>,
+    identity: Option<&crate::sinks::tls::ClientIdentity>,
+    what: &str,
+) -> anyhow::Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout.min(MAX_CONNECT_TIMEOUT))
@@ -41,6 +53,11 @@ pub fn client(
                 .with_context(|| format!("ca_file {}: unusable certificate", path.display()))?;
             builder = builder.add_root_certificate(cert);
         }
+    }
+    if let Some(id) = identity {
+        let identity = reqwest::Identity::from_pem(&id.pem)
+            .context("client_cert_file and client_key_file do not form a usable identity")?;
+        builder = builder.identity(identity);
     }
     builder.build().with_context(|| format!("building {what}"))
 }
@@ -141,6 +158,8 @@ pub struct Answer {
     pub retry_after: Option<Duration>,
     /// At most `ANSWER_MAX_BYTES` of the body, lossily decoded.
     pub text: String,
+    /// The same bytes undecoded (a protobuf answer: OTLP's export response, `google.rpc.Status`).
+    pub bytes: Vec<u8>,
 }
 
 /// Answers are read up to this size: enough for any acknowledgement or error text, and a
@@ -164,6 +183,7 @@ impl Answer {
             status,
             retry_after,
             text: String::from_utf8_lossy(&body).into_owned(),
+            bytes: body,
         }
     }
 

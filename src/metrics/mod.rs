@@ -66,6 +66,8 @@ pub struct Metrics {
     pub sink_messages_truncated: IntCounterVec,
     /// Events written to a sink's dead-letter file (`sinks::dead_letter`).
     pub sink_events_dead_lettered: IntCounterVec,
+    /// OTLP partial success: records the receiver rejected (`sinks::otlp`).
+    pub sink_otlp_rejected_log_records: IntCounterVec,
     /// Splunk HEC with `ack = true`: POST to indexer acknowledgement.
     pub sink_ack_latency: HistogramVec,
     // state
@@ -132,6 +134,7 @@ impl Metrics {
             sink_last_success: r.add(&sinks::SINK_LAST_SUCCESS),
             sink_messages_truncated: r.add(&sinks::SINK_MESSAGES_TRUNCATED),
             sink_events_dead_lettered: r.add(&sinks::SINK_EVENTS_DEAD_LETTERED),
+            sink_otlp_rejected_log_records: r.add(&sinks::SINK_OTLP_REJECTED_LOG_RECORDS),
             sink_ack_latency: r.add(&sinks::SINK_ACK_LATENCY),
             state_db_bytes: r.add(&ops::STATE_DB_BYTES),
             state_pruned_events: r.add(&ops::STATE_PRUNED_EVENTS),

@@ -70,4 +70,10 @@ pub(super) const SINK_EVENTS_DEAD_LETTERED: Def = Def::new(
     &["sink", "reason"],
 );
 
+pub(super) const SINK_OTLP_REJECTED_LOG_RECORDS: Def = Def::new(
+    "sink_otlp_rejected_log_records_total",
+    "Log records an OTLP receiver reported rejected in a partial success (never sent again, per the OTLP spec).",
+    &["sink"],
+);
+
 pub(super) const SINK_ACK_LATENCY: Def = Def::new("sink_ack_latency_seconds", "Time from sending a batch to the destination acknowledging it as stored (Splunk HEC indexer acknowledgement).", &["sink"]).buckets(ACK_BUCKETS);

@@ -9,10 +9,11 @@ pub mod clickhouse;
 pub mod dead_letter;
 pub mod file;
 pub mod kafka;
+pub mod otlp;
 pub mod splunk_hec;
 pub mod stdout;
 pub mod syslog;
-pub(crate) mod tls;
+pub mod tls;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -174,6 +175,7 @@ sink_types! {
     SplunkHec(splunk_hec::SplunkHecConfig) = "splunk_hec",
     Clickhouse(clickhouse::ClickhouseConfig) = "clickhouse",
     Kafka(kafka::KafkaConfig) = "kafka",
+    Otlp(otlp::OtlpConfig) = "otlp",
 }
 
 /// Default `timeout` of one delivery attempt (an HTTP request, a syslog connection + write).

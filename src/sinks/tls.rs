@@ -1,5 +1,6 @@
-//! TLS client settings shared by the sinks that open their own sockets (syslog over TLS, Kafka),
-//! and the one `ca_file` loader (the HTTP client uses it too):
+//! TLS client settings shared by the sinks that open their own sockets (syslog over TLS, Kafka,
+//! OTLP over gRPC), the one `ca_file` loader and the one mTLS client-identity loader
+//! (`client_cert_file` + `client_key_file`; the HTTP client uses both too):
 //! the system's roots plus an optional `ca_file`, verification always on. The crypto provider is
 //! named explicitly (aws-lc-rs, as reqwest uses) because two providers are linked in (rskafka
 //! brings ring), and rustls refuses to guess between them.
@@ -8,8 +9,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 /// The certificates of a PEM `ca_file` (at least one); the one loader for the HTTP client and
 /// the sinks' own TLS sockets.
@@ -26,8 +27,51 @@ pub fn read_ca_file(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>>
     Ok(certs)
 }
 
+/// A client certificate chain and its private key, for mutual TLS.
+pub struct ClientIdentity {
+    pub certs: Vec<CertificateDer<'static>>,
+    pub key: PrivateKeyDer<'static>,
+    /// Both files' PEM text back to back (what reqwest's `Identity::from_pem` reads).
+    pub pem: Vec<u8>,
+}
+
+/// Reads `cert_file` (PEM chain, leaf first) and `key_file` (PEM PKCS#8, PKCS#1 or SEC1 key);
+/// errors name the file, never its content.
+pub fn read_identity(cert_file: &Path, key_file: &Path) -> anyhow::Result<ClientIdentity> {
+    let cert_pem = std::fs::read(cert_file)
+        .with_context(|| format!("reading client_cert_file {}", cert_file.display()))?;
+    let certs = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("parsing client_cert_file {} (PEM)", cert_file.display()))?;
+    anyhow::ensure!(
+        !certs.is_empty(),
+        "client_cert_file {} holds no certificate",
+        cert_file.display()
+    );
+    let key_pem = std::fs::read(key_file)
+        .with_context(|| format!("reading client_key_file {}", key_file.display()))?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| {
+        anyhow::anyhow!(
+            "client_key_file {} holds no PEM private key",
+            key_file.display()
+        )
+    })?;
+    let mut pem = cert_pem;
+    pem.push(b'\n');
+    pem.extend_from_slice(&key_pem);
+    Ok(ClientIdentity { certs, key, pem })
+}
+
 /// A client config trusting the system roots and the certificates in `ca_file`.
 pub fn client_config(ca_file: Option<&Path>) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    client_config_with(ca_file, None)
+}
+
+/// `client_config`, presenting `identity` when the server asks for a client certificate.
+pub fn client_config_with(
+    ca_file: Option<&Path>,
+    identity: Option<ClientIdentity>,
+) -> anyhow::Result<Arc<rustls::ClientConfig>> {
     let mut roots = rustls::RootCertStore::empty();
     // Missing or unreadable system roots are not fatal when a ca_file is given.
     let native = rustls_native_certs::load_native_certs();
@@ -44,11 +88,16 @@ pub fn client_config(ca_file: Option<&Path>) -> anyhow::Result<Arc<rustls::Clien
         "no trusted CA certificates: the system has none and no ca_file is set"
     );
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .context("TLS protocol versions")?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let config = match identity {
+        Some(id) => builder
+            .with_client_auth_cert(id.certs, id.key)
+            .context("client_cert_file and client_key_file do not form a usable identity")?,
+        None => builder.with_no_client_auth(),
+    };
     Ok(Arc::new(config))
 }
 

@@ -113,6 +113,20 @@ fn rows() -> Vec<Row> {
                 ])
             },
         },
+        Row {
+            component: "otlp headers",
+            api: false,
+            key: "sinks[0].endpoint",
+            section: |host| {
+                let mut headers = Table::new();
+                headers.insert("authorization".into(), s("Bearer otlp-header-secret"));
+                table(&[
+                    ("type", s("otlp")),
+                    ("endpoint", s(&format!("http://{host}:4317"))),
+                    ("headers", Value::Table(headers)),
+                ])
+            },
+        },
     ]
 }
 
@@ -181,6 +195,7 @@ async fn a_credential_in_clear_text_to_a_remote_host_is_refused_unless_allowed()
             "hec-token",
             "ch-password",
             "kafka-password",
+            "otlp-header-secret",
         ] {
             assert!(
                 !err.contains(secret),

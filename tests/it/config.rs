@@ -347,3 +347,63 @@ fn sink_secrets_never_show_in_debug() {
     );
     assert!(!cfg.summary().to_string().contains("tok-SECRET-42"));
 }
+
+#[test]
+fn otlp_keys_are_checked_by_name() {
+    let sink = |extra: &str| {
+        format!(
+            "[[sinks]]\nname = \"o\"\ntype = \"otlp\"\nendpoint = \"https://otel.example:4317\"\n{extra}\n"
+        )
+    };
+    for (extra, needles) in [
+        (
+            "protocol = \"http/json\"",
+            &["sinks[0].protocol", "http/json"][..],
+        ),
+        ("compression = \"zstd\"", &["sinks[0].compression", "zstd"]),
+        (
+            "timeout = \"0s\"",
+            &["sinks[0].timeout", "greater than zero"],
+        ),
+        ("service_name = \"\"", &["sinks[0].service_name"]),
+        (
+            "client_cert_file = \"/c.pem\"",
+            &["sinks[0].client_key_file", "missing"],
+        ),
+        (
+            "headers = { \"bad name\" = \"x\" }",
+            &["sinks[0].headers", "bad name"],
+        ),
+        (
+            "headers = { content-type = \"x\" }",
+            &["sinks[0].headers", "set by the sink"],
+        ),
+        ("resource = \"x\"", &["resource"]),
+    ] {
+        let e = err(&sink(extra));
+        for needle in needles {
+            assert!(e.contains(needle), "{extra}: {needle:?} in {e}");
+        }
+    }
+    let e = err(
+        "[[sinks]]\nname = \"o\"\ntype = \"otlp\"\nendpoint = \"https://otel.example:4317/v1/logs\"\n",
+    );
+    assert!(
+        e.contains("sinks[0].endpoint") && e.contains("no path"),
+        "{e}"
+    );
+    let e = err("[[sinks]]\nname = \"o\"\ntype = \"otlp\"\nendpoint = \"ftp://otel.example\"\n");
+    assert!(
+        e.contains("sinks[0].endpoint") && e.contains("ftp://otel.example"),
+        "{e}"
+    );
+    let e = err("[[sinks]]\nname = \"o\"\ntype = \"otlp\"\n");
+    assert!(e.contains("endpoint"), "{e}");
+    // The header value never shows in Debug.
+    let cfg = Config::from_toml(
+        &sink("protocol = \"http/protobuf\"\nheaders = { x-api-key = \"hdr-SECRET-9\" }"),
+        Some(HashMap::new()),
+    )
+    .unwrap();
+    assert!(!format!("{cfg:?}").contains("hdr-SECRET-9"));
+}

@@ -12,6 +12,7 @@ mod formats;
 mod inventory;
 mod kafka;
 mod ops;
+mod otlp;
 mod pipeline;
 mod security;
 mod splunk;

@@ -380,6 +380,7 @@ mod tests {
             status: reqwest::StatusCode::from_u16(status).unwrap(),
             retry_after: None,
             text: text.to_string(),
+            bytes: text.as_bytes().to_vec(),
         }
     }
 

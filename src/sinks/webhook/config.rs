@@ -3,7 +3,6 @@
 //! `basic_auth_password`, `signing_secret`) are `SecretString`s, the URL is an `HttpUrl` and
 //! `Headers` show names only, so the derived `Debug` cannot put a secret in a log line.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -12,6 +11,7 @@ use serde::Deserialize;
 
 use super::signing;
 use crate::cleartext::{self, Insecure};
+pub use crate::http::headers::Headers;
 use crate::http::url::HttpUrl;
 use crate::sinks::{BuildContext, Sink, SinkSpec};
 use crate::values::{ConfigError, KeyPath};
@@ -78,17 +78,6 @@ pub struct WebhookConfig {
     /// host anyway (WARN at every start; `clickhouse_audit_insecure_transport` = 1).
     #[serde(default)]
     pub allow_insecure: bool,
-}
-
-/// Extra request headers; `Debug` shows the names, never the values.
-#[derive(Clone, Default, Deserialize)]
-#[serde(transparent)]
-pub struct Headers(pub BTreeMap<String, String>);
-
-impl std::fmt::Debug for Headers {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.0.keys()).finish()
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -245,27 +234,10 @@ impl WebhookConfig {
 
     fn check_headers(&self, at: &KeyPath) -> Result<(), ConfigError> {
         let has_auth = self.has_bearer() || self.basic_auth_user.is_some();
-        for (key, value) in &self.headers.0 {
-            let lower = key.to_ascii_lowercase();
-            if reqwest::header::HeaderName::from_bytes(key.as_bytes()).is_err() {
-                return Err(at.err("headers", format!("{key:?}"), "not a valid header name"));
-            }
-            if reqwest::header::HeaderValue::from_str(value).is_err() {
-                return Err(at.err(
-                    &format!("headers.{key}"),
-                    "<value>",
-                    "not a valid header value (printable ASCII, no line breaks)",
-                ));
-            }
-            if RESERVED_HEADERS.contains(&lower.as_str()) || (has_auth && lower == "authorization")
-            {
-                return Err(at.err(
-                    "headers",
-                    format!("{key:?}"),
-                    "this header is set by the sink itself",
-                ));
-            }
+        let mut reserved = RESERVED_HEADERS.to_vec();
+        if has_auth {
+            reserved.push("authorization");
         }
-        Ok(())
+        self.headers.check(at, "headers", &reserved)
     }
 }

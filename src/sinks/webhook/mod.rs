@@ -27,7 +27,7 @@ use std::ops::Range;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{self, HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 
 pub use self::config::{BatchMode, Compression, WebhookConfig};
@@ -78,13 +78,7 @@ impl WebhookSink {
         )?;
         let url = reqwest::Url::parse(cfg.url.as_str()).context("parsing url")?;
 
-        let mut headers = HeaderMap::new();
-        for (k, v) in &cfg.headers.0 {
-            headers.insert(
-                HeaderName::from_bytes(k.as_bytes()).context("header name")?,
-                HeaderValue::from_str(v).context("header value")?,
-            );
-        }
+        let mut headers = cfg.headers.to_map()?;
         let content_type = match (cfg.batch_mode, format.is_json()) {
             (BatchMode::Array, _) => "application/json",
             (BatchMode::Ndjson, true) => "application/x-ndjson",

@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod fixtures;
 pub mod http;
 pub mod net;
+pub mod otlp;
 pub mod receiver;
 pub mod require;
 pub mod rig;
