@@ -412,3 +412,45 @@ async fn once_exports_every_activity() {
         assert!(c.values().all(|&n| n == 1), "{protocol}");
     }
 }
+
+#[tokio::test]
+async fn tls_is_verified_ca_file_extends_the_trust_and_mtls_presents_the_client_certificate() {
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/data");
+    for protocol in PROTOCOLS {
+        let fake = FakeOtlp::tls(protocol, false).await;
+        let mut untrusting = otlp(&fake.url(), protocol, "timeout = \"3s\"");
+        match untrusting.deliver(&events(1)).await {
+            Err(SinkError::Transient { .. }) => {}
+            other => panic!("{protocol}: an unknown CA must be refused, got {other:?}"),
+        }
+        assert!(fake.received().is_empty());
+        let mut trusting = otlp(
+            &fake.url(),
+            protocol,
+            &format!("ca_file = \"{data}/test-ca.pem\""),
+        );
+        let sent = events(2);
+        trusting.deliver(&sent).await.unwrap();
+        assert_each_once(&fake.received(), &sent);
+
+        let fake = FakeOtlp::tls(protocol, true).await;
+        let mut anonymous = otlp(
+            &fake.url(),
+            protocol,
+            &format!("ca_file = \"{data}/test-ca.pem\"\ntimeout = \"3s\""),
+        );
+        assert!(
+            anonymous.deliver(&events(1)).await.is_err(),
+            "{protocol}: no client certificate, no delivery"
+        );
+        let mut mtls = otlp(
+            &fake.url(),
+            protocol,
+            &format!(
+                "ca_file = \"{data}/test-ca.pem\"\nclient_cert_file = \"{data}/test-client.pem\"\nclient_key_file = \"{data}/test-client.key\""
+            ),
+        );
+        mtls.deliver(&sent).await.unwrap();
+        assert_each_once(&fake.received(), &sent);
+    }
+}

@@ -106,6 +106,7 @@ pub struct FakeOtlp {
     pub addr: SocketAddr,
     state: Arc<State>,
     task: tokio::task::JoinHandle<()>,
+    tls: bool,
 }
 
 impl Drop for FakeOtlp {
@@ -138,8 +139,31 @@ impl LogsService for Service {
 impl FakeOtlp {
     /// The gRPC receiver (`LogsService` over HTTP/2 cleartext).
     pub async fn grpc() -> FakeOtlp {
+        Self::grpc_with(None).await
+    }
+
+    /// The HTTP/protobuf receiver (`POST /v1/logs`).
+    pub async fn http() -> FakeOtlp {
+        Self::http_with(None).await
+    }
+
+    /// A receiver over TLS with the test server certificate (tests/it/data), requiring a
+    /// client certificate signed by `test-client-ca.pem` when `mtls`.
+    pub async fn tls(protocol: &str, mtls: bool) -> FakeOtlp {
+        let grpc = protocol == "grpc";
+        let alpn: &[u8] = if grpc { b"h2" } else { b"http/1.1" };
+        let acceptor = tls_acceptor(alpn, mtls);
+        if grpc {
+            Self::grpc_with(Some(acceptor)).await
+        } else {
+            Self::http_with(Some(acceptor)).await
+        }
+    }
+
+    async fn grpc_with(tls: Option<tokio_rustls::TlsAcceptor>) -> FakeOtlp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let tls_on = tls.is_some();
         let state = Arc::new(State::default());
         let server = LogsServiceServer::new(Service(state.clone()))
             .accept_compressed(CompressionEncoding::Gzip);
@@ -148,44 +172,63 @@ impl FakeOtlp {
             while let Ok((stream, _)) = listener.accept().await {
                 let server = server.clone();
                 let seen = seen.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
+                    let Some(io) = accept(stream, tls).await else {
+                        return;
+                    };
                     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                         seen.headers.lock().unwrap().push(req.headers().clone());
                         let mut server = server.clone();
                         async move { tower_service::Service::call(&mut server, req).await }
                     });
                     let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), svc)
+                        .serve_connection(io, svc)
                         .await;
                 });
             }
         });
-        FakeOtlp { addr, state, task }
+        FakeOtlp {
+            addr,
+            state,
+            task,
+            tls: tls_on,
+        }
     }
 
-    /// The HTTP/protobuf receiver (`POST /v1/logs`).
-    pub async fn http() -> FakeOtlp {
+    async fn http_with(tls: Option<tokio_rustls::TlsAcceptor>) -> FakeOtlp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let tls_on = tls.is_some();
         let state = Arc::new(State::default());
         let shared = state.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let state = shared.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
+                    let Some(io) = accept(stream, tls).await else {
+                        return;
+                    };
                     let svc = hyper::service::service_fn(move |req| handle(state.clone(), req));
                     let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
+                        .serve_connection(io, svc)
                         .await;
                 });
             }
         });
-        FakeOtlp { addr, state, task }
+        FakeOtlp {
+            addr,
+            state,
+            task,
+            tls: tls_on,
+        }
     }
 
-    /// `http://127.0.0.1:port` (the gRPC endpoint, or the HTTP base URL).
+    /// `http(s)://127.0.0.1:port` (the gRPC endpoint, or the HTTP base URL).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Answers the next requests with `replies`, in order (then success again).
@@ -269,4 +312,57 @@ async fn handle(
 fn status_answer(status: u16, message: &str, retry_after: Option<u64>) -> Response<Full<Bytes>> {
     let body = rpc::status_with_retry(2, message, None).encode_to_vec();
     protobuf(status, body, retry_after)
+}
+
+/// A connection as hyper IO: plain, or after the TLS handshake (a failed one drops it).
+async fn accept(
+    stream: tokio::net::TcpStream,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> Option<TokioIo<Box<dyn Io>>> {
+    let io: Box<dyn Io> = match tls {
+        Some(acceptor) => Box::new(acceptor.accept(stream).await.ok()?),
+        None => Box::new(stream),
+    };
+    Some(TokioIo::new(io))
+}
+
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+fn data(file: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/it/data")
+        .join(file)
+}
+
+fn tls_acceptor(alpn: &[u8], mtls: bool) -> tokio_rustls::TlsAcceptor {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls;
+    let certs = CertificateDer::pem_file_iter(data("test-server.pem"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(data("test-server.key")).unwrap();
+    // Explicit provider: ring (via rskafka) and aws-lc-rs are both linked in.
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap();
+    let builder = if mtls {
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in CertificateDer::pem_file_iter(data("test-client-ca.pem")).unwrap() {
+            roots.add(ca.unwrap()).unwrap();
+        }
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .unwrap();
+        builder.with_client_cert_verifier(verifier)
+    } else {
+        builder.with_no_client_auth()
+    };
+    let mut config = builder.with_single_cert(certs, key).unwrap();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
 }
