@@ -5,7 +5,7 @@
 //! (default 100,000; ~420-byte payloads) in batches of 500 (`SINK_BENCH_BATCH=N` to change) —
 //! one batch at a time, as dispatch does — through each sink (default: every one), checks that the server holds all N, and
 //! prints events/s. Sinks: syslog-tcp, syslog-tls, syslog-udp, splunk, splunk-ack,
-//! clickhouse, kafka.
+//! clickhouse, kafka, otlp-grpc, otlp-http.
 
 // The tests' server harnesses, as top-level modules (they refer to each other via `super::`).
 #[allow(dead_code, reason = "shared with the tests; the bench uses a part")]
@@ -14,6 +14,9 @@ mod clickhouse;
 #[allow(dead_code, reason = "shared with the tests; the bench uses a part")]
 #[path = "../tests/it/support/net.rs"]
 mod net;
+#[allow(dead_code, reason = "shared with the tests; the bench uses a part")]
+#[path = "../tests/it/support/otlp.rs"]
+mod otlp;
 #[allow(dead_code, reason = "shared with the tests; the bench uses a part")]
 #[path = "../tests/it/support/require.rs"]
 mod require;
@@ -54,6 +57,8 @@ const ALL: &[&str] = &[
     "splunk-ack",
     "clickhouse",
     "kafka",
+    "otlp-grpc",
+    "otlp-http",
 ];
 
 fn synthetic(n: usize) -> Vec<Event> {
@@ -176,6 +181,25 @@ async fn bench(name: &str, events: &[Event]) -> (f64, String) {
             (
                 secs,
                 format!("{got} records consumed back (lz4, 3 partitions)"),
+            )
+        }
+        "otlp-grpc" | "otlp-http" => {
+            let (fake, protocol) = if name == "otlp-grpc" {
+                (otlp::FakeOtlp::grpc().await, "grpc")
+            } else {
+                (otlp::FakeOtlp::http().await, "http/protobuf")
+            };
+            let mut s = build(&format!(
+                "type = \"otlp\"\nendpoint = \"{}\"\nprotocol = \"{protocol}\"",
+                fake.url()
+            ));
+            let secs = run(&mut s, events, None).await;
+            (
+                secs,
+                format!(
+                    "receiver decoded {} LogRecords (gzip)",
+                    fake.received().len()
+                ),
             )
         }
         other => panic!("unknown sink {other}; one of {ALL:?}"),
