@@ -19,6 +19,21 @@ use crate::support::sinks::{deliver_retrying, events, sink};
 
 const HEADER_SECRET: &str = "Bearer otlp-secret-123";
 
+/// The sink with a `dead_letter_path` in a new temporary directory (kept alive by the guard).
+fn otlp_with_dead_letter(
+    fake: &FakeOtlp,
+    protocol: &str,
+) -> (Box<dyn Sink>, std::path::PathBuf, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let dead = dir.path().join("dead.ndjson");
+    let s = otlp(
+        &fake.url(),
+        protocol,
+        &format!("dead_letter_path = \"{}\"", dead.display()),
+    );
+    (s, dead, dir)
+}
+
 fn otlp(endpoint: &str, protocol: &str, extra: &str) -> Box<dyn Sink> {
     sink(&format!(
         "[[sinks]]\nname = \"otel\"\ntype = \"otlp\"\nendpoint = \"{endpoint}\"\nprotocol = \"{protocol}\"\nheaders = {{ authorization = \"{HEADER_SECRET}\" }}\n{extra}\n"
@@ -208,13 +223,7 @@ async fn cef_bodies_are_strings_and_compression_can_be_off() {
 async fn partial_success_writes_the_request_to_the_dead_letter_file_and_the_sink_moves_on() {
     for protocol in PROTOCOLS {
         let fake = receiver(protocol).await;
-        let dir = tempfile::tempdir().unwrap();
-        let dead = dir.path().join("dead.ndjson");
-        let mut s = otlp(
-            &fake.url(),
-            protocol,
-            &format!("dead_letter_path = \"{}\"", dead.display()),
-        );
+        let (mut s, dead, _dir) = otlp_with_dead_letter(&fake, protocol);
         fake.script([Reply::Partial {
             rejected: 2,
             message: "2 records exceed the attribute limit".into(),
@@ -314,13 +323,7 @@ async fn unavailable_and_503_are_retried_and_nothing_is_lost() {
 async fn refused_credentials_are_unauthorized_and_the_header_value_never_shows() {
     for protocol in PROTOCOLS {
         let fake = receiver(protocol).await;
-        let dir = tempfile::tempdir().unwrap();
-        let dead = dir.path().join("dead.ndjson");
-        let mut s = otlp(
-            &fake.url(),
-            protocol,
-            &format!("dead_letter_path = \"{}\"", dead.display()),
-        );
+        let (mut s, dead, _dir) = otlp_with_dead_letter(&fake, protocol);
         let refused = match protocol {
             "grpc" => Reply::Grpc(tonic::Code::Unauthenticated, "bad token".into()),
             _ => Reply::Http(401, "bad token".into(), None),
@@ -355,13 +358,7 @@ async fn a_malformed_request_is_rejected_or_dead_lettered() {
             Err(SinkError::Rejected(m)) => assert!(m.contains("schema mismatch"), "{m}"),
             other => panic!("{protocol}: {other:?}"),
         }
-        let dir = tempfile::tempdir().unwrap();
-        let dead = dir.path().join("dead.ndjson");
-        let mut s = otlp(
-            &fake.url(),
-            protocol,
-            &format!("dead_letter_path = \"{}\"", dead.display()),
-        );
+        let (mut s, dead, _dir) = otlp_with_dead_letter(&fake, protocol);
         fake.script([refusal()]);
         s.deliver(&events(2)).await.unwrap();
         let text = std::fs::read_to_string(&dead).unwrap();
@@ -452,5 +449,21 @@ async fn tls_is_verified_ca_file_extends_the_trust_and_mtls_presents_the_client_
         );
         mtls.deliver(&sent).await.unwrap();
         assert_each_once(&fake.received(), &sent);
+    }
+}
+
+#[tokio::test]
+async fn a_batch_over_batch_max_bytes_goes_in_several_requests_each_event_once() {
+    for protocol in PROTOCOLS {
+        let fake = receiver(protocol).await;
+        let mut s = otlp(&fake.url(), protocol, "batch_max_bytes = \"16KiB\"");
+        let sent = events(200);
+        s.deliver(&sent).await.unwrap();
+        assert_each_once(&fake.received(), &sent);
+        let requests = fake.headers().len();
+        assert!(
+            requests >= 5,
+            "{protocol}: {requests} requests for ~100 KB of records"
+        );
     }
 }

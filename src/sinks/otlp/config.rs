@@ -50,6 +50,14 @@ pub struct OtlpConfig {
     /// Resource attribute `service.name` of every record.
     #[serde(default = "default_service_name")]
     pub service_name: String,
+    /// Largest export request (protobuf, before compression); a batch is split across several
+    /// requests to stay under it (receivers cap a message: the Collector's gRPC default is
+    /// 4 MiB), and a record larger than this goes alone.
+    #[serde(
+        default = "default_batch_max_bytes",
+        deserialize_with = "crate::values::de_size"
+    )]
+    pub batch_max_bytes: u64,
     /// How long dispatch may wait to fill a batch before sending a partial one.
     #[serde(default = "default_batch_timeout", with = "humantime_serde")]
     pub batch_timeout: Duration,
@@ -88,6 +96,9 @@ fn default_compression() -> bool {
 }
 fn default_service_name() -> String {
     "clickhouse-audit-exporter".into()
+}
+fn default_batch_max_bytes() -> u64 {
+    3 << 20
 }
 fn default_batch_timeout() -> Duration {
     Duration::from_secs(1)
@@ -130,6 +141,13 @@ impl SinkSpec for OtlpConfig {
                     ));
                 }
             }
+        }
+        if self.batch_max_bytes < 1024 {
+            return Err(at.err(
+                "batch_max_bytes",
+                self.batch_max_bytes,
+                "must be at least 1KiB",
+            ));
         }
         at.nonzero("timeout", self.timeout)?;
         at.nonzero("batch_timeout", self.batch_timeout)?;

@@ -59,9 +59,8 @@ impl Mapper {
         }
     }
 
-    /// One request carrying every event of `batch`, in order.
-    pub fn request(&mut self, batch: &[Event]) -> ExportLogsServiceRequest {
-        let log_records = batch.iter().map(|e| self.record(e)).collect();
+    /// One request carrying `log_records`, in order.
+    pub fn request(&self, log_records: Vec<LogRecord>) -> ExportLogsServiceRequest {
         ExportLogsServiceRequest {
             resource_logs: vec![ResourceLogs {
                 resource: Some(self.resource.clone()),

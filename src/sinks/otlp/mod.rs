@@ -3,7 +3,9 @@
 //! from the official `opentelemetry-proto` messages. Settings are in `config.rs`, the
 //! `google.rpc` error details in `rpc.rs`.
 //!
-//! A batch is one export request. Failures: see `grpc::failure_of` and `protobuf` — retryable
+//! A batch is one export request, or several when its records would exceed `batch_max_bytes`
+//! (receivers cap a message: the Collector at 4 MiB by default); after a failed part the whole
+//! batch comes back, so earlier parts may arrive twice (at-least-once). Failures: see `grpc::failure_of` and `protobuf` — retryable
 //! statuses are `Transient`, refused credentials `Unauthorized`, the rest `Rejected` (kept);
 //! a request the receiver refuses as malformed (gRPC INVALID_ARGUMENT, HTTP 400/413/422…) is
 //! written to `dead_letter_path` when one is configured, and the sink moves on.
@@ -27,7 +29,10 @@ use async_trait::async_trait;
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use prometheus::IntCounterVec;
+use prost::Message;
+use std::ops::Range;
 
 pub use self::config::{OtlpConfig, Protocol};
 pub use self::mapping::{SCOPE_NAME, any_value_of, severity};
@@ -56,6 +61,7 @@ pub struct OtlpSink {
     mapper: mapping::Mapper,
     dead_letter: Option<DeadLetter>,
     rejected_records: IntCounterVec,
+    max_bytes: usize,
 }
 
 impl OtlpSink {
@@ -87,6 +93,7 @@ impl OtlpSink {
                 .map(|path| DeadLetter::open(path, name, format, metrics))
                 .transpose()?,
             rejected_records: metrics.sink_otlp_rejected_log_records.clone(),
+            max_bytes: usize::try_from(cfg.batch_max_bytes).unwrap_or(usize::MAX),
         })
     }
 
@@ -155,26 +162,76 @@ impl OtlpSink {
             }
         }
     }
-}
 
-#[async_trait]
-impl Sink for OtlpSink {
-    async fn deliver(&mut self, batch: &[Event]) -> Result<(), SinkError> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let request = self.mapper.request(batch);
+    /// Sends one request carrying `records`, the records of `events`.
+    async fn send(&mut self, events: &[Event], records: Vec<LogRecord>) -> Result<(), SinkError> {
+        let request = self.mapper.request(records);
         let result = self.export(request).await;
         match (result, &self.dead_letter) {
-            (Ok(answer), _) => self.partial_success(batch, answer).await,
+            (Ok(answer), _) => self.partial_success(events, answer).await,
             (
                 Err(Failure {
                     error: SinkError::Rejected(message),
                     blames_batch: true,
                 }),
                 Some(dead),
-            ) => Self::dead_letter(dead, batch, &message, "rejected").await,
+            ) => Self::dead_letter(dead, events, &message, "rejected").await,
             (Err(failure), _) => Err(failure.error),
         }
+    }
+}
+
+/// Splits `records` into consecutive parts of at most `max_bytes` encoded (a record larger
+/// than that goes alone), each with the index range of its events.
+fn split(records: Vec<LogRecord>, max_bytes: usize) -> Vec<(Range<usize>, Vec<LogRecord>)> {
+    let total = records.len();
+    let mut parts = Vec::new();
+    let (mut start, mut size, mut part) = (0, 0, Vec::new());
+    for (i, record) in records.into_iter().enumerate() {
+        // The record's bytes plus its tag and length prefix.
+        let len = record.encoded_len() + 6;
+        if !part.is_empty() && size + len > max_bytes {
+            parts.push((start..i, std::mem::take(&mut part)));
+            (start, size) = (i, 0);
+        }
+        size += len;
+        part.push(record);
+    }
+    if !part.is_empty() {
+        parts.push((start..total, part));
+    }
+    parts
+}
+
+#[async_trait]
+impl Sink for OtlpSink {
+    async fn deliver(&mut self, batch: &[Event]) -> Result<(), SinkError> {
+        let records = batch.iter().map(|e| self.mapper.record(e)).collect();
+        for (range, records) in split(records, self.max_bytes) {
+            self.send(&batch[range], records).await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn big_batches_split_by_encoded_size_and_big_records_go_alone() {
+        let record = |n: usize| LogRecord {
+            severity_text: "x".repeat(n),
+            ..Default::default()
+        };
+        let sizes = [100, 100, 100, 5000, 10, 300];
+        let records: Vec<LogRecord> = sizes.iter().map(|&n| record(n)).collect();
+        let parts = split(records, 400);
+        let ranges: Vec<Range<usize>> = parts.iter().map(|(r, _)| r.clone()).collect();
+        assert_eq!(ranges, vec![0..3, 3..4, 4..6]);
+        for (range, part) in &parts {
+            assert_eq!(part.len(), range.len());
+        }
+        assert!(split(Vec::new(), 400).is_empty());
     }
 }

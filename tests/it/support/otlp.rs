@@ -161,59 +161,58 @@ impl FakeOtlp {
     }
 
     async fn grpc_with(tls: Option<tokio_rustls::TlsAcceptor>) -> FakeOtlp {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let tls_on = tls.is_some();
         let state = Arc::new(State::default());
         let server = LogsServiceServer::new(Service(state.clone()))
             .accept_compressed(CompressionEncoding::Gzip);
-        let seen = state.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let server = server.clone();
-                let seen = seen.clone();
-                let tls = tls.clone();
-                tokio::spawn(async move {
-                    let Some(io) = accept(stream, tls).await else {
-                        return;
-                    };
-                    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                        seen.headers.lock().unwrap().push(req.headers().clone());
-                        let mut server = server.clone();
-                        async move { tower_service::Service::call(&mut server, req).await }
-                    });
-                    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                        .serve_connection(io, svc)
-                        .await;
+        Self::start(state, tls, move |state, io| {
+            let server = server.clone();
+            async move {
+                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    state.headers.lock().unwrap().push(req.headers().clone());
+                    let mut server = server.clone();
+                    async move { tower_service::Service::call(&mut server, req).await }
                 });
+                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(io, svc)
+                    .await;
             }
-        });
-        FakeOtlp {
-            addr,
-            state,
-            task,
-            tls: tls_on,
-        }
+        })
+        .await
     }
 
     async fn http_with(tls: Option<tokio_rustls::TlsAcceptor>) -> FakeOtlp {
+        Self::start(Arc::new(State::default()), tls, |state, io| async move {
+            let svc = hyper::service::service_fn(move |req| handle(state.clone(), req));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, svc)
+                .await;
+        })
+        .await
+    }
+
+    /// Accepts connections on `127.0.0.1:0` (after a TLS handshake when `tls`), each served
+    /// by `serve`.
+    async fn start<F, Fut>(
+        state: Arc<State>,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        serve: F,
+    ) -> FakeOtlp
+    where
+        F: Fn(Arc<State>, TokioIo<Box<dyn Io>>) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let tls_on = tls.is_some();
-        let state = Arc::new(State::default());
         let shared = state.clone();
+        let serve = Arc::new(serve);
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let state = shared.clone();
-                let tls = tls.clone();
+                let (tls, state, serve) = (tls.clone(), shared.clone(), serve.clone());
                 tokio::spawn(async move {
-                    let Some(io) = accept(stream, tls).await else {
-                        return;
-                    };
-                    let svc = hyper::service::service_fn(move |req| handle(state.clone(), req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(io, svc)
-                        .await;
+                    if let Some(io) = accept(stream, tls).await {
+                        serve(state, io).await;
+                    }
                 });
             }
         });
