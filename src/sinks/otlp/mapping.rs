@@ -81,14 +81,23 @@ impl Mapper {
 
     /// The record of one event.
     pub fn record(&mut self, event: &Event) -> LogRecord {
-        let facts = Facts::of(event);
         let mut attributes = vec![
             kv("log.record.uid", string(&event.event_id)),
             kv("cloud.account.id", string(&event.org_id)),
             kv("clickhouse.audit.kind", string(event.kind.as_str())),
         ];
-        if event.kind == EventKind::Activity {
-            let (a, _) = parse_or_default::<ActivityView>(&event.payload);
+        // An activity's payload is read once, for its facts and its attributes.
+        let view = (event.kind == EventKind::Activity)
+            .then(|| parse_or_default::<ActivityView>(&event.payload).0);
+        let (severity_number, severity_text, time_ms, event_name) = {
+            let facts = match &view {
+                Some(a) => Facts::activity(event, a),
+                None => Facts::of(event),
+            };
+            let (number, text) = severity(facts.severity);
+            (number, text, facts.time_ms, facts.ty.into_owned())
+        };
+        if let Some(a) = &view {
             let mut add = |key: &str, value: Option<&str>| {
                 if let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) {
                     attributes.push(kv(key, string(v)));
@@ -110,9 +119,8 @@ impl Mapper {
         } else {
             string(&String::from_utf8_lossy(&self.scratch))
         };
-        let (severity_number, severity_text) = severity(facts.severity);
         LogRecord {
-            time_unix_nano: nanos(facts.time_ms),
+            time_unix_nano: nanos(time_ms),
             observed_time_unix_nano: parse_time_ms(&event.observed_at).map_or(0, nanos),
             severity_number: severity_number as i32,
             severity_text: severity_text.into(),
@@ -122,7 +130,7 @@ impl Mapper {
             flags: 0,
             trace_id: Vec::new(),
             span_id: Vec::new(),
-            event_name: facts.ty.into_owned(),
+            event_name,
         }
     }
 }
