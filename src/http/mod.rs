@@ -149,17 +149,23 @@ pub const ANSWER_MAX_BYTES: usize = 64 * 1024;
 
 impl Answer {
     /// Reads up to `ANSWER_MAX_BYTES` of the body (a failed read leaves what arrived).
-    pub async fn read(mut resp: reqwest::Response) -> Answer {
+    pub async fn read(resp: reqwest::Response) -> Answer {
+        Answer::read_up_to(resp, ANSWER_MAX_BYTES).await
+    }
+
+    /// Reads up to `max` bytes of the body, for protocols whose answer grows with the batch
+    /// (an Elasticsearch `_bulk` answer has one item per document).
+    pub async fn read_up_to(mut resp: reqwest::Response, max: usize) -> Answer {
         let status = resp.status();
         let retry_after = retry_after(resp.headers(), MAX_SINK_RETRY_AFTER);
         let mut body = Vec::new();
-        while body.len() < ANSWER_MAX_BYTES {
+        while body.len() < max {
             match resp.chunk().await {
                 Ok(Some(chunk)) => body.extend_from_slice(&chunk),
                 Ok(None) | Err(_) => break,
             }
         }
-        body.truncate(ANSWER_MAX_BYTES);
+        body.truncate(max);
         Answer {
             status,
             retry_after,
@@ -183,6 +189,19 @@ pub async fn post(
     gzip: Option<flate2::Compression>,
     target: &str,
 ) -> Result<Answer, SinkError> {
+    post_reading(client, url, headers, body, gzip, target, ANSWER_MAX_BYTES).await
+}
+
+/// `post`, reading up to `answer_max` bytes of the answer instead of `ANSWER_MAX_BYTES`.
+pub async fn post_reading(
+    client: &reqwest::Client,
+    url: Url,
+    headers: HeaderMap,
+    body: Vec<u8>,
+    gzip: Option<flate2::Compression>,
+    target: &str,
+    answer_max: usize,
+) -> Result<Answer, SinkError> {
     let body = match gzip {
         Some(level) => tokio::task::spawn_blocking(move || self::gzip(&body, level))
             .await
@@ -198,7 +217,7 @@ pub async fn post(
         .send()
         .await
         .map_err(|e| SinkError::transient(format!("{target}: {}", describe(&e))))?;
-    Ok(Answer::read(resp).await)
+    Ok(Answer::read_up_to(resp, answer_max).await)
 }
 
 /// `body` gzipped at `level` (writing into a Vec cannot fail).
