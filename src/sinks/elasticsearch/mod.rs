@@ -248,7 +248,10 @@ impl ElasticsearchSink {
     /// big, to dead-letter).
     fn failure(&self, answer: &Answer, shown: &str, docs: usize) -> Option<SinkError> {
         let what = error_text(&answer.text);
-        let message = format!("Elasticsearch {shown} answered {} ({what})", answer.status);
+        let mut message = format!("Elasticsearch {shown} answered {}", answer.status);
+        if !what.is_empty() {
+            message.push_str(&format!(" ({what})"));
+        }
         if answer.status == reqwest::StatusCode::PAYLOAD_TOO_LARGE {
             if docs == 1 && self.dead_letter.is_some() {
                 return None;
