@@ -5,12 +5,16 @@
 //! (default 100,000; ~420-byte payloads) in batches of 500 (`SINK_BENCH_BATCH=N` to change) —
 //! one batch at a time, as dispatch does — through each sink (default: every one), checks that the server holds all N, and
 //! prints events/s. Sinks: syslog-tcp, syslog-tls, syslog-udp, splunk, splunk-ack,
-//! clickhouse, kafka, otlp-grpc, otlp-http.
+//! clickhouse, kafka, otlp-grpc, otlp-http, elasticsearch (the fake `_bulk` endpoint; `ecs`,
+//! the sink's default).
 
 // The tests' server harnesses, as top-level modules (they refer to each other via `super::`).
 #[allow(dead_code, reason = "shared with the tests; the bench uses a part")]
 #[path = "../tests/it/support/clickhouse.rs"]
 mod clickhouse;
+#[allow(dead_code, reason = "shared with the tests; the bench uses a part")]
+#[path = "../tests/it/support/elasticsearch.rs"]
+mod elasticsearch;
 #[allow(dead_code, reason = "shared with the tests; the bench uses a part")]
 #[path = "../tests/it/support/net.rs"]
 mod net;
@@ -59,6 +63,7 @@ const ALL: &[&str] = &[
     "kafka",
     "otlp-grpc",
     "otlp-http",
+    "elasticsearch",
 ];
 
 fn synthetic(n: usize) -> Vec<Event> {
@@ -201,6 +206,17 @@ async fn bench(name: &str, events: &[Event]) -> (f64, String) {
                     fake.received().len()
                 ),
             )
+        }
+        "elasticsearch" => {
+            let es = elasticsearch::FakeEs::start().await;
+            es.api_key("bench:key", true);
+            let mut s = build(&format!(
+                "type = \"elasticsearch\"\nurl = \"{}\"\napi_key = \"bench:key\"",
+                es.url()
+            ));
+            let secs = run(&mut s, events, None).await;
+            let got = es.docs().len();
+            (secs, format!("{got} documents created (ecs, gzip)"))
         }
         other => panic!("unknown sink {other}; one of {ALL:?}"),
     }

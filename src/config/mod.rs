@@ -264,6 +264,7 @@ const SECRET_KEYS: &[&str] = &[
     "basic_auth_password",
     "bearer_token",
     "signing_secret",
+    "api_key",
 ];
 
 /// When the config file at `path` is readable by every user and holds inline secrets: a

@@ -1,9 +1,9 @@
 //! The one home of HTTP plumbing, for the API client, the HTTP sinks (webhook, splunk_hec,
-//! clickhouse) and `healthcheck`: the reqwest client (timeouts, no redirects, our User-Agent,
-//! TLS verification on with an optional `ca_file`), `Retry-After` (one parser, a cap per
-//! caller), how a status is classified for a sink, a POST with an optional gzip body, body
-//! excerpts and secret-free transport error texts. `url` holds URL checks and redaction,
-//! `headers` the sinks' extra-header tables.
+//! clickhouse, elasticsearch, otlp) and `healthcheck`: the reqwest client (timeouts, no
+//! redirects, our User-Agent, TLS verification on with an optional `ca_file`), `Retry-After` (one
+//! parser, a cap per caller), how a status is classified for a sink, a POST with an optional gzip
+//! body (and an answer cap per caller: `post_reading`), body excerpts and secret-free transport
+//! error texts. `url` holds URL checks and redaction, `headers` the sinks' extra-header tables.
 
 pub mod headers;
 pub mod url;
@@ -168,17 +168,23 @@ pub const ANSWER_MAX_BYTES: usize = 64 * 1024;
 
 impl Answer {
     /// Reads up to `ANSWER_MAX_BYTES` of the body (a failed read leaves what arrived).
-    pub async fn read(mut resp: reqwest::Response) -> Answer {
+    pub async fn read(resp: reqwest::Response) -> Answer {
+        Answer::read_up_to(resp, ANSWER_MAX_BYTES).await
+    }
+
+    /// Reads up to `max` bytes of the body, for protocols whose answer grows with the batch
+    /// (an Elasticsearch `_bulk` answer has one item per document).
+    pub async fn read_up_to(mut resp: reqwest::Response, max: usize) -> Answer {
         let status = resp.status();
         let retry_after = retry_after(resp.headers(), MAX_SINK_RETRY_AFTER);
         let mut body = Vec::new();
-        while body.len() < ANSWER_MAX_BYTES {
+        while body.len() < max {
             match resp.chunk().await {
                 Ok(Some(chunk)) => body.extend_from_slice(&chunk),
                 Ok(None) | Err(_) => break,
             }
         }
-        body.truncate(ANSWER_MAX_BYTES);
+        body.truncate(max);
         Answer {
             status,
             retry_after,
@@ -203,6 +209,19 @@ pub async fn post(
     gzip: Option<flate2::Compression>,
     target: &str,
 ) -> Result<Answer, SinkError> {
+    post_reading(client, url, headers, body, gzip, target, ANSWER_MAX_BYTES).await
+}
+
+/// `post`, reading up to `answer_max` bytes of the answer instead of `ANSWER_MAX_BYTES`.
+pub async fn post_reading(
+    client: &reqwest::Client,
+    url: Url,
+    headers: HeaderMap,
+    body: Vec<u8>,
+    gzip: Option<flate2::Compression>,
+    target: &str,
+    answer_max: usize,
+) -> Result<Answer, SinkError> {
     let body = match gzip {
         Some(level) => tokio::task::spawn_blocking(move || self::gzip(&body, level))
             .await
@@ -218,7 +237,7 @@ pub async fn post(
         .send()
         .await
         .map_err(|e| SinkError::transient(format!("{target}: {}", describe(&e))))?;
-    Ok(Answer::read(resp).await)
+    Ok(Answer::read_up_to(resp, answer_max).await)
 }
 
 /// `body` gzipped at `level` (writing into a Vec cannot fail).

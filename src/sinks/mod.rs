@@ -7,6 +7,7 @@
 
 pub mod clickhouse;
 pub mod dead_letter;
+pub mod elasticsearch;
 pub mod file;
 pub mod kafka;
 pub mod otlp;
@@ -111,6 +112,10 @@ pub trait SinkSpec {
     fn batch_timeout(&self) -> Option<Duration> {
         None
     }
+    /// The `format` when the table sets none (`json`, the envelope; `ecs` for Elasticsearch).
+    fn default_format(&self) -> Format {
+        Format::default()
+    }
     /// The runtime sink.
     fn build(&self, ctx: BuildContext<'_>) -> anyhow::Result<Box<dyn Sink>>;
 }
@@ -176,6 +181,7 @@ sink_types! {
     Clickhouse(clickhouse::ClickhouseConfig) = "clickhouse",
     Kafka(kafka::KafkaConfig) = "kafka",
     Otlp(otlp::OtlpConfig) = "otlp",
+    Elasticsearch(elasticsearch::ElasticsearchConfig) = "elasticsearch",
 }
 
 /// Default `timeout` of one delivery attempt (an HTTP request, a syslog connection + write).
@@ -214,9 +220,9 @@ impl SinkConfig {
                 )));
             }
         };
-        let format = match rest.remove("format") {
-            None => Format::default(),
-            Some(v) => serde_json::from_value(v.clone()).map_err(|_| {
+        let format: Option<Format> = match rest.remove("format") {
+            None => None,
+            Some(v) => serde_json::from_value(v.clone()).map(Some).map_err(|_| {
                 ConfigError(format!(
                     "config key `{}` = {v}: unknown format (expected one of {})",
                     at("format"),
@@ -270,6 +276,7 @@ impl SinkConfig {
                 )));
             }
         };
+        let format = format.unwrap_or_else(|| kind.spec().default_format());
         let at = KeyPath::sink(index, &name);
         kind.spec().validate(&at)?;
         let insecure = kind.spec().cleartext(&at, &format!("sink:{name}"))?;

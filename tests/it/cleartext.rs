@@ -87,6 +87,37 @@ fn rows() -> Vec<Row> {
             },
         },
         Row {
+            component: "elasticsearch API key",
+            api: false,
+            key: "sinks[0].url",
+            section: |host| {
+                table(&[
+                    ("type", s("elasticsearch")),
+                    ("url", s(&format!("http://{host}:9200"))),
+                    ("api_key", s("es-id:es-api-key")),
+                ])
+            },
+        },
+        Row {
+            component: "elasticsearch basic auth, second node",
+            api: false,
+            key: "sinks[0].urls[1]",
+            section: |host| {
+                table(&[
+                    ("type", s("elasticsearch")),
+                    (
+                        "urls",
+                        Value::Array(vec![
+                            s("https://es-1.invalid:9200"),
+                            s(&format!("http://{host}:9200")),
+                        ]),
+                    ),
+                    ("username", s("elastic")),
+                    ("password", s("es-password")),
+                ])
+            },
+        },
+        Row {
             component: "clickhouse",
             api: false,
             key: "sinks[0].url",

@@ -407,3 +407,64 @@ fn otlp_keys_are_checked_by_name() {
     .unwrap();
     assert!(!format!("{cfg:?}").contains("hdr-SECRET-9"));
 }
+
+/// Every elasticsearch key's error names the key; `format` defaults to `ecs` for this sink only.
+#[test]
+fn elasticsearch_keys_are_checked_by_name_and_ecs_is_its_default_format() {
+    let es = |extra: &str| {
+        format!(
+            "[[sinks]]\nname = \"es\"\ntype = \"elasticsearch\"\nurl = \"https://es.example:9200\"\n{extra}\n"
+        )
+    };
+    for (extra, key, words) in [
+        ("index = \"Audit-%Y\"", "sinks[0].index", "lowercase"),
+        ("index = \"audit-%H\"", "sinks[0].index", "date fields"),
+        (
+            "urls = [\"https://b:9200\"]",
+            "sinks[0]",
+            "either url or urls",
+        ),
+        ("pipeline = \"\"", "sinks[0].pipeline", "empty"),
+        ("username = \"elastic\"", "sinks[0].username", "password"),
+        (
+            "api_key = \"a\"\napi_key_file = \"/k\"",
+            "sinks[0].api_key",
+            "both set",
+        ),
+        (
+            "api_key = \"a\"\nbearer_token = \"b\"",
+            "sinks[0]",
+            "set one of",
+        ),
+        (
+            "batch_max_bytes = \"1KB\"",
+            "sinks[0].batch_max_bytes",
+            "1KiB",
+        ),
+        ("compression = \"zstd\"", "sinks[0].compression", "gzip"),
+        ("timeout = \"0s\"", "sinks[0].timeout", "greater than zero"),
+        (
+            "dead_letter_path = \"/tmp\"",
+            "sinks[0].dead_letter_path",
+            "directory",
+        ),
+        ("op_type = \"index\"", "sinks[0]", "op_type"),
+    ] {
+        let e = err(&es(extra));
+        assert!(e.contains(key) && e.contains(words), "{extra}: {e}");
+    }
+    let e = err("[[sinks]]\nname = \"es\"\ntype = \"elasticsearch\"\n");
+    assert!(e.contains("sinks[0].url") && e.contains("missing"), "{e}");
+    let e = err(&es("").replace("https://es.example:9200", "https://es.example:9200/_bulk"));
+    assert!(e.contains("sinks[0].url") && e.contains("base URL"), "{e}");
+    let cfg = Config::from_toml(&format!("{}{MINIMAL}", es("")), Some(HashMap::new())).unwrap();
+    use clickhouse_audit_exporter::format::Format;
+    assert_eq!(cfg.sink_configs[0].format, Format::Ecs);
+    assert_eq!(
+        cfg.sink_configs[1].format,
+        Format::Json,
+        "other sinks keep json"
+    );
+    let cfg = Config::from_toml(&es("format = \"json\""), Some(HashMap::new())).unwrap();
+    assert_eq!(cfg.sink_configs[0].format, Format::Json);
+}

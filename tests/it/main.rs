@@ -6,6 +6,7 @@ mod cli;
 mod clickhouse_sink;
 mod client;
 mod config;
+mod elasticsearch;
 mod emulator;
 mod faults;
 mod formats;

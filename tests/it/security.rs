@@ -1,7 +1,7 @@
 //! Security checks (issue 8): no secret (API secret, webhook secrets, HEC token, ClickHouse and
-//! Kafka passwords) in trace logs, `/status`, `/readyz`, `/metrics` or error output; TLS
-//! verified by default for every HTTPS destination; loopback-only listener by default; private
-//! file modes; a warning for world-readable configs holding secrets.
+//! Kafka passwords, Elasticsearch API key) in trace logs, `/status`, `/readyz`, `/metrics` or
+//! error output; TLS verified by default for every HTTPS destination; loopback-only listener by
+//! default; private file modes; a warning for world-readable configs holding secrets.
 
 use std::os::unix::fs::PermissionsExt;
 
@@ -10,6 +10,7 @@ use clickhouse_audit_exporter::config::Config;
 use clickhouse_audit_exporter::sinks::SinkError;
 
 use crate::support::daemon::{Daemon, bin};
+use crate::support::elasticsearch::FakeEs;
 use crate::support::receiver::{Receiver, Reply};
 use crate::support::rig::{Rig, metric_at_least, stop_clean};
 use crate::support::sinks::{events, sink};
@@ -21,6 +22,8 @@ const HEC_TOKEN: &str = "11111111-2222-3333-4444-555555555555";
 const CH_PASSWORD: &str = "ch-pass-9d8e7f";
 const KAFKA_PASSWORD: &str = "kafka-pass-1a2b3c";
 const OTLP_HEADER: &str = "otlp-header-7f6e5d";
+const ES_KEY_ID: &str = "es-key-id-4e5f";
+const ES_KEY: &str = "es-api-key-8g9h0i";
 
 /// Every rendering of the secrets that must never show.
 fn forbidden(api_key: &str, api_secret: &str) -> Vec<String> {
@@ -36,6 +39,8 @@ fn forbidden(api_key: &str, api_secret: &str) -> Vec<String> {
         b64(&format!("default:{CH_PASSWORD}")),
         KAFKA_PASSWORD.to_string(),
         OTLP_HEADER.to_string(),
+        ES_KEY.to_string(),
+        b64(&format!("{ES_KEY_ID}:{ES_KEY}")),
     ]
 }
 
@@ -54,6 +59,8 @@ async fn no_secret_reaches_logs_endpoints_or_errors_even_at_trace_level() {
     let rx = Receiver::start().await;
     rx.script([Reply::status(401), Reply::status(500)]);
     let hec = FakeHec::start("another-token-than-ours", false).await;
+    let es = FakeEs::start().await;
+    es.api_key("another:key", true);
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let closed_addr = closed.local_addr().unwrap();
     drop(closed);
@@ -62,16 +69,18 @@ async fn no_secret_reaches_logs_endpoints_or_errors_even_at_trace_level() {
          [[sinks]]\nname = \"splunk\"\ntype = \"splunk_hec\"\nurl = \"{}\"\ntoken = \"{HEC_TOKEN}\"\n\n\
          [[sinks]]\nname = \"ch\"\ntype = \"clickhouse\"\nurl = \"http://{closed_addr}\"\ntable = \"audit\"\npassword = \"{CH_PASSWORD}\"\n\n\
          [[sinks]]\nname = \"kafka\"\ntype = \"kafka\"\nbrokers = [\"{closed_addr}\"]\ntopic = \"audit\"\nsasl_mechanism = \"PLAIN\"\nsasl_username = \"u\"\nsasl_password = \"{KAFKA_PASSWORD}\"\ntimeout = \"1s\"\n\n\
-         [[sinks]]\nname = \"otel\"\ntype = \"otlp\"\nendpoint = \"http://{closed_addr}\"\nheaders = {{ authorization = \"Bearer {OTLP_HEADER}\" }}\ntimeout = \"1s\"\n",
+         [[sinks]]\nname = \"otel\"\ntype = \"otlp\"\nendpoint = \"http://{closed_addr}\"\nheaders = {{ authorization = \"Bearer {OTLP_HEADER}\" }}\ntimeout = \"1s\"\n\n\
+         [[sinks]]\nname = \"es\"\ntype = \"elasticsearch\"\nurl = \"{}\"\napi_key = \"{ES_KEY_ID}:{ES_KEY}\"\n",
         rx.url(),
-        hec.url()
+        hec.url(),
+        es.url()
     );
     rig.configure(&sinks, "", "");
     rig.edit(|doc| doc.set("log.level", "trace"));
     // API failures too, so error paths with the Authorization header in reach log.
     rig.emu.emulator.fail_next(2, 500);
     let d = Daemon::start(&rig.cfg, &[("RUST_LOG", "trace")]).await;
-    for sink in ["siem", "splunk", "ch", "kafka", "otel"] {
+    for sink in ["siem", "splunk", "ch", "kafka", "otel", "es"] {
         metric_at_least(
             &d,
             "clickhouse_audit_sink_failures_total",
@@ -142,6 +151,7 @@ async fn tls_is_verified_by_default_for_every_https_destination() {
         format!(
             "[[sinks]]\nname = \"c\"\ntype = \"clickhouse\"\nurl = \"{url}\"\ntable = \"audit\"\n"
         ),
+        format!("[[sinks]]\nname = \"e\"\ntype = \"elasticsearch\"\nurl = \"{url}\"\n"),
     ];
     let batch = events(1);
     for block in &blocks {

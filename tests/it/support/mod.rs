@@ -8,6 +8,7 @@
 pub mod api;
 pub mod clickhouse;
 pub mod daemon;
+pub mod elasticsearch;
 pub mod fixtures;
 pub mod http;
 pub mod net;
