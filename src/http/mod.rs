@@ -1,8 +1,9 @@
 //! The one home of HTTP plumbing, for the API client, the HTTP sinks (webhook, splunk_hec,
-//! clickhouse) and `healthcheck`: the reqwest client (timeouts, no redirects, our User-Agent,
-//! TLS verification on with an optional `ca_file`), `Retry-After` (one parser, a cap per
-//! caller), how a status is classified for a sink, a POST with an optional gzip body, body
-//! excerpts and secret-free transport error texts. `url` holds URL checks and redaction.
+//! clickhouse, azure_logs_ingestion) and `healthcheck`: the reqwest client (timeouts, no
+//! redirects, our User-Agent, TLS verification on with an optional `ca_file`), `Retry-After`
+//! (one parser, a cap per caller), how a status is classified for a sink, a POST with an
+//! optional gzip body, body excerpts and secret-free transport error texts. `url` holds URL
+//! checks and redaction.
 
 pub mod url;
 

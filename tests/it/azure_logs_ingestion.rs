@@ -222,7 +222,10 @@ async fn big_batches_are_split_into_calls_of_at_most_a_megabyte() {
     let sizes = fake.accepted_sizes();
     assert!(sizes.len() >= 4, "about 4 MB in several calls: {sizes:?}");
     assert!(sizes.iter().all(|&n| n <= 1_000_000), "{sizes:?}");
-    assert!(sizes.iter().any(|&n| n > 900_000), "calls are filled: {sizes:?}");
+    assert!(
+        sizes.iter().any(|&n| n > 900_000),
+        "calls are filled: {sizes:?}"
+    );
 }
 
 #[tokio::test]
@@ -241,10 +244,7 @@ async fn a_record_over_the_limit_is_rejected_by_name_or_dead_lettered() {
 
     let dir = tempfile::tempdir().unwrap();
     let dead = dir.path().join("dead.ndjson");
-    let mut s = azure(
-        &fake,
-        &format!("dead_letter_path = \"{}\"", dead.display()),
-    );
+    let mut s = azure(&fake, &format!("dead_letter_path = \"{}\"", dead.display()));
     s.deliver(&sent).await.unwrap();
     assert_each_once(&fake, &sent[..3]);
     let lines = crate::support::read_ndjson(&dead);

@@ -20,6 +20,7 @@ const BEARER: &str = "bearer-7f3a9c1e5d";
 const HEC_TOKEN: &str = "11111111-2222-3333-4444-555555555555";
 const CH_PASSWORD: &str = "ch-pass-9d8e7f";
 const KAFKA_PASSWORD: &str = "kafka-pass-1a2b3c";
+const AZURE_SECRET: &str = crate::support::azure_monitor::CLIENT_SECRET;
 
 /// Every rendering of the secrets that must never show.
 fn forbidden(api_key: &str, api_secret: &str) -> Vec<String> {
@@ -34,6 +35,10 @@ fn forbidden(api_key: &str, api_secret: &str) -> Vec<String> {
         CH_PASSWORD.to_string(),
         b64(&format!("default:{CH_PASSWORD}")),
         KAFKA_PASSWORD.to_string(),
+        AZURE_SECRET.to_string(),
+        // The form body of the token request, and any token the fake issues.
+        format!("client_secret={AZURE_SECRET}"),
+        "fake-access-token".to_string(),
     ]
 }
 
@@ -52,6 +57,11 @@ async fn no_secret_reaches_logs_endpoints_or_errors_even_at_trace_level() {
     let rx = Receiver::start().await;
     rx.script([Reply::status(401), Reply::status(500)]);
     let hec = FakeHec::start("another-token-than-ours", false).await;
+    // Azure issues tokens for our secret but refuses the uploads (no role): both the secret
+    // and the access tokens travel, and failures are counted.
+    let azure =
+        crate::support::azure_monitor::FakeAzure::start(std::time::Duration::from_secs(3600)).await;
+    azure.deny_role(true);
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let closed_addr = closed.local_addr().unwrap();
     drop(closed);
@@ -59,16 +69,18 @@ async fn no_secret_reaches_logs_endpoints_or_errors_even_at_trace_level() {
         "[[sinks]]\nname = \"siem\"\ntype = \"webhook\"\nurl = \"{}\"\nsigning_secret = \"{WEBHOOK_SECRET}\"\nbearer_token = \"{BEARER}\"\n\n\
          [[sinks]]\nname = \"splunk\"\ntype = \"splunk_hec\"\nurl = \"{}\"\ntoken = \"{HEC_TOKEN}\"\n\n\
          [[sinks]]\nname = \"ch\"\ntype = \"clickhouse\"\nurl = \"http://{closed_addr}\"\ntable = \"audit\"\npassword = \"{CH_PASSWORD}\"\n\n\
-         [[sinks]]\nname = \"kafka\"\ntype = \"kafka\"\nbrokers = [\"{closed_addr}\"]\ntopic = \"audit\"\nsasl_mechanism = \"PLAIN\"\nsasl_username = \"u\"\nsasl_password = \"{KAFKA_PASSWORD}\"\ntimeout = \"1s\"\n",
+         [[sinks]]\nname = \"kafka\"\ntype = \"kafka\"\nbrokers = [\"{closed_addr}\"]\ntopic = \"audit\"\nsasl_mechanism = \"PLAIN\"\nsasl_username = \"u\"\nsasl_password = \"{KAFKA_PASSWORD}\"\ntimeout = \"1s\"\n\n\
+         [[sinks]]\nname = \"sentinel\"\ntype = \"azure_logs_ingestion\"\n{}",
         rx.url(),
-        hec.url()
+        hec.url(),
+        azure.sink_keys(AZURE_SECRET)
     );
     rig.configure(&sinks, "", "");
     rig.edit(|doc| doc.set("log.level", "trace"));
     // API failures too, so error paths with the Authorization header in reach log.
     rig.emu.emulator.fail_next(2, 500);
     let d = Daemon::start(&rig.cfg, &[("RUST_LOG", "trace")]).await;
-    for sink in ["siem", "splunk", "ch", "kafka"] {
+    for sink in ["siem", "splunk", "ch", "kafka", "sentinel"] {
         metric_at_least(
             &d,
             "clickhouse_audit_sink_failures_total",
@@ -138,6 +150,10 @@ async fn tls_is_verified_by_default_for_every_https_destination() {
         format!("[[sinks]]\nname = \"s\"\ntype = \"splunk_hec\"\nurl = \"{url}\"\ntoken = \"t\"\n"),
         format!(
             "[[sinks]]\nname = \"c\"\ntype = \"clickhouse\"\nurl = \"{url}\"\ntable = \"audit\"\n"
+        ),
+        // Both the token request and the upload go to the TLS receiver.
+        format!(
+            "[[sinks]]\nname = \"a\"\ntype = \"azure_logs_ingestion\"\nendpoint = \"{url}\"\nauthority_host = \"{url}\"\ndcr_immutable_id = \"dcr-00112233445566778899aabbccddeeff\"\nstream_name = \"Custom-Audit\"\ntenant_id = \"t\"\nclient_id = \"c\"\nclient_secret = \"s\"\n"
         ),
     ];
     let batch = events(1);

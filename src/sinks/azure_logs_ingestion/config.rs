@@ -176,7 +176,8 @@ impl SinkSpec for AzureLogsIngestionConfig {
                     "needs managed_identity = true",
                 ));
             }
-            let hint = "set tenant_id, client_id and client_secret(_file), or managed_identity = true";
+            let hint =
+                "set tenant_id, client_id and client_secret(_file), or managed_identity = true";
             match &self.tenant_id {
                 None => return Err(at.missing("tenant_id", hint)),
                 Some(t) if !plain(t, &['-', '.']) => {
@@ -223,7 +224,11 @@ impl SinkSpec for AzureLogsIngestionConfig {
             ));
         }
         at.nonzero("timeout", self.timeout)?;
-        crate::sinks::dead_letter::validate(at, "dead_letter_path", self.dead_letter_path.as_deref())
+        crate::sinks::dead_letter::validate(
+            at,
+            "dead_letter_path",
+            self.dead_letter_path.as_deref(),
+        )
     }
 
     /// The client secret goes to `authority_host`, the access token to `endpoint`. The IMDS

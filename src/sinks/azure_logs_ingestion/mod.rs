@@ -115,9 +115,12 @@ impl AzureLogsIngestionSink {
         url.query_pairs_mut()
             .append_pair("api-version", &cfg.api_version);
         let grant = if cfg.managed_identity {
-            let mut imds =
-                Url::parse(cfg.managed_identity_endpoint.as_str()).context("managed_identity_endpoint")?;
-            let resource = cfg.scope.trim_end_matches("/.default").trim_end_matches('/');
+            let mut imds = Url::parse(cfg.managed_identity_endpoint.as_str())
+                .context("managed_identity_endpoint")?;
+            let resource = cfg
+                .scope
+                .trim_end_matches("/.default")
+                .trim_end_matches('/');
             {
                 let mut q = imds.query_pairs_mut();
                 q.append_pair("api-version", IMDS_API_VERSION)
@@ -187,7 +190,9 @@ impl AzureLogsIngestionSink {
                 }
                 _ => {
                     out.extend_from_slice(b",\"RawData\":");
-                    if self.format.is_json() && serde_json::from_slice::<serde::de::IgnoredAny>(trimmed).is_ok() {
+                    if self.format.is_json()
+                        && serde_json::from_slice::<serde::de::IgnoredAny>(trimmed).is_ok()
+                    {
                         out.extend_from_slice(trimmed);
                     } else {
                         push_json_str(out, &String::from_utf8_lossy(text));
@@ -468,7 +473,13 @@ mod tests {
     fn bodies_stay_under_one_megabyte_and_oversized_records_are_set_apart() {
         let mut s = sink(Format::Raw);
         let big = |n: usize| event(format!("{{\"x\":\"{}\"}}", "a".repeat(n)));
-        let batch = vec![big(400_000), big(400_000), big(400_000), big(1_100_000), big(10)];
+        let batch = vec![
+            big(400_000),
+            big(400_000),
+            big(400_000),
+            big(1_100_000),
+            big(10),
+        ];
         s.encode(&batch);
         let (chunks, oversized) = s.chunks();
         assert_eq!(chunks, vec![0..2, 2..3, 4..5]);

@@ -157,7 +157,10 @@ impl Tokens {
             return Err(self.refused(&answer, &reply, &target));
         }
         let token = reply.access_token.as_ref().ok_or_else(|| {
-            SinkError::transient(format!("{target} answered {} without access_token", answer.status))
+            SinkError::transient(format!(
+                "{target} answered {} without access_token",
+                answer.status
+            ))
         })?;
         if let Some(kind) = &reply.token_type
             && !kind.eq_ignore_ascii_case("bearer")
@@ -167,7 +170,9 @@ impl Tokens {
             )));
         }
         let mut header = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
-            .map_err(|_| SinkError::transient(format!("{target}: the token is not a header value")))?;
+            .map_err(|_| {
+                SinkError::transient(format!("{target}: the token is not a header value"))
+            })?;
         header.set_sensitive(true);
         let secs = match &reply.expires_in {
             Some(serde_json::Value::Number(n)) => n.as_u64(),
@@ -186,7 +191,11 @@ impl Tokens {
             .as_deref()
             .map(|d| http::excerpt(d.lines().next().unwrap_or(d), 300))
             .unwrap_or_else(|| http::excerpt(&answer.text, 200));
-        let code = reply.error_codes.first().copied().or_else(|| aadsts(&description));
+        let code = reply
+            .error_codes
+            .first()
+            .copied()
+            .or_else(|| aadsts(&description));
         let mut message = format!(
             "{target} answered {} ({}: {description})",
             answer.status,
@@ -221,7 +230,10 @@ impl Tokens {
 /// The number of the first `AADSTS<digits>` in `text`.
 fn aadsts(text: &str) -> Option<u64> {
     let at = text.find("AADSTS")? + 6;
-    let digits: String = text[at..].chars().take_while(char::is_ascii_digit).collect();
+    let digits: String = text[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
     digits.parse().ok()
 }
 

@@ -265,7 +265,9 @@ fn token(state: &Arc<Mutex<State>>, tenant: &str, body: &[u8]) -> Response<Full<
             400,
             "invalid_request",
             90002,
-            &format!("Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."),
+            &format!(
+                "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
+            ),
         );
     }
     let field = |k: &str| form.get(k).map(String::as_str);
@@ -274,22 +276,54 @@ fn token(state: &Arc<Mutex<State>>, tenant: &str, body: &[u8]) -> Response<Full<
         entra_error(status, error, code, text)
     };
     if field("grant_type") != Some("client_credentials") {
-        return refuse(400, "unsupported_grant_type", 70003, "The app requested an unsupported grant type.");
+        return refuse(
+            400,
+            "unsupported_grant_type",
+            70003,
+            "The app requested an unsupported grant type.",
+        );
     }
     match field("scope") {
         None => {
-            return refuse(400, "invalid_request", 900144, "The request body must contain the following parameter: 'scope'.");
+            return refuse(
+                400,
+                "invalid_request",
+                900144,
+                "The request body must contain the following parameter: 'scope'.",
+            );
         }
         Some("https://monitor.azure.com//.default" | "https://monitor.azure.com/.default") => {}
         Some(other) => {
-            return refuse(400, "invalid_scope", 70011, &format!("The provided request must include a 'scope' input parameter. The provided value for the input parameter 'scope' is not valid. The scope {other} is not valid."));
+            return refuse(
+                400,
+                "invalid_scope",
+                70011,
+                &format!(
+                    "The provided request must include a 'scope' input parameter. The provided value for the input parameter 'scope' is not valid. The scope {other} is not valid."
+                ),
+            );
         }
     }
     if field("client_id") != Some(CLIENT_ID) {
-        return refuse(400, "unauthorized_client", 700016, &format!("Application with identifier '{}' was not found in the directory '{tenant}'.", field("client_id").unwrap_or_default()));
+        return refuse(
+            400,
+            "unauthorized_client",
+            700016,
+            &format!(
+                "Application with identifier '{}' was not found in the directory '{tenant}'.",
+                field("client_id").unwrap_or_default()
+            ),
+        );
     }
     if field("client_secret") != Some(CLIENT_SECRET) {
-        return refuse(401, "invalid_client", 7000215, &format!("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{CLIENT_ID}'."));
+        return refuse(
+            401,
+            "invalid_client",
+            7000215,
+            &format!(
+                "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{CLIENT_ID}'."
+            ),
+        );
     }
     let (token, secs) = issue(state);
     reply(
@@ -304,14 +338,23 @@ fn imds(
     headers: &hyper::HeaderMap,
 ) -> Response<Full<Bytes>> {
     if headers.get("metadata").is_none_or(|v| v != "true") {
-        return reply(400, json!({"error":"bad_request_102","error_description":"Required metadata header not specified"}));
+        return reply(
+            400,
+            json!({"error":"bad_request_102","error_description":"Required metadata header not specified"}),
+        );
     }
     if q.get("api-version").map(String::as_str) != Some("2018-02-01") {
-        return reply(400, json!({"error":"invalid_request","error_description":"Invalid api-version"}));
+        return reply(
+            400,
+            json!({"error":"invalid_request","error_description":"Invalid api-version"}),
+        );
     }
     let resource = q.get("resource").cloned().unwrap_or_default();
     if resource.trim_end_matches('/') != "https://monitor.azure.com" {
-        return reply(400, json!({"error":"invalid_resource","error_description":"AADSTS500011: The resource principal was not found"}));
+        return reply(
+            400,
+            json!({"error":"invalid_resource","error_description":"AADSTS500011: The resource principal was not found"}),
+        );
     }
     let (token, secs) = issue(state);
     reply(
@@ -338,48 +381,107 @@ fn ingest(
         .and_then(|t| s.tokens.get(t))
         .is_some_and(|until| Instant::now() < *until);
     if !valid {
-        return azure_error(401, "InvalidToken", "The provided authentication token is invalid or has expired.");
+        return azure_error(
+            401,
+            "InvalidToken",
+            "The provided authentication token is invalid or has expired.",
+        );
     }
     if s.deny_role {
-        return azure_error(403, "OperationFailed", &format!("The authentication token provided does not have access to ingest data for the data collection rule with immutable Id '{dcr}'."));
+        return azure_error(
+            403,
+            "OperationFailed",
+            &format!(
+                "The authentication token provided does not have access to ingest data for the data collection rule with immutable Id '{dcr}'."
+            ),
+        );
     }
     if dcr != DCR {
-        return azure_error(404, "NotFound", &format!("Data collection rule with immutable Id '{dcr}' not found."));
+        return azure_error(
+            404,
+            "NotFound",
+            &format!("Data collection rule with immutable Id '{dcr}' not found."),
+        );
     }
     if stream != STREAM {
-        return azure_error(400, "InvalidStream", &format!("Stream '{stream}' is not declared in the data collection rule."));
+        return azure_error(
+            400,
+            "InvalidStream",
+            &format!("Stream '{stream}' is not declared in the data collection rule."),
+        );
     }
     if q.get("api-version").map(String::as_str) != Some("2023-01-01") {
-        return azure_error(400, "InvalidApiVersion", "The api-version is missing or not supported.");
+        return azure_error(
+            400,
+            "InvalidApiVersion",
+            "The api-version is missing or not supported.",
+        );
     }
     if let Some((status, after)) = s.script.pop_front() {
-        let mut r = azure_error(status, if status == 429 { "TooManyRequests" } else { "ServiceUnavailable" }, "Scripted failure.");
+        let mut r = azure_error(
+            status,
+            if status == 429 {
+                "TooManyRequests"
+            } else {
+                "ServiceUnavailable"
+            },
+            "Scripted failure.",
+        );
         if let Some(secs) = after {
-            r.headers_mut().insert("retry-after", secs.to_string().parse().unwrap());
+            r.headers_mut()
+                .insert("retry-after", secs.to_string().parse().unwrap());
         }
         return r;
     }
-    let body = match headers.get("content-encoding").map(|v| v.to_str().unwrap_or("?")) {
+    let body = match headers
+        .get("content-encoding")
+        .map(|v| v.to_str().unwrap_or("?"))
+    {
         None => raw.to_vec(),
         Some("gzip") => {
             let mut out = Vec::new();
-            if std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(raw), &mut out).is_err() {
-                return azure_error(400, "InvalidContentEncoding", "The gzip body could not be decompressed.");
+            if std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(raw), &mut out).is_err()
+            {
+                return azure_error(
+                    400,
+                    "InvalidContentEncoding",
+                    "The gzip body could not be decompressed.",
+                );
             }
             out
         }
         Some(other) => {
-            return azure_error(400, "InvalidContentEncoding", &format!("Content-Encoding '{other}' is not supported; use gzip."));
+            return azure_error(
+                400,
+                "InvalidContentEncoding",
+                &format!("Content-Encoding '{other}' is not supported; use gzip."),
+            );
         }
     };
     if body.len() > LIMIT {
-        return azure_error(413, "ContentLengthLimitExceeded", &format!("Maximum allowed content length: {LIMIT} bytes (1 MB). Provided content length: {} bytes.", body.len()));
+        return azure_error(
+            413,
+            "ContentLengthLimitExceeded",
+            &format!(
+                "Maximum allowed content length: {LIMIT} bytes (1 MB). Provided content length: {} bytes.",
+                body.len()
+            ),
+        );
     }
     let records = match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Array(items)) if items.iter().all(Value::is_object) => items,
-        _ => return azure_error(400, "InvalidPayload", "The payload must be a JSON array of objects."),
+        _ => {
+            return azure_error(
+                400,
+                "InvalidPayload",
+                "The payload must be a JSON array of objects.",
+            );
+        }
     };
     s.accepted_sizes.push(body.len());
     s.table.extend(records);
-    Response::builder().status(204).body(Full::new(Bytes::new())).unwrap()
+    Response::builder()
+        .status(204)
+        .body(Full::new(Bytes::new()))
+        .unwrap()
 }
