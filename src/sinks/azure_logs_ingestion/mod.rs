@@ -4,11 +4,9 @@
 //! `POST {endpoint}/dataCollectionRules/{dcr_immutable_id}/streams/{stream_name}?api-version=…`
 //! with `Authorization: Bearer <Entra token>` (`token.rs`: client credentials or a managed
 //! identity, cached, refreshed ahead of expiry), `Content-Type: application/json`, gzip by
-//! default; the body is a JSON array of records. Each record is the event in the sink's
-//! `format` with a `TimeGenerated` member (the event's time, RFC 3339 with ms, from
-//! `format::Facts`) put first, because Log Analytics custom tables need that column; a record
-//! that is not a JSON object (`cef`, a `raw` payload that is no object) becomes
-//! `{"TimeGenerated":…,"RawData":<the record as a string or value>}`.
+//! default; the body is a JSON array of records (`records.rs`): the event in the sink's
+//! `format` with a `TimeGenerated` member put first, because Log Analytics custom tables need
+//! that column (a record that is no JSON object becomes `{"TimeGenerated":…,"RawData":…}`).
 //!
 //! The API takes at most 1 MB per call: batches are split so no body exceeds 1,000,000 bytes
 //! before compression. A single record over that can never be sent: the batch is `Rejected`
@@ -27,11 +25,10 @@
 //! later one fails are sent again with the batch: at-least-once (deduplicate on `event_id`).
 
 mod config;
+mod records;
 mod token;
 
 pub use self::config::{AzureLogsIngestionConfig, IMDS_TOKEN_URL};
-
-use std::ops::Range;
 
 use anyhow::Context;
 use async_trait::async_trait;
@@ -39,18 +36,15 @@ use reqwest::Url;
 use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde::Deserialize;
 
+use self::records::{MAX_BODY_BYTES, Records};
 use self::token::{Grant, Tokens};
 use super::dead_letter::{DeadLetter, Refused};
 use super::{Sink, SinkError};
 use crate::event::Event;
-use crate::format::time::push_rfc3339_ms;
-use crate::format::{Facts, Format, push_json_str};
+use crate::format::Format;
 use crate::http::{self, Answer, StatusClass};
 use crate::metrics::Metrics;
 use crate::values::resolve_secret;
-
-/// Largest body of one call, before compression (the API's limit is 1 MB per call).
-pub const MAX_BODY_BYTES: usize = 1_000_000;
 
 /// `api-version` of the IMDS token request.
 const IMDS_API_VERSION: &str = "2018-02-01";
@@ -65,10 +59,7 @@ pub struct AzureLogsIngestionSink {
     compression: bool,
     tokens: Tokens,
     dead_letter: Option<DeadLetter>,
-    /// The batch's records back to back; `ends[i]` ends record `i`.
-    records: Vec<u8>,
-    ends: Vec<usize>,
-    scratch: Vec<u8>,
+    records: Records,
 }
 
 /// Azure's error body: `{"error":{"code":"…","message":"…"}}`.
@@ -162,100 +153,8 @@ impl AzureLogsIngestionSink {
                 .as_deref()
                 .map(|path| DeadLetter::open(path, name, format, metrics))
                 .transpose()?,
-            records: Vec::with_capacity(256 * 1024),
-            ends: Vec::new(),
-            scratch: Vec::new(),
+            records: Records::default(),
         })
-    }
-
-    /// One record per event into `records`, `TimeGenerated` first.
-    fn encode(&mut self, batch: &[Event]) {
-        self.records.clear();
-        self.ends.clear();
-        for event in batch {
-            self.scratch.clear();
-            self.format.encode(event, &mut self.scratch);
-            let out = &mut self.records;
-            out.extend_from_slice(b"{\"TimeGenerated\":\"");
-            push_rfc3339_ms(out, Facts::of(event).time_ms);
-            out.push(b'"');
-            let text = &self.scratch[..];
-            let trimmed = text.trim_ascii();
-            match trimmed.strip_prefix(b"{") {
-                Some(rest) if self.format.is_json() && trimmed.ends_with(b"}") => {
-                    if !rest.trim_ascii_start().starts_with(b"}") {
-                        out.push(b',');
-                    }
-                    out.extend_from_slice(rest);
-                }
-                _ => {
-                    out.extend_from_slice(b",\"RawData\":");
-                    if self.format.is_json()
-                        && serde_json::from_slice::<serde::de::IgnoredAny>(trimmed).is_ok()
-                    {
-                        out.extend_from_slice(trimmed);
-                    } else {
-                        push_json_str(out, &String::from_utf8_lossy(text));
-                    }
-                    out.push(b'}');
-                }
-            }
-            self.ends.push(self.records.len());
-        }
-    }
-
-    fn record(&self, i: usize) -> &[u8] {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.records[start..self.ends[i]]
-    }
-
-    /// Consecutive ranges of the records that fit in one array body of `MAX_BODY_BYTES`, and
-    /// the records too big to go at all.
-    fn chunks(&self) -> (Vec<Range<usize>>, Vec<usize>) {
-        let (mut chunks, mut oversized) = (Vec::new(), Vec::new());
-        let mut start = None::<usize>;
-        let mut size = 1; // `[`
-        for i in 0..self.ends.len() {
-            let len = self.record(i).len();
-            if len + 2 > MAX_BODY_BYTES {
-                if let Some(s) = start.take() {
-                    chunks.push(s..i);
-                }
-                size = 1;
-                oversized.push(i);
-                continue;
-            }
-            if let Some(s) = start
-                && size + 1 + len + 1 > MAX_BODY_BYTES
-            {
-                chunks.push(s..i);
-                start = None;
-                size = 1;
-            }
-            if start.is_none() {
-                start = Some(i);
-            } else {
-                size += 1; // `,`
-            }
-            size += len;
-        }
-        if let Some(s) = start {
-            chunks.push(s..self.ends.len());
-        }
-        (chunks, oversized)
-    }
-
-    fn body(&self, range: Range<usize>) -> Vec<u8> {
-        let mut body = Vec::with_capacity(MAX_BODY_BYTES.min(64 * 1024));
-        body.push(b'[');
-        for i in range.clone() {
-            if i > range.start {
-                body.push(b',');
-            }
-            body.extend_from_slice(self.record(i));
-        }
-        body.push(b']');
-        body
     }
 
     /// Uploads one body: with the cached token, and once more with a fresh one if that token
@@ -365,15 +264,15 @@ impl Sink for AzureLogsIngestionSink {
         if batch.is_empty() {
             return Ok(());
         }
-        self.encode(batch);
-        let (chunks, oversized) = self.chunks();
+        self.records.encode(self.format, batch);
+        let (chunks, oversized) = self.records.chunks();
         if let Some(&first) = oversized.first() {
             let why = |i: usize| {
                 format!(
                     "record of {} is {} bytes as JSON; the Logs Ingestion API takes at most 1 MB \
                      per call",
                     batch[i].event_id,
-                    self.record(i).len()
+                    self.records.record(i).len()
                 )
             };
             match &self.dead_letter {
@@ -399,7 +298,7 @@ impl Sink for AzureLogsIngestionSink {
             }
         }
         for range in chunks {
-            let body = self.body(range.clone());
+            let body = self.records.body(range.clone());
             self.upload(&batch[range], body).await?;
         }
         Ok(())
@@ -410,7 +309,8 @@ impl Sink for AzureLogsIngestionSink {
 mod tests {
     use super::*;
 
-    fn sink(format: Format) -> AzureLogsIngestionSink {
+    #[test]
+    fn the_url_names_dcr_stream_and_api_version() {
         let cfg: AzureLogsIngestionConfig = serde_json::from_value(serde_json::json!({
             "endpoint": "https://dce.example/base/",
             "dcr_immutable_id": "dcr-00000000000000000000000000000000",
@@ -420,75 +320,10 @@ mod tests {
             "client_secret": "s",
         }))
         .unwrap();
-        AzureLogsIngestionSink::new(&cfg, "t", format, &Metrics::new()).unwrap()
-    }
-
-    fn event(payload: String) -> Event {
-        Event {
-            seq: 1,
-            event_id: "activity:o:1".into(),
-            kind: crate::event::EventKind::Activity,
-            org_id: "o".into(),
-            occurred_at: "2025-03-04T10:15:30Z".into(),
-            observed_at: "2025-03-04T10:15:31Z".into(),
-            payload,
-        }
-    }
-
-    #[test]
-    fn the_url_names_dcr_stream_and_api_version() {
-        let s = sink(Format::Json);
+        let s = AzureLogsIngestionSink::new(&cfg, "t", Format::Json, &Metrics::new()).unwrap();
         assert_eq!(
             s.url.as_str(),
             "https://dce.example/base/dataCollectionRules/dcr-00000000000000000000000000000000/streams/Custom-Audit?api-version=2023-01-01"
         );
-    }
-
-    #[test]
-    fn every_record_is_an_object_with_time_generated_first() {
-        let payload = r#"{"id":"1","createdAt":"2025-03-04T10:15:30.250Z","type":"key_create"}"#;
-        for format in Format::ALL.iter().copied() {
-            let mut s = sink(format);
-            s.encode(&[event(payload.into()), event("[1,2]".into())]);
-            for i in 0..2 {
-                let v: serde_json::Value = serde_json::from_slice(s.record(i)).unwrap();
-                assert_eq!(
-                    v["TimeGenerated"],
-                    if i == 0 {
-                        "2025-03-04T10:15:30.250Z"
-                    } else {
-                        "2025-03-04T10:15:30.000Z"
-                    },
-                    "{format:?}"
-                );
-            }
-        }
-        let mut s = sink(Format::Cef);
-        s.encode(&[event(payload.into())]);
-        let v: serde_json::Value = serde_json::from_slice(s.record(0)).unwrap();
-        assert!(v["RawData"].as_str().unwrap().starts_with("CEF:0|"));
-    }
-
-    #[test]
-    fn bodies_stay_under_one_megabyte_and_oversized_records_are_set_apart() {
-        let mut s = sink(Format::Raw);
-        let big = |n: usize| event(format!("{{\"x\":\"{}\"}}", "a".repeat(n)));
-        let batch = vec![
-            big(400_000),
-            big(400_000),
-            big(400_000),
-            big(1_100_000),
-            big(10),
-        ];
-        s.encode(&batch);
-        let (chunks, oversized) = s.chunks();
-        assert_eq!(chunks, vec![0..2, 2..3, 4..5]);
-        assert_eq!(oversized, vec![3]);
-        for c in chunks {
-            let body = s.body(c.clone());
-            assert!(body.len() <= MAX_BODY_BYTES, "{}", body.len());
-            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-            assert_eq!(v.as_array().unwrap().len(), c.len());
-        }
     }
 }
