@@ -6,9 +6,12 @@
 //! one batch at a time, as dispatch does — through each sink (default: every one), checks that the server holds all N, and
 //! prints events/s. Sinks: syslog-tcp, syslog-tls, syslog-udp, splunk, splunk-ack,
 //! clickhouse, kafka, otlp-grpc, otlp-http, elasticsearch (the fake `_bulk` endpoint; `ecs`,
-//! the sink's default).
+//! the sink's default), azure (the fake Entra + Logs Ingestion endpoint).
 
 // The tests' server harnesses, as top-level modules (they refer to each other via `super::`).
+#[allow(dead_code, reason = "shared with the tests; the bench uses a part")]
+#[path = "../tests/it/support/azure_monitor.rs"]
+mod azure_monitor;
 #[allow(dead_code, reason = "shared with the tests; the bench uses a part")]
 #[path = "../tests/it/support/clickhouse.rs"]
 mod clickhouse;
@@ -64,6 +67,7 @@ const ALL: &[&str] = &[
     "otlp-grpc",
     "otlp-http",
     "elasticsearch",
+    "azure",
 ];
 
 fn synthetic(n: usize) -> Vec<Event> {
@@ -217,6 +221,23 @@ async fn bench(name: &str, events: &[Event]) -> (f64, String) {
             let secs = run(&mut s, events, None).await;
             let got = es.docs().len();
             (secs, format!("{got} documents created (ecs, gzip)"))
+        }
+        "azure" => {
+            let fake = azure_monitor::FakeAzure::start(Duration::from_secs(3600)).await;
+            let mut s = build(&format!(
+                "type = \"azure_logs_ingestion\"\n{}",
+                fake.sink_keys(azure_monitor::CLIENT_SECRET)
+            ));
+            let secs = run(&mut s, events, None).await;
+            (
+                secs,
+                format!(
+                    "{} records in the table, {} calls, {} token request(s)",
+                    fake.table().len(),
+                    fake.ingest_requests(),
+                    fake.token_requests()
+                ),
+            )
         }
         other => panic!("unknown sink {other}; one of {ALL:?}"),
     }

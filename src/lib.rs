@@ -30,8 +30,8 @@
 //! - `server`: /metrics /healthz /readyz /status.
 //! - `shutdown`: SIGTERM/SIGINT/SIGHUP handling.
 //! - `sinks`: the `Sink` trait, `SinkConfig` registry, stdout, file, webhook (Standard
-//!   Webhooks signing), syslog (RFC 5424), splunk_hec, clickhouse, kafka, otlp and
-//!   elasticsearch (`_bulk`) sinks.
+//!   Webhooks signing), syslog (RFC 5424), splunk_hec, clickhouse, kafka, otlp,
+//!   elasticsearch (`_bulk`) and azure_logs_ingestion (Microsoft Sentinel) sinks.
 //! - `state_cmd`: `state show | rewind | verify | reset` and their flags.
 //! - `store`: the SQLite outbox, cursors, sink positions, inventory snapshots and findings
 //!   (migrations in `migrations/`).

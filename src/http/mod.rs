@@ -1,5 +1,5 @@
 //! The one home of HTTP plumbing, for the API client, the HTTP sinks (webhook, splunk_hec,
-//! clickhouse, elasticsearch, otlp) and `healthcheck`: the reqwest client (timeouts, no
+X
 //! redirects, our User-Agent, TLS verification on with an optional `ca_file`), `Retry-After` (one
 //! parser, a cap per caller), how a status is classified for a sink, a POST with an optional gzip
 //! body (and an answer cap per caller: `post_reading`), body excerpts and secret-free transport

@@ -5,6 +5,7 @@
 //! `docs/extending.md`). HTTP plumbing lives in `crate::http`, TLS roots in `tls`, refused
 //! events in `dead_letter`.
 
+pub mod azure_logs_ingestion;
 pub mod clickhouse;
 pub mod dead_letter;
 pub mod elasticsearch;
@@ -182,6 +183,7 @@ sink_types! {
     Kafka(kafka::KafkaConfig) = "kafka",
     Otlp(otlp::OtlpConfig) = "otlp",
     Elasticsearch(elasticsearch::ElasticsearchConfig) = "elasticsearch",
+    AzureLogsIngestion(azure_logs_ingestion::AzureLogsIngestionConfig) = "azure_logs_ingestion",
 }
 
 /// Default `timeout` of one delivery attempt (an HTTP request, a syslog connection + write).

@@ -130,6 +130,45 @@ fn rows() -> Vec<Row> {
             },
         },
         Row {
+            component: "azure_logs_ingestion access token",
+            api: false,
+            key: "sinks[0].endpoint",
+            section: |host| {
+                table(&[
+                    ("type", s("azure_logs_ingestion")),
+                    ("endpoint", s(&format!("http://{host}:8080"))),
+                    (
+                        "dcr_immutable_id",
+                        s("dcr-00112233445566778899aabbccddeeff"),
+                    ),
+                    ("stream_name", s("Custom-ClickHouseAudit")),
+                    ("tenant_id", s("t")),
+                    ("client_id", s("c")),
+                    ("client_secret", s("azure-secret")),
+                ])
+            },
+        },
+        Row {
+            component: "azure_logs_ingestion client secret",
+            api: false,
+            key: "sinks[0].authority_host",
+            section: |host| {
+                table(&[
+                    ("type", s("azure_logs_ingestion")),
+                    ("endpoint", s("https://dce.example")),
+                    ("authority_host", s(&format!("http://{host}:8080"))),
+                    (
+                        "dcr_immutable_id",
+                        s("dcr-00112233445566778899aabbccddeeff"),
+                    ),
+                    ("stream_name", s("Custom-ClickHouseAudit")),
+                    ("tenant_id", s("t")),
+                    ("client_id", s("c")),
+                    ("client_secret", s("azure-secret")),
+                ])
+            },
+        },
+        Row {
             component: "kafka SASL PLAIN",
             api: false,
             key: "sinks[0].brokers",
@@ -227,6 +266,7 @@ async fn a_credential_in_clear_text_to_a_remote_host_is_refused_unless_allowed()
             "ch-password",
             "kafka-password",
             "otlp-header-secret",
+            "azure-secret",
         ] {
             assert!(
                 !err.contains(secret),
@@ -280,6 +320,19 @@ async fn what_proves_a_secret_without_sending_it_needs_no_tls() {
                 ("sasl_mechanism", s("SCRAM-SHA-512")),
                 ("sasl_username", s("u")),
                 ("sasl_password", s("p")),
+            ]),
+        ),
+        (
+            "azure managed identity (IMDS is plain http by design, and is sent nothing)",
+            table(&[
+                ("type", s("azure_logs_ingestion")),
+                ("endpoint", s("https://dce.corp.invalid")),
+                (
+                    "dcr_immutable_id",
+                    s("dcr-00112233445566778899aabbccddeeff"),
+                ),
+                ("stream_name", s("Custom-ClickHouseAudit")),
+                ("managed_identity", Value::Boolean(true)),
             ]),
         ),
         (

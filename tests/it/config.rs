@@ -468,3 +468,89 @@ fn elasticsearch_keys_are_checked_by_name_and_ecs_is_its_default_format() {
     let cfg = Config::from_toml(&es("format = \"json\""), Some(HashMap::new())).unwrap();
     assert_eq!(cfg.sink_configs[0].format, Format::Json);
 }
+
+#[test]
+fn azure_logs_ingestion_keys_are_checked_by_name() {
+    let base = "[[sinks]]\nname = \"sentinel\"\ntype = \"azure_logs_ingestion\"\n";
+    let good = "endpoint = \"https://dce.example\"\ndcr_immutable_id = \"dcr-00112233445566778899aabbccddeeff\"\nstream_name = \"Custom-ClickHouseAudit\"\ntenant_id = \"t\"\nclient_id = \"c\"\nclient_secret = \"azure-SECRET-1\"\n";
+    let cfg = Config::from_toml(&format!("{base}{good}"), Some(HashMap::new())).unwrap();
+    assert!(!format!("{cfg:?}").contains("azure-SECRET-1"));
+    for (change, key, says) in [
+        (
+            (
+                "dcr_immutable_id = \"dcr-00112233445566778899aabbccddeeff\"",
+                "dcr_immutable_id = \"my-dcr\"",
+            ),
+            "sinks[0].dcr_immutable_id",
+            "my-dcr",
+        ),
+        (
+            (
+                "stream_name = \"Custom-ClickHouseAudit\"",
+                "stream_name = \"ClickHouseAudit_CL\"",
+            ),
+            "sinks[0].stream_name",
+            "Custom-",
+        ),
+        (
+            (
+                "endpoint = \"https://dce.example\"",
+                "endpoint = \"dce.example\"",
+            ),
+            "sinks[0].endpoint",
+            "relative URL",
+        ),
+        (("tenant_id = \"t\"\n", ""), "sinks[0].tenant_id", "missing"),
+        (
+            ("client_id = \"c\"", "client_id = \"c d\""),
+            "sinks[0].client_id",
+            "GUID",
+        ),
+        (
+            (
+                "client_secret = \"azure-SECRET-1\"",
+                "client_secret_file = \"/x\"\nclient_secret = \"azure-SECRET-1\"",
+            ),
+            "sinks[0].client_secret",
+            "both set",
+        ),
+        (
+            (
+                "tenant_id = \"t\"",
+                "tenant_id = \"t\"\nmanaged_identity = true",
+            ),
+            "sinks[0].tenant_id",
+            "managed_identity",
+        ),
+        (
+            ("tenant_id = \"t\"", "tenant_id = \"t\"\napi_version = \"\""),
+            "sinks[0].api_version",
+            "2023-01-01",
+        ),
+        (
+            ("tenant_id = \"t\"", "tenant_id = \"t\"\ntimeout = \"0s\""),
+            "sinks[0].timeout",
+            "greater than zero",
+        ),
+        (
+            (
+                "tenant_id = \"t\"",
+                "tenant_id = \"t\"\ncompression = \"zstd\"",
+            ),
+            "sinks[0].compression",
+            "zstd",
+        ),
+        (
+            (
+                "tenant_id = \"t\"",
+                "tenant_id = \"t\"\nworkspace_id = \"w\"",
+            ),
+            "workspace_id",
+            "unknown",
+        ),
+    ] {
+        let e = err(&format!("{base}{}", good.replace(change.0, change.1)));
+        assert!(e.contains(key) && e.contains(says), "{key}: {e}");
+        assert!(!e.contains("azure-SECRET-1"), "{e}");
+    }
+}

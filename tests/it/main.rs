@@ -1,6 +1,7 @@
 //! The one integration test crate (ripgrep style): a module per behaviour, shared helpers in
 //! `support/`.
 
+mod azure_logs_ingestion;
 mod cleartext;
 mod cli;
 mod clickhouse_sink;

@@ -24,6 +24,7 @@ const KAFKA_PASSWORD: &str = "kafka-pass-1a2b3c";
 const OTLP_HEADER: &str = "otlp-header-7f6e5d";
 const ES_KEY_ID: &str = "es-key-id-4e5f";
 const ES_KEY: &str = "es-api-key-8g9h0i";
+const AZURE_SECRET: &str = crate::support::azure_monitor::CLIENT_SECRET;
 
 /// Every rendering of the secrets that must never show.
 fn forbidden(api_key: &str, api_secret: &str) -> Vec<String> {
@@ -41,6 +42,10 @@ fn forbidden(api_key: &str, api_secret: &str) -> Vec<String> {
         OTLP_HEADER.to_string(),
         ES_KEY.to_string(),
         b64(&format!("{ES_KEY_ID}:{ES_KEY}")),
+        AZURE_SECRET.to_string(),
+        // The form body of the token request, and any token the fake issues.
+        format!("client_secret={AZURE_SECRET}"),
+        "fake-access-token".to_string(),
     ]
 }
 
@@ -61,6 +66,11 @@ async fn no_secret_reaches_logs_endpoints_or_errors_even_at_trace_level() {
     let hec = FakeHec::start("another-token-than-ours", false).await;
     let es = FakeEs::start().await;
     es.api_key("another:key", true);
+    // Azure issues tokens for our secret but refuses the uploads (no role): both the secret
+    // and the access tokens travel, and failures are counted.
+    let azure =
+        crate::support::azure_monitor::FakeAzure::start(std::time::Duration::from_secs(3600)).await;
+    azure.deny_role(true);
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let closed_addr = closed.local_addr().unwrap();
     drop(closed);
@@ -70,17 +80,19 @@ async fn no_secret_reaches_logs_endpoints_or_errors_even_at_trace_level() {
          [[sinks]]\nname = \"ch\"\ntype = \"clickhouse\"\nurl = \"http://{closed_addr}\"\ntable = \"audit\"\npassword = \"{CH_PASSWORD}\"\n\n\
          [[sinks]]\nname = \"kafka\"\ntype = \"kafka\"\nbrokers = [\"{closed_addr}\"]\ntopic = \"audit\"\nsasl_mechanism = \"PLAIN\"\nsasl_username = \"u\"\nsasl_password = \"{KAFKA_PASSWORD}\"\ntimeout = \"1s\"\n\n\
          [[sinks]]\nname = \"otel\"\ntype = \"otlp\"\nendpoint = \"http://{closed_addr}\"\nheaders = {{ authorization = \"Bearer {OTLP_HEADER}\" }}\ntimeout = \"1s\"\n\n\
-         [[sinks]]\nname = \"es\"\ntype = \"elasticsearch\"\nurl = \"{}\"\napi_key = \"{ES_KEY_ID}:{ES_KEY}\"\n",
+         [[sinks]]\nname = \"es\"\ntype = \"elasticsearch\"\nurl = \"{}\"\napi_key = \"{ES_KEY_ID}:{ES_KEY}\"\n\n\
+         [[sinks]]\nname = \"sentinel\"\ntype = \"azure_logs_ingestion\"\n{}",
         rx.url(),
         hec.url(),
-        es.url()
+        es.url(),
+        azure.sink_keys(AZURE_SECRET)
     );
     rig.configure(&sinks, "", "");
     rig.edit(|doc| doc.set("log.level", "trace"));
     // API failures too, so error paths with the Authorization header in reach log.
     rig.emu.emulator.fail_next(2, 500);
     let d = Daemon::start(&rig.cfg, &[("RUST_LOG", "trace")]).await;
-    for sink in ["siem", "splunk", "ch", "kafka", "otel", "es"] {
+    for sink in ["siem", "splunk", "ch", "kafka", "otel", "es", "sentinel"] {
         metric_at_least(
             &d,
             "clickhouse_audit_sink_failures_total",
@@ -152,6 +164,10 @@ async fn tls_is_verified_by_default_for_every_https_destination() {
             "[[sinks]]\nname = \"c\"\ntype = \"clickhouse\"\nurl = \"{url}\"\ntable = \"audit\"\n"
         ),
         format!("[[sinks]]\nname = \"e\"\ntype = \"elasticsearch\"\nurl = \"{url}\"\n"),
+        // Both the token request and the upload go to the TLS receiver.
+        format!(
+            "[[sinks]]\nname = \"a\"\ntype = \"azure_logs_ingestion\"\nendpoint = \"{url}\"\nauthority_host = \"{url}\"\ndcr_immutable_id = \"dcr-00112233445566778899aabbccddeeff\"\nstream_name = \"Custom-Audit\"\ntenant_id = \"t\"\nclient_id = \"c\"\nclient_secret = \"s\"\n"
+        ),
     ];
     let batch = events(1);
     for block in &blocks {

@@ -6,6 +6,7 @@
 #![allow(dead_code, reason = "each test module uses a different subset")]
 
 pub mod api;
+pub mod azure_monitor;
 pub mod clickhouse;
 pub mod daemon;
 pub mod elasticsearch;

@@ -1,7 +1,44 @@
 //! Loopback ports for the servers the tests start: a free one to hand out, whether one is
-//! listening yet (asked of the kernel), binding one again after a restart.
+//! listening yet (asked of the kernel), binding one again after a restart — and the serving
+//! loop of the fake HTTP receivers (Splunk HEC, Azure Monitor) that can go down and come back.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use super::wait::{PATIENCE, wait_until};
+
+/// Serves HTTP/1 on `listener`, each request answered by `handle(state, request)`, until `token`
+/// is cancelled — which also closes every open connection, as a receiver going down would.
+pub fn serve_http<S, F, Fut>(listener: TcpListener, token: CancellationToken, state: S, handle: F)
+where
+    S: Clone + Send + Sync + 'static,
+    F: Fn(S, Request<Incoming>) -> Fut + Copy + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response<Full<Bytes>>, hyper::Error>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            let stream = tokio::select! {
+                _ = token.cancelled() => return,
+                r = listener.accept() => match r { Ok((s, _)) => s, Err(_) => continue },
+            };
+            let (state, token) = (state.clone(), token.clone());
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| handle(state.clone(), req));
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc);
+                tokio::select! {
+                    _ = token.cancelled() => {}
+                    _ = conn => {}
+                }
+            });
+        }
+    });
+}
 
 /// A loopback port free at the time of asking, for a server the test starts next.
 pub fn free_port(udp: bool) -> u16 {
