@@ -1,9 +1,10 @@
 //! The one home of HTTP plumbing, for the API client, the HTTP sinks (webhook, splunk_hec,
-X
-//! redirects, our User-Agent, TLS verification on with an optional `ca_file`), `Retry-After` (one
-//! parser, a cap per caller), how a status is classified for a sink, a POST with an optional gzip
-//! body (and an answer cap per caller: `post_reading`), body excerpts and secret-free transport
-//! error texts. `url` holds URL checks and redaction, `headers` the sinks' extra-header tables.
+//! clickhouse, elasticsearch, otlp, azure_logs_ingestion) and `healthcheck`: the reqwest client
+//! (timeouts, no redirects, our User-Agent, TLS verification on with an optional `ca_file`),
+//! `Retry-After` (one parser, a cap per caller), how a status is classified for a sink, a POST
+//! with an optional gzip body (and an answer cap per caller: `post_reading`), body excerpts and
+//! secret-free transport error texts. `url` holds URL checks and redaction, `headers` the sinks'
+//! extra-header tables.
 
 pub mod headers;
 pub mod url;
