@@ -9,6 +9,7 @@ pub mod clickhouse;
 pub mod dead_letter;
 pub mod file;
 pub mod kafka;
+pub mod object_store;
 pub mod splunk_hec;
 pub mod stdout;
 pub mod syslog;
@@ -110,6 +111,11 @@ pub trait SinkSpec {
     fn batch_timeout(&self) -> Option<Duration> {
         None
     }
+    /// `batch_max_events` when the table does not set it (`None`: 500). The object-store
+    /// sink makes one delivered batch the objects of one flush.
+    fn default_batch_max_events(&self) -> Option<usize> {
+        None
+    }
     /// The runtime sink.
     fn build(&self, ctx: BuildContext<'_>) -> anyhow::Result<Box<dyn Sink>>;
 }
@@ -174,6 +180,7 @@ sink_types! {
     SplunkHec(splunk_hec::SplunkHecConfig) = "splunk_hec",
     Clickhouse(clickhouse::ClickhouseConfig) = "clickhouse",
     Kafka(kafka::KafkaConfig) = "kafka",
+    ObjectStore(object_store::ObjectStoreConfig) = "object_store",
 }
 
 /// Default `timeout` of one delivery attempt (an HTTP request, a syslog connection + write).
@@ -223,7 +230,7 @@ impl SinkConfig {
             })?,
         };
         let batch_max_events = match rest.remove("batch_max_events") {
-            None => DEFAULT_BATCH_MAX_EVENTS,
+            None => 0, // the type's default, below
             Some(v) => match v
                 .as_u64()
                 .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
@@ -270,6 +277,13 @@ impl SinkConfig {
         };
         let at = KeyPath::sink(index, &name);
         kind.spec().validate(&at)?;
+        let batch_max_events = match batch_max_events {
+            0 => kind
+                .spec()
+                .default_batch_max_events()
+                .unwrap_or(DEFAULT_BATCH_MAX_EVENTS),
+            n => n,
+        };
         let insecure = kind.spec().cleartext(&at, &format!("sink:{name}"))?;
         Ok(SinkConfig {
             name,

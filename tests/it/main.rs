@@ -11,6 +11,7 @@ mod faults;
 mod formats;
 mod inventory;
 mod kafka;
+mod object_store;
 mod ops;
 mod pipeline;
 mod security;

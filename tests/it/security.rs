@@ -20,6 +20,7 @@ const BEARER: &str = "bearer-7f3a9c1e5d";
 const HEC_TOKEN: &str = "11111111-2222-3333-4444-555555555555";
 const CH_PASSWORD: &str = "ch-pass-9d8e7f";
 const KAFKA_PASSWORD: &str = "kafka-pass-1a2b3c";
+const S3_SECRET: &str = "s3-secret-4d5e6f";
 
 /// Every rendering of the secrets that must never show.
 fn forbidden(api_key: &str, api_secret: &str) -> Vec<String> {
@@ -34,6 +35,7 @@ fn forbidden(api_key: &str, api_secret: &str) -> Vec<String> {
         CH_PASSWORD.to_string(),
         b64(&format!("default:{CH_PASSWORD}")),
         KAFKA_PASSWORD.to_string(),
+        S3_SECRET.to_string(),
     ]
 }
 
@@ -59,7 +61,8 @@ async fn no_secret_reaches_logs_endpoints_or_errors_even_at_trace_level() {
         "[[sinks]]\nname = \"siem\"\ntype = \"webhook\"\nurl = \"{}\"\nsigning_secret = \"{WEBHOOK_SECRET}\"\nbearer_token = \"{BEARER}\"\n\n\
          [[sinks]]\nname = \"splunk\"\ntype = \"splunk_hec\"\nurl = \"{}\"\ntoken = \"{HEC_TOKEN}\"\n\n\
          [[sinks]]\nname = \"ch\"\ntype = \"clickhouse\"\nurl = \"http://{closed_addr}\"\ntable = \"audit\"\npassword = \"{CH_PASSWORD}\"\n\n\
-         [[sinks]]\nname = \"kafka\"\ntype = \"kafka\"\nbrokers = [\"{closed_addr}\"]\ntopic = \"audit\"\nsasl_mechanism = \"PLAIN\"\nsasl_username = \"u\"\nsasl_password = \"{KAFKA_PASSWORD}\"\ntimeout = \"1s\"\n",
+         [[sinks]]\nname = \"kafka\"\ntype = \"kafka\"\nbrokers = [\"{closed_addr}\"]\ntopic = \"audit\"\nsasl_mechanism = \"PLAIN\"\nsasl_username = \"u\"\nsasl_password = \"{KAFKA_PASSWORD}\"\ntimeout = \"1s\"\n\n\
+         [[sinks]]\nname = \"lake\"\ntype = \"object_store\"\nurl = \"s3://audit/ch\"\nendpoint = \"http://{closed_addr}\"\naccess_key_id = \"AKIAEXAMPLE\"\nsecret_access_key = \"{S3_SECRET}\"\ntimeout = \"1s\"\nobject_max_age = \"1s\"\n",
         rx.url(),
         hec.url()
     );
@@ -68,7 +71,7 @@ async fn no_secret_reaches_logs_endpoints_or_errors_even_at_trace_level() {
     // API failures too, so error paths with the Authorization header in reach log.
     rig.emu.emulator.fail_next(2, 500);
     let d = Daemon::start(&rig.cfg, &[("RUST_LOG", "trace")]).await;
-    for sink in ["siem", "splunk", "ch", "kafka"] {
+    for sink in ["siem", "splunk", "ch", "kafka", "lake"] {
         metric_at_least(
             &d,
             "clickhouse_audit_sink_failures_total",

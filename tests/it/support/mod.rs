@@ -6,10 +6,12 @@
 #![allow(dead_code, reason = "each test module uses a different subset")]
 
 pub mod api;
+pub mod azurite;
 pub mod clickhouse;
 pub mod daemon;
 pub mod fixtures;
 pub mod http;
+pub mod moto;
 pub mod net;
 pub mod receiver;
 pub mod require;
