@@ -116,6 +116,12 @@ pub trait SinkSpec {
     fn default_batch_max_events(&self) -> Option<usize> {
         None
     }
+    /// The online check `validate` runs (not with `--offline`): `None` when the type has
+    /// none; else a future answering what it proved (✓) or why it failed (✗), e.g. that a
+    /// bucket is writable.
+    fn probe(&self) -> Option<futures_util::future::BoxFuture<'static, Result<String, String>>> {
+        None
+    }
     /// The runtime sink.
     fn build(&self, ctx: BuildContext<'_>) -> anyhow::Result<Box<dyn Sink>>;
 }

@@ -218,3 +218,125 @@ async fn once_writes_every_activity_to_a_local_directory() {
         got.keys()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_run_then_restart_leaves_every_activity_in_exactly_one_object() {
+    use crate::support::daemon::bin;
+    use crate::support::rig::{Rig, stop_clean};
+    use clickhouse_audit_exporter::emulator::EmulatorOptions;
+    if !moto::available() {
+        return;
+    }
+    let s3 = Moto::start().await;
+    s3.create_bucket("audit").await;
+    let rig = Rig::with(EmulatorOptions {
+        history: std::time::Duration::from_secs(86400),
+        history_events_per_day: 1500,
+        rate_limit: None,
+        ..Default::default()
+    })
+    .await;
+    rig.configure(
+        &format!(
+            "[[sinks]]\nname = \"lake\"\ntype = \"object_store\"\nurl = \"s3://audit/ch\"\nobject_max_events = 25\nobject_max_age = \"300ms\"\n{}",
+            s3.sink_keys()
+        ),
+        "",
+        "",
+    );
+    let store = s3.store("audit");
+    let mut rng = fastrand::Rng::with_seed(14);
+    for round in 0..4 {
+        let mut child = bin()
+            .arg("-c")
+            .arg(&rig.cfg)
+            .arg("run")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Kill once some objects of this run are stored, at a random moment after that.
+        let before = read_back(&store, "ch").await.len();
+        crate::support::wait::eventually("objects written before the kill", async || {
+            (read_back(&store, "ch").await.len() > before).then_some(())
+        })
+        .await;
+        rig.add_live(5, &format!("kill-{round}"));
+        tokio::time::sleep(std::time::Duration::from_millis(rng.u64(0..400))).await;
+        child.start_kill().unwrap(); // SIGKILL
+        let _ = child.wait().await;
+    }
+    let d = rig.start().await;
+    let expected: Vec<String> = rig
+        .expected()
+        .iter()
+        .map(|id| format!("activity:{}:{id}", rig.org))
+        .collect();
+    let got = crate::support::wait::eventually("every activity in the bucket", async || {
+        let got = read_back(&store, "ch").await;
+        let ids: std::collections::BTreeSet<&String> = got.values().flatten().collect();
+        expected
+            .iter()
+            .all(|id| ids.contains(id))
+            .then_some(got.clone())
+    })
+    .await;
+    let mut all: Vec<&String> = got.values().flatten().collect();
+    let n = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(n, all.len(), "no activity in two objects after 4 SIGKILLs");
+    stop_clean(d).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_proves_the_bucket_writable_and_names_a_missing_one() {
+    use crate::support::rig::Rig;
+    if !moto::available() {
+        return;
+    }
+    let s3 = Moto::start().await;
+    s3.create_bucket("audit").await;
+    let rig = Rig::new().await;
+    let keys = s3.sink_keys();
+    rig.configure(
+        &format!(
+            "[[sinks]]\nname = \"lake\"\ntype = \"object_store\"\nurl = \"s3://audit/ch\"\n{keys}\n\
+             [[sinks]]\nname = \"listed\"\ntype = \"object_store\"\nurl = \"s3://audit/ch\"\nvalidate_probe = \"list\"\n{keys}\n"
+        ),
+        "",
+        "",
+    );
+    let (code, out) = rig.cli(&["validate"], &[]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("✓ sink lake: s3://audit/ch writable"), "{out}");
+    assert!(
+        out.contains("✓ sink listed: s3://audit/ch listable"),
+        "{out}"
+    );
+    assert!(
+        read_back(&s3.store("audit"), "ch").await.is_empty(),
+        "the probe object is gone"
+    );
+    let mut names = Vec::new();
+    let mut list = s3.store("audit").list(None);
+    while let Some(m) = list.next().await {
+        names.push(m.unwrap().location.to_string());
+    }
+    assert!(names.is_empty(), "nothing left behind: {names:?}");
+
+    rig.configure(
+        &format!("[[sinks]]\nname = \"lake\"\ntype = \"object_store\"\nurl = \"s3://missing-bucket/ch\"\n{keys}"),
+        "",
+        "",
+    );
+    let (code, out) = rig.cli(&["validate"], &[]).await;
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains("✗ sink lake")
+            && out.contains("s3://missing-bucket")
+            && out.contains("does not exist"),
+        "{out}"
+    );
+    assert_no_secret(&out, &[moto::SECRET_ACCESS_KEY]);
+}

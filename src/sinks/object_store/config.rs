@@ -82,6 +82,10 @@ pub struct ObjectStoreConfig {
     /// keep arriving.
     #[serde(default = "default_object_max_age", with = "humantime_serde")]
     pub object_max_age: Duration,
+    /// What `validate` does to prove the destination: `write` (put a small probe object and
+    /// delete it again), `list` (list the prefix: where write probes are unwelcome) or `none`.
+    #[serde(default = "default_validate_probe")]
+    pub validate_probe: String,
     /// Longest time one request (a put, one part of a multipart upload) may take.
     #[serde(
         default = "crate::sinks::default_long_timeout",
@@ -104,6 +108,9 @@ fn default_object_max_events() -> usize {
 }
 fn default_object_max_bytes() -> u64 {
     64 * 1024 * 1024
+}
+fn default_validate_probe() -> String {
+    "write".to_string()
 }
 fn default_object_max_age() -> Duration {
     Duration::from_secs(300)
@@ -370,6 +377,13 @@ impl SinkSpec for ObjectStoreConfig {
                 "must be at least 1KiB",
             ));
         }
+        if !matches!(self.validate_probe.as_str(), "write" | "list" | "none") {
+            return Err(at.err(
+                "validate_probe",
+                format!("{:?}", self.validate_probe),
+                "expected \"write\", \"list\" or \"none\"",
+            ));
+        }
         at.nonzero("object_max_age", self.object_max_age)?;
         at.nonzero("timeout", self.timeout)?;
         Ok(())
@@ -403,6 +417,14 @@ impl SinkSpec for ObjectStoreConfig {
 
     fn default_batch_max_events(&self) -> Option<usize> {
         Some(self.object_max_events)
+    }
+
+    fn probe(&self) -> Option<futures_util::future::BoxFuture<'static, Result<String, String>>> {
+        if self.validate_probe == "none" {
+            return None;
+        }
+        let cfg = self.clone();
+        Some(Box::pin(async move { super::probe(&cfg).await }))
     }
 
     fn build(&self, ctx: BuildContext<'_>) -> anyhow::Result<Box<dyn Sink>> {

@@ -235,5 +235,32 @@ impl Sink for ObjectStoreSink {
     }
 }
 
+/// `validate`'s check: a probe object put and deleted again (`write`) or a listing of the
+/// prefix (`list`); the answer names the url, errors say why as `deliver` would.
+pub async fn probe(cfg: &ObjectStoreConfig) -> Result<String, String> {
+    let (store, prefix) = cfg.store().map_err(|e| format!("{}: {e:#}", cfg.url))?;
+    let why = |e: &::object_store::Error| errors::classify(e, &cfg.url).1.to_string();
+    if cfg.validate_probe == "list" {
+        store
+            .list_with_delimiter(Some(&prefix))
+            .await
+            .map_err(|e| why(&e))?;
+        return Ok(format!("{} listable", cfg.url));
+    }
+    let path = prefix
+        .clone()
+        .join("_ch_audit_exporter")
+        .join(format!("validate-probe-{}", uuid::Uuid::new_v4()));
+    store
+        .put(&path, bytes::Bytes::from_static(b"probe\n").into())
+        .await
+        .map_err(|e| why(&e))?;
+    store.delete(&path).await.map_err(|e| why(&e))?;
+    Ok(format!(
+        "{} writable (probe object put and deleted)",
+        cfg.url
+    ))
+}
+
 #[cfg(test)]
 mod tests;
