@@ -5,10 +5,9 @@
 //! redelivered, a missing bucket named, refused credentials `Unauthorized` without the key.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::sync::Arc;
 
-use ::object_store::{ObjectStore, ObjectStoreExt};
+use ::object_store::ObjectStore;
 use clickhouse_audit_exporter::daemon::Pipeline;
 use clickhouse_audit_exporter::event::Event;
 use clickhouse_audit_exporter::sinks::{Sink, SinkError};
@@ -16,7 +15,11 @@ use futures_util::StreamExt;
 
 use crate::support::azurite::{self, Azurite};
 use crate::support::moto::{self, Moto};
+use crate::support::objects::read_all;
 use crate::support::sinks::{assert_no_secret, events, sink};
+
+/// A well-formed Azure account key that is not Azurite's.
+const WRONG_KEY: &str = "d3Jvbmcta2V5LW5ldmVyLXNob3duLXdyb25nLWtleS13cm9uZy1rZXk=";
 
 /// `n` activities (then the golden ones) spread over two organizations and three hours.
 fn spread(n: usize) -> Vec<Event> {
@@ -37,35 +40,21 @@ fn object_sink(url: &str, keys: &str) -> Box<dyn Sink> {
 /// Every object under `prefix` (the in-flight marker excluded): name → event ids, read with
 /// list + get + gunzip + a JSON parser.
 async fn read_back(store: &Arc<dyn ObjectStore>, prefix: &str) -> BTreeMap<String, Vec<String>> {
-    let mut out = BTreeMap::new();
-    let mut list = store.list(Some(&prefix.into()));
-    while let Some(meta) = list.next().await {
-        let meta = meta.unwrap();
-        let name = meta.location.to_string();
-        if name.contains("/_ch_audit_exporter/") {
-            continue;
-        }
-        let bytes = store
-            .get(&meta.location)
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        let mut text = String::new();
-        flate2::read::GzDecoder::new(&bytes[..])
-            .read_to_string(&mut text)
-            .unwrap_or_else(|e| panic!("{name} is gzip: {e}"));
-        let ids = text
-            .lines()
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                v["event_id"].as_str().unwrap().to_string()
-            })
-            .collect();
-        out.insert(name, ids);
-    }
-    out
+    read_all(store, prefix)
+        .await
+        .into_iter()
+        .map(|(name, o)| {
+            let ids = o
+                .lines
+                .iter()
+                .map(|l| {
+                    let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    v["event_id"].as_str().unwrap().to_string()
+                })
+                .collect();
+            (name, ids)
+        })
+        .collect()
 }
 
 /// Each sent event in exactly one object, in the partition its organization and hour name.
@@ -180,7 +169,7 @@ async fn azure_every_activity_once_and_a_wrong_key_is_unauthorized() {
     let got = read_back(&az.store("audit"), "ch").await;
     assert_each_once_in_its_partition(&got, &sent, "ch");
 
-    let wrong = "d3Jvbmcta2V5LW5ldmVyLXNob3duLXdyb25nLWtleS13cm9uZy1rZXk=";
+    let wrong = WRONG_KEY;
     let mut s = object_sink("az://audit/other", &az.sink_keys(wrong));
     let err = s.deliver(&spread(3)).await.unwrap_err();
     assert!(matches!(err, SinkError::Unauthorized(_)), "{err:?}");
@@ -339,4 +328,21 @@ async fn validate_proves_the_bucket_writable_and_names_a_missing_one() {
         "{out}"
     );
     assert_no_secret(&out, &[moto::SECRET_ACCESS_KEY]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_azure_key_makes_once_fail_at_once_without_showing_it() {
+    if !azurite::available() {
+        return;
+    }
+    let az = Azurite::start().await;
+    az.create_container("audit").await;
+    let wrong = WRONG_KEY;
+    let block = format!(
+        "[[sinks]]\nname = \"lake\"\ntype = \"object_store\"\nurl = \"az://audit/ch\"\n{}",
+        az.sink_keys(wrong)
+    );
+    let text = crate::support::sinks::once_fails_fast_on_refused_credentials(&block, "lake").await;
+    assert!(text.contains("az://audit/ch"), "{text}");
+    assert_no_secret(&text, &[wrong]);
 }

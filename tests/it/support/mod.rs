@@ -13,6 +13,7 @@ pub mod fixtures;
 pub mod http;
 pub mod moto;
 pub mod net;
+pub mod objects;
 pub mod receiver;
 pub mod require;
 pub mod rig;
