@@ -346,3 +346,29 @@ async fn a_refused_azure_key_makes_once_fail_at_once_without_showing_it() {
     assert!(text.contains("az://audit/ch"), "{text}");
     assert_no_secret(&text, &[wrong]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowdown_is_transient_and_clock_skew_is_named_as_the_store_answers_them() {
+    use crate::support::receiver::{Receiver, Reply};
+    let rx = Receiver::start().await;
+    let keys = "region = \"us-east-1\"\naccess_key_id = \"AKIA\"\nsecret_access_key = \"s\"\ntimeout = \"5s\"";
+    let slow =
+        "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
+    rx.set_default(Reply::Status(503, None, slow.to_string()));
+    let mut s = object_sink(
+        "s3://audit/ch",
+        &format!("endpoint = \"{}\"\n{keys}", rx.url()),
+    );
+    let err = s.deliver(&spread(2)).await.unwrap_err();
+    assert!(matches!(err, SinkError::Transient { .. }), "{err:?}");
+    assert!(err.to_string().contains("503"), "{err}");
+    let skew = "<Error><Code>RequestTimeTooSkewed</Code><Message>The difference between the request time and the current time is too large.</Message></Error>";
+    rx.set_default(Reply::Status(403, None, skew.to_string()));
+    let mut s = object_sink(
+        "s3://audit/ch",
+        &format!("endpoint = \"{}\"\n{keys}", rx.url()),
+    );
+    let err = s.deliver(&spread(2)).await.unwrap_err();
+    assert!(matches!(err, SinkError::Unauthorized(_)), "{err:?}");
+    assert!(err.to_string().contains("clock"), "{err}");
+}
