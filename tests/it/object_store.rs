@@ -372,3 +372,61 @@ async fn slowdown_is_transient_and_clock_skew_is_named_as_the_store_answers_them
     assert!(matches!(err, SinkError::Unauthorized(_)), "{err:?}");
     assert!(err.to_string().contains("clock"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_past_one_part_goes_up_as_a_multipart_upload_and_reads_back_whole() {
+    use ::object_store::ObjectStoreExt;
+    if !moto::available() {
+        return;
+    }
+    let s3 = Moto::start().await;
+    s3.create_bucket("audit").await;
+    // 20 events of ~1 MiB, uncompressed: one ~20 MiB object, three 8 MiB parts.
+    let pad = "x".repeat(1 << 20);
+    let mut sent = spread(20);
+    sent.truncate(20);
+    for e in &mut sent {
+        e.occurred_at = "2025-03-04T09:00:00Z".to_string();
+        e.org_id = "org-1".to_string();
+        e.payload = format!("{{\"id\":\"{}\",\"pad\":\"{pad}\"}}", e.seq);
+    }
+    let mut s = object_sink(
+        "s3://audit/ch",
+        &format!("{}compression = \"none\"\n", s3.sink_keys()),
+    );
+    s.deliver(&sent).await.unwrap();
+    let store = s3.store("audit");
+    let name = format!(
+        "ch/org_id=org-1/date=2025-03-04/hour=09/{:020}-{:020}.ndjson",
+        sent[0].seq, sent[19].seq
+    );
+    let body = store
+        .get(&name.as_str().into())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(body.len() > 20 << 20, "{} bytes", body.len());
+    let ids: Vec<String> = body
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            serde_json::from_slice::<serde_json::Value>(l).unwrap()["event_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let want: Vec<String> = sent.iter().map(|e| e.event_id.clone()).collect();
+    assert_eq!(ids, want);
+    // S3 tags a multipart object's ETag with its part count.
+    let meta = store.head(&name.as_str().into()).await.unwrap();
+    assert!(
+        meta.e_tag
+            .as_deref()
+            .is_some_and(|t| t.trim_matches('"').ends_with("-3")),
+        "multipart with 3 parts: {:?}",
+        meta.e_tag
+    );
+}

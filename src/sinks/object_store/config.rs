@@ -279,7 +279,7 @@ impl ObjectStoreConfig {
 }
 
 /// Keys that only one scheme reads, to refuse them elsewhere.
-fn scheme_keys(cfg: &ObjectStoreConfig) -> [(&'static str, bool, Scheme); 6] {
+fn scheme_keys(cfg: &ObjectStoreConfig) -> [(&'static str, bool, Scheme); 8] {
     [
         ("access_key_id", cfg.access_key_id.is_some(), Scheme::S3),
         (
@@ -287,9 +287,19 @@ fn scheme_keys(cfg: &ObjectStoreConfig) -> [(&'static str, bool, Scheme); 6] {
             cfg.secret_access_key.is_some(),
             Scheme::S3,
         ),
+        (
+            "secret_access_key_file",
+            cfg.secret_access_key_file.is_some(),
+            Scheme::S3,
+        ),
         ("region", cfg.region.is_some(), Scheme::S3),
         ("account", cfg.account.is_some(), Scheme::Azure),
         ("access_key", cfg.access_key.is_some(), Scheme::Azure),
+        (
+            "access_key_file",
+            cfg.access_key_file.is_some(),
+            Scheme::Azure,
+        ),
         (
             "service_account_file",
             cfg.service_account_file.is_some(),
