@@ -6,7 +6,9 @@
 //! one batch at a time, as dispatch does — through each sink (default: every one), checks that the server holds all N, and
 //! prints events/s. Sinks: syslog-tcp, syslog-tls, syslog-udp, splunk, splunk-ack,
 //! clickhouse, kafka, otlp-grpc, otlp-http, elasticsearch (the fake `_bulk` endpoint; `ecs`,
-//! the sink's default), azure (the fake Entra + Logs Ingestion endpoint).
+//! the sink's default), azure (the fake Entra + Logs Ingestion endpoint), s3 (the object_store
+//! sink on moto, in batches of 10,000 = one flush of its default `object_max_events`, unless
+//! `SINK_BENCH_BATCH` says otherwise).
 
 // The tests' server harnesses, as top-level modules (they refer to each other via `super::`).
 #[allow(dead_code, reason = "shared with the tests; the bench uses a part")]
@@ -19,8 +21,14 @@ mod clickhouse;
 #[path = "../tests/it/support/elasticsearch.rs"]
 mod elasticsearch;
 #[allow(dead_code, reason = "shared with the tests; the bench uses a part")]
+#[path = "../tests/it/support/moto.rs"]
+mod moto;
+#[allow(dead_code, reason = "shared with the tests; the bench uses a part")]
 #[path = "../tests/it/support/net.rs"]
 mod net;
+#[allow(dead_code, reason = "shared with the tests; the bench uses a part")]
+#[path = "../tests/it/support/objects.rs"]
+mod objects;
 #[allow(dead_code, reason = "shared with the tests; the bench uses a part")]
 #[path = "../tests/it/support/otlp.rs"]
 mod otlp;
@@ -68,6 +76,7 @@ const ALL: &[&str] = &[
     "otlp-http",
     "elasticsearch",
     "azure",
+    "s3",
 ];
 
 fn synthetic(n: usize) -> Vec<Event> {
@@ -117,6 +126,15 @@ async fn run(sink: &mut Box<dyn Sink>, events: &[Event], pace: Option<Duration>)
         if let Some(p) = pace {
             tokio::time::sleep(p).await;
         }
+    }
+    sink.flush().await.unwrap();
+    started.elapsed().as_secs_f64()
+}
+
+async fn run_batched(sink: &mut Box<dyn Sink>, events: &[Event], size: usize) -> f64 {
+    let started = Instant::now();
+    for batch in events.chunks(size) {
+        sink.deliver(batch).await.unwrap();
     }
     sink.flush().await.unwrap();
     started.elapsed().as_secs_f64()
@@ -236,6 +254,30 @@ async fn bench(name: &str, events: &[Event]) -> (f64, String) {
                     fake.table().len(),
                     fake.ingest_requests(),
                     fake.token_requests()
+                ),
+            )
+        }
+        "s3" => {
+            let s3 = moto::Moto::start().await;
+            s3.create_bucket("bench").await;
+            let mut s = build(&format!(
+                "type = \"object_store\"\nurl = \"s3://bench/ch\"\n{}",
+                s3.sink_keys()
+            ));
+            let size = std::env::var("SINK_BENCH_BATCH")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(10_000);
+            let secs = run_batched(&mut s, events, size).await;
+            let stored = objects::read_all(&s3.store("bench"), "ch").await;
+            let objects = stored.len();
+            let bytes: u64 = stored.values().map(|o| o.size).sum();
+            let lines: usize = stored.values().map(|o| o.lines.len()).sum();
+            (
+                secs,
+                format!(
+                    "{lines} lines read back from {objects} gzip objects, {:.0} bytes stored per event",
+                    bytes as f64 / lines.max(1) as f64
                 ),
             )
         }

@@ -59,7 +59,8 @@ pub enum Command {
     /// failures (network, 5xx, busy), and at once when the destination refuses the credentials
     /// (HTTP 401/403, Splunk HEC token errors, ClickHouse authentication, Kafka SASL) or the data.
     Once,
-    /// Check the config, then the API: credentials and each permission the enabled streams need.
+    /// Check the config, then each sink's online check (an object store bucket is writable) and
+    /// the API: credentials and each permission the enabled streams need.
     Validate {
         /// Config only, no network (for systemd ExecStartPre).
         #[arg(long)]

@@ -1,4 +1,5 @@
-//! `validate`: the config, then (unless `--offline`) the API: credentials and each permission
+//! `validate`: the config, then (unless `--offline`) each sink's own online check (e.g. the
+//! object store's bucket is writable) and the API: credentials and each permission
 //! the enabled streams need, one ✓/✗ line per check with the fix, and the activity window date
 //! format the API accepts (probed live). Exit 0 only if all pass.
 
@@ -71,6 +72,19 @@ pub async fn run(cfg: &Config, offline: bool) -> anyhow::Result<ExitCode> {
     }
     if offline {
         return Ok(ExitCode::SUCCESS);
+    }
+    for sc in &cfg.sink_configs {
+        if let Some(probe) = sc.kind.spec().probe() {
+            let res = probe.await;
+            r.check(
+                &format!(
+                    "sink {}: {}",
+                    sc.name,
+                    res.as_deref().unwrap_or("destination")
+                ),
+                res.map(|_| ()),
+            );
+        }
     }
     let Some(creds) = r.check(
         "credentials configured",

@@ -70,6 +70,11 @@ pub struct Metrics {
     pub sink_otlp_rejected_log_records: IntCounterVec,
     /// Splunk HEC with `ack = true`: POST to indexer acknowledgement.
     pub sink_ack_latency: HistogramVec,
+    /// Object-store sink: objects acknowledged, their stored bytes, upload time, failures.
+    pub sink_objects_written: IntCounterVec,
+    pub sink_object_bytes_written: IntCounterVec,
+    pub sink_object_upload_duration: HistogramVec,
+    pub sink_object_failures: IntCounterVec,
     // state
     pub state_db_bytes: IntGauge,
     pub state_pruned_events: IntCounter,
@@ -136,6 +141,10 @@ impl Metrics {
             sink_events_dead_lettered: r.add(&sinks::SINK_EVENTS_DEAD_LETTERED),
             sink_otlp_rejected_log_records: r.add(&sinks::SINK_OTLP_REJECTED_LOG_RECORDS),
             sink_ack_latency: r.add(&sinks::SINK_ACK_LATENCY),
+            sink_objects_written: r.add(&sinks::SINK_OBJECTS_WRITTEN),
+            sink_object_bytes_written: r.add(&sinks::SINK_OBJECT_BYTES_WRITTEN),
+            sink_object_upload_duration: r.add(&sinks::SINK_OBJECT_UPLOAD_DURATION),
+            sink_object_failures: r.add(&sinks::SINK_OBJECT_FAILURES),
             state_db_bytes: r.add(&ops::STATE_DB_BYTES),
             state_pruned_events: r.add(&ops::STATE_PRUNED_EVENTS),
             build_info: r.add(&ops::BUILD_INFO),

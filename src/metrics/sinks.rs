@@ -77,3 +77,28 @@ pub(super) const SINK_OTLP_REJECTED_LOG_RECORDS: Def = Def::new(
 );
 
 pub(super) const SINK_ACK_LATENCY: Def = Def::new("sink_ack_latency_seconds", "Time from sending a batch to the destination acknowledging it as stored (Splunk HEC indexer acknowledgement).", &["sink"]).buckets(ACK_BUCKETS);
+
+pub(super) const SINK_OBJECTS_WRITTEN: Def = Def::new(
+    "sink_objects_written_total",
+    "Objects the object store acknowledged (put or multipart upload completed).",
+    &["sink"],
+);
+
+pub(super) const SINK_OBJECT_BYTES_WRITTEN: Def = Def::new(
+    "sink_object_bytes_written_total",
+    "Bytes of the objects the object store acknowledged, as stored (after compression).",
+    &["sink"],
+);
+
+pub(super) const SINK_OBJECT_UPLOAD_DURATION: Def = Def::new(
+    "sink_object_upload_duration_seconds",
+    "Time to encode, compress and upload one object until the store acknowledged it.",
+    &["sink"],
+)
+.buckets(DURATION_BUCKETS);
+
+pub(super) const SINK_OBJECT_FAILURES: Def = Def::new(
+    "sink_object_failures_total",
+    "Failed object uploads by reason (bucket_missing, unauthorized, clock_skew, throttled, server_error, refused, io).",
+    &["sink", "reason"],
+);

@@ -11,6 +11,7 @@ pub mod dead_letter;
 pub mod elasticsearch;
 pub mod file;
 pub mod kafka;
+pub mod object_store;
 pub mod otlp;
 pub mod splunk_hec;
 pub mod stdout;
@@ -117,6 +118,17 @@ pub trait SinkSpec {
     fn default_format(&self) -> Format {
         Format::default()
     }
+    /// `batch_max_events` when the table does not set it (`None`: 500). The object-store
+    /// sink makes one delivered batch the objects of one flush.
+    fn default_batch_max_events(&self) -> Option<usize> {
+        None
+    }
+    /// The online check `validate` runs (not with `--offline`): `None` when the type has
+    /// none; else a future answering what it proved (✓) or why it failed (✗), e.g. that a
+    /// bucket is writable.
+    fn probe(&self) -> Option<futures_util::future::BoxFuture<'static, Result<String, String>>> {
+        None
+    }
     /// The runtime sink.
     fn build(&self, ctx: BuildContext<'_>) -> anyhow::Result<Box<dyn Sink>>;
 }
@@ -184,6 +196,7 @@ sink_types! {
     Otlp(otlp::OtlpConfig) = "otlp",
     Elasticsearch(elasticsearch::ElasticsearchConfig) = "elasticsearch",
     AzureLogsIngestion(azure_logs_ingestion::AzureLogsIngestionConfig) = "azure_logs_ingestion",
+    ObjectStore(object_store::ObjectStoreConfig) = "object_store",
 }
 
 /// Default `timeout` of one delivery attempt (an HTTP request, a syslog connection + write).
@@ -233,7 +246,7 @@ impl SinkConfig {
             })?,
         };
         let batch_max_events = match rest.remove("batch_max_events") {
-            None => DEFAULT_BATCH_MAX_EVENTS,
+            None => 0, // the type's default, below
             Some(v) => match v
                 .as_u64()
                 .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
@@ -281,6 +294,13 @@ impl SinkConfig {
         let format = format.unwrap_or_else(|| kind.spec().default_format());
         let at = KeyPath::sink(index, &name);
         kind.spec().validate(&at)?;
+        let batch_max_events = match batch_max_events {
+            0 => kind
+                .spec()
+                .default_batch_max_events()
+                .unwrap_or(DEFAULT_BATCH_MAX_EVENTS),
+            n => n,
+        };
         let insecure = kind.spec().cleartext(&at, &format!("sink:{name}"))?;
         Ok(SinkConfig {
             name,

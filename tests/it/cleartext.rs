@@ -197,6 +197,20 @@ fn rows() -> Vec<Row> {
                 ])
             },
         },
+        Row {
+            component: "object_store S3 keys",
+            api: false,
+            key: "sinks[0].endpoint",
+            section: |host| {
+                table(&[
+                    ("type", s("object_store")),
+                    ("url", s("s3://audit/ch")),
+                    ("endpoint", s(&format!("http://{host}:9000"))),
+                    ("access_key_id", s("AKIAEXAMPLE")),
+                    ("secret_access_key", s("s3-secret")),
+                ])
+            },
+        },
     ]
 }
 
@@ -267,6 +281,7 @@ async fn a_credential_in_clear_text_to_a_remote_host_is_refused_unless_allowed()
             "kafka-password",
             "otlp-header-secret",
             "azure-secret",
+            "s3-secret",
         ] {
             assert!(
                 !err.contains(secret),

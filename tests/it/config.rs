@@ -554,3 +554,55 @@ fn azure_logs_ingestion_keys_are_checked_by_name() {
         assert!(!e.contains("azure-SECRET-1"), "{e}");
     }
 }
+
+#[test]
+fn object_store_keys_are_named_and_batches_default_to_one_object() {
+    let sink = |extra: &str| {
+        format!(
+            "[[sinks]]\nname = \"lake\"\ntype = \"object_store\"\nurl = \"s3://audit/ch\"\n{extra}\n"
+        )
+    };
+    let cfg = Config::from_toml(&sink(""), Some(HashMap::new())).unwrap();
+    assert_eq!(cfg.sink_configs[0].batch_max_events, 10_000);
+    assert_eq!(
+        cfg.sink_configs[0].batch_timeout(),
+        Some(std::time::Duration::from_secs(300))
+    );
+    let cfg = Config::from_toml(&sink("object_max_events = 50"), Some(HashMap::new())).unwrap();
+    assert_eq!(cfg.sink_configs[0].batch_max_events, 50);
+    for (extra, key, value) in [
+        ("", "sinks[0].url", "ftp://x"),
+        ("partition = \"d={dat}\"", "sinks[0].partition", "{dat}"),
+        ("compression = \"brotli\"", "sinks[0].compression", "brotli"),
+        ("encoding = \"csv\"", "sinks[0].encoding", "csv"),
+        ("object_max_events = 0", "sinks[0].object_max_events", "0"),
+        ("object_max_age = \"0s\"", "sinks[0].object_max_age", "0s"),
+        (
+            "endpoint = \"minio:9000\"",
+            "sinks[0].endpoint",
+            "minio:9000",
+        ),
+        ("account = \"acct\"", "sinks[0].account", "s3://"),
+        (
+            "access_key_id = \"AKIA\"",
+            "sinks[0].secret_access_key",
+            "missing",
+        ),
+        ("bucket = \"x\"", "sinks[0]", "bucket"),
+    ] {
+        let toml = if key == "sinks[0].url" {
+            sink("").replace("s3://audit/ch", value)
+        } else {
+            sink(extra)
+        };
+        let e = err(&toml);
+        assert!(e.contains(key) && e.contains(value), "{extra}: {e}");
+    }
+    let e = err(&sink(
+        "secret_access_key = \"s3-SECRET-1\"\nsecret_access_key_file = \"/x\"\naccess_key_id = \"A\"",
+    ));
+    assert!(
+        e.contains("secret_access_key_file") && !e.contains("s3-SECRET-1"),
+        "{e}"
+    );
+}

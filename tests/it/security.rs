@@ -25,6 +25,7 @@ const OTLP_HEADER: &str = "otlp-header-7f6e5d";
 const ES_KEY_ID: &str = "es-key-id-4e5f";
 const ES_KEY: &str = "es-api-key-8g9h0i";
 const AZURE_SECRET: &str = crate::support::azure_monitor::CLIENT_SECRET;
+const S3_SECRET: &str = "s3-secret-4d5e6f";
 
 /// Every rendering of the secrets that must never show.
 fn forbidden(api_key: &str, api_secret: &str) -> Vec<String> {
@@ -46,6 +47,7 @@ fn forbidden(api_key: &str, api_secret: &str) -> Vec<String> {
         // The form body of the token request, and any token the fake issues.
         format!("client_secret={AZURE_SECRET}"),
         "fake-access-token".to_string(),
+        S3_SECRET.to_string(),
     ]
 }
 
@@ -81,7 +83,8 @@ async fn no_secret_reaches_logs_endpoints_or_errors_even_at_trace_level() {
          [[sinks]]\nname = \"kafka\"\ntype = \"kafka\"\nbrokers = [\"{closed_addr}\"]\ntopic = \"audit\"\nsasl_mechanism = \"PLAIN\"\nsasl_username = \"u\"\nsasl_password = \"{KAFKA_PASSWORD}\"\ntimeout = \"1s\"\n\n\
          [[sinks]]\nname = \"otel\"\ntype = \"otlp\"\nendpoint = \"http://{closed_addr}\"\nheaders = {{ authorization = \"Bearer {OTLP_HEADER}\" }}\ntimeout = \"1s\"\n\n\
          [[sinks]]\nname = \"es\"\ntype = \"elasticsearch\"\nurl = \"{}\"\napi_key = \"{ES_KEY_ID}:{ES_KEY}\"\n\n\
-         [[sinks]]\nname = \"sentinel\"\ntype = \"azure_logs_ingestion\"\n{}",
+         [[sinks]]\nname = \"sentinel\"\ntype = \"azure_logs_ingestion\"\n{}\n\n\
+         [[sinks]]\nname = \"lake\"\ntype = \"object_store\"\nurl = \"s3://audit/ch\"\nendpoint = \"http://{closed_addr}\"\naccess_key_id = \"AKIAEXAMPLE\"\nsecret_access_key = \"{S3_SECRET}\"\ntimeout = \"1s\"\nobject_max_age = \"1s\"\n",
         rx.url(),
         hec.url(),
         es.url(),
@@ -92,7 +95,9 @@ async fn no_secret_reaches_logs_endpoints_or_errors_even_at_trace_level() {
     // API failures too, so error paths with the Authorization header in reach log.
     rig.emu.emulator.fail_next(2, 500);
     let d = Daemon::start(&rig.cfg, &[("RUST_LOG", "trace")]).await;
-    for sink in ["siem", "splunk", "ch", "kafka", "otel", "es", "sentinel"] {
+    for sink in [
+        "siem", "splunk", "ch", "kafka", "otel", "es", "sentinel", "lake",
+    ] {
         metric_at_least(
             &d,
             "clickhouse_audit_sink_failures_total",

@@ -7,12 +7,15 @@
 
 pub mod api;
 pub mod azure_monitor;
+pub mod azurite;
 pub mod clickhouse;
 pub mod daemon;
 pub mod elasticsearch;
 pub mod fixtures;
 pub mod http;
+pub mod moto;
 pub mod net;
+pub mod objects;
 pub mod otlp;
 pub mod receiver;
 pub mod require;

@@ -1,0 +1,160 @@
+//! What a failed store request means for dispatch: an `object_store::Error` becomes a
+//! `SinkError` plus the `reason` label of `sink_object_failures_total`. The crate hides the
+//! HTTP status behind its error text for most answers, so the status is read from there.
+
+use crate::sinks::SinkError;
+
+/// Why an object was not stored (the metric's `reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// The bucket (container) does not exist.
+    BucketMissing,
+    /// Credentials missing, wrong or not allowed to write.
+    Unauthorized,
+    /// The signature's time is too far from the store's clock.
+    ClockSkew,
+    /// 429 / 503 SlowDown: the store asks us to slow down.
+    Throttled,
+    /// Another 5xx.
+    ServerError,
+    /// Another 4xx: the store refuses the request as made (wrong region, bad endpoint …).
+    Refused,
+    /// Connection, timeout, local file system or anything else.
+    Io,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::BucketMissing => "bucket_missing",
+            Reason::Unauthorized => "unauthorized",
+            Reason::ClockSkew => "clock_skew",
+            Reason::Throttled => "throttled",
+            Reason::ServerError => "server_error",
+            Reason::Refused => "refused",
+            Reason::Io => "io",
+        }
+    }
+}
+
+/// The HTTP status in `text` ("… status code: 503 Service Unavailable …").
+fn status_in(text: &str) -> Option<u16> {
+    let at = text.find("status code: ")? + "status code: ".len();
+    text.get(at..at + 3)?.parse().ok()
+}
+
+/// Classifies `err` from writing to `bucket` (shown as `where_`, e.g. `s3://audit`).
+pub fn classify(err: &::object_store::Error, where_: &str) -> (Reason, SinkError) {
+    use ::object_store::Error as E;
+    let text = err.to_string();
+    let skew = text.contains("RequestTimeTooSkewed")
+        || text.contains("RequestExpired")
+        || text.contains("AuthenticationFailed") && text.contains("time");
+    match err {
+        _ if skew => (
+            Reason::ClockSkew,
+            SinkError::Unauthorized(format!(
+                "{where_} refused the request's time (clock skew): check this host's clock (NTP): {text}"
+            )),
+        ),
+        E::NotFound { .. } => (
+            Reason::BucketMissing,
+            SinkError::Rejected(format!(
+                "{where_}: the bucket (container) does not exist: create it or fix `url`: {text}"
+            )),
+        ),
+        E::PermissionDenied { .. } | E::Unauthenticated { .. } => (
+            Reason::Unauthorized,
+            SinkError::Unauthorized(format!(
+                "{where_} refused the credentials or denies writing: {text}"
+            )),
+        ),
+        _ => {
+            let (reason, transient) = match status_in(&text) {
+                Some(429 | 503) => (Reason::Throttled, true),
+                Some(s) if s >= 500 => (Reason::ServerError, true),
+                Some(404) => (Reason::BucketMissing, false),
+                Some(401 | 403) => (Reason::Unauthorized, false),
+                Some(s) if s >= 400 => (Reason::Refused, false),
+                _ if text.contains("SlowDown") => (Reason::Throttled, true),
+                _ => (Reason::Io, true),
+            };
+            let message = format!("{where_}: {text}");
+            let e = match reason {
+                _ if transient => SinkError::transient(message),
+                Reason::Unauthorized => SinkError::Unauthorized(message),
+                _ => SinkError::Rejected(message),
+            };
+            (reason, e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn generic(text: &str) -> ::object_store::Error {
+        ::object_store::Error::Generic {
+            store: "S3",
+            source: text.to_string().into(),
+        }
+    }
+
+    #[test]
+    fn throttling_and_server_errors_are_transient() {
+        let slow = generic(
+            "Error performing PUT http://s3/b/k: Server returned non-2xx status code: 503 Service Unavailable: <Code>SlowDown</Code>",
+        );
+        let (reason, e) = classify(&slow, "s3://b");
+        assert_eq!(reason, Reason::Throttled);
+        assert!(matches!(e, SinkError::Transient { .. }), "{e:?}");
+        let (reason, e) = classify(
+            &generic("Server returned non-2xx status code: 500 Internal Server Error"),
+            "s3://b",
+        );
+        assert_eq!(reason, Reason::ServerError);
+        assert!(matches!(e, SinkError::Transient { .. }));
+        let (reason, e) = classify(
+            &generic("error sending request: connection refused"),
+            "s3://b",
+        );
+        assert_eq!(reason, Reason::Io);
+        assert!(matches!(e, SinkError::Transient { .. }));
+    }
+
+    #[test]
+    fn credentials_missing_buckets_skew_and_refusals_are_named() {
+        let denied = ::object_store::Error::PermissionDenied {
+            path: "k".into(),
+            source: "403 Forbidden".to_string().into(),
+        };
+        let (reason, e) = classify(&denied, "s3://b");
+        assert_eq!(reason, Reason::Unauthorized);
+        assert!(matches!(e, SinkError::Unauthorized(ref m) if m.contains("s3://b")));
+        let missing = ::object_store::Error::NotFound {
+            path: "k".into(),
+            source: "NoSuchBucket".to_string().into(),
+        };
+        let (reason, e) = classify(&missing, "s3://audit");
+        assert_eq!(reason, Reason::BucketMissing);
+        assert!(
+            matches!(e, SinkError::Rejected(ref m) if m.contains("s3://audit") && m.contains("does not exist"))
+        );
+        let skew = ::object_store::Error::PermissionDenied {
+            path: "k".into(),
+            source: "<Code>RequestTimeTooSkewed</Code>".to_string().into(),
+        };
+        let (reason, e) = classify(&skew, "s3://b");
+        assert_eq!(reason, Reason::ClockSkew);
+        assert!(e.to_string().contains("clock"));
+        let (reason, e) = classify(
+            &generic(
+                "Server returned non-2xx status code: 400 Bad Request: AuthorizationHeaderMalformed",
+            ),
+            "s3://b",
+        );
+        assert_eq!(reason, Reason::Refused);
+        assert!(matches!(e, SinkError::Rejected(_)));
+    }
+}
