@@ -13,6 +13,7 @@ pub mod file;
 pub mod kafka;
 pub mod object_store;
 pub mod otlp;
+pub mod records;
 pub mod splunk_hec;
 pub mod stdout;
 pub mod syslog;

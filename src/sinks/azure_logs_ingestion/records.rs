@@ -9,15 +9,15 @@ use std::ops::Range;
 use crate::event::Event;
 use crate::format::time::push_rfc3339_ms;
 use crate::format::{Facts, Format, push_json_str};
+use crate::sinks::records::{Framing, Records as Buffer};
 
 /// Largest body of one call, before compression (the API's limit is 1 MB per call).
 pub const MAX_BODY_BYTES: usize = 1_000_000;
 
-/// A batch's records back to back; `ends[i]` ends record `i`. Reused from batch to batch.
+/// A batch's records (`sinks::records`), reused from batch to batch.
 #[derive(Default)]
 pub struct Records {
-    records: Vec<u8>,
-    ends: Vec<usize>,
+    records: Buffer,
     scratch: Vec<u8>,
 }
 
@@ -25,11 +25,10 @@ impl Records {
     /// One record per event of `batch` in `format`, `TimeGenerated` first.
     pub fn encode(&mut self, format: Format, batch: &[Event]) {
         self.records.clear();
-        self.ends.clear();
         for event in batch {
             self.scratch.clear();
             format.encode(event, &mut self.scratch);
-            let out = &mut self.records;
+            let out = self.records.buf();
             out.extend_from_slice(b"{\"TimeGenerated\":\"");
             push_rfc3339_ms(out, Facts::of(event).time_ms);
             out.push(b'"');
@@ -54,64 +53,32 @@ impl Records {
                     out.push(b'}');
                 }
             }
-            self.ends.push(self.records.len());
+            self.records.end();
         }
     }
 
     /// Record `i` of the last `encode`.
     pub fn record(&self, i: usize) -> &[u8] {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.records[start..self.ends[i]]
+        self.records.record(i)
     }
 
     /// Consecutive ranges of the records that fit in one array body of `MAX_BODY_BYTES`, and
     /// the records too big to go at all.
     pub fn chunks(&self) -> (Vec<Range<usize>>, Vec<usize>) {
         let (mut chunks, mut oversized) = (Vec::new(), Vec::new());
-        let mut start = None::<usize>;
-        let mut size = 1; // `[`
-        for i in 0..self.ends.len() {
-            let len = self.record(i).len();
-            if len + 2 > MAX_BODY_BYTES {
-                if let Some(s) = start.take() {
-                    chunks.push(s..i);
-                }
-                size = 1;
-                oversized.push(i);
-                continue;
-            }
-            if let Some(s) = start
-                && size + 1 + len + 1 > MAX_BODY_BYTES
-            {
-                chunks.push(s..i);
-                start = None;
-                size = 1;
-            }
-            if start.is_none() {
-                start = Some(i);
+        for range in self.records.chunks(MAX_BODY_BYTES, Framing::JSON_ARRAY) {
+            if self.records.body_len(range.clone(), Framing::JSON_ARRAY) > MAX_BODY_BYTES {
+                oversized.push(range.start); // a lone record
             } else {
-                size += 1; // `,`
+                chunks.push(range);
             }
-            size += len;
-        }
-        if let Some(s) = start {
-            chunks.push(s..self.ends.len());
         }
         (chunks, oversized)
     }
 
     /// The JSON array of the records in `range`.
     pub fn body(&self, range: Range<usize>) -> Vec<u8> {
-        let mut body = Vec::with_capacity(MAX_BODY_BYTES.min(64 * 1024));
-        body.push(b'[');
-        for i in range.clone() {
-            if i > range.start {
-                body.push(b',');
-            }
-            body.extend_from_slice(self.record(i));
-        }
-        body.push(b']');
-        body
+        self.records.json_array(range)
     }
 }
 

@@ -42,6 +42,7 @@ use serde::Deserialize;
 use self::bulk::Class;
 use self::index::IndexName;
 use super::dead_letter::{DeadLetter, Refused};
+use super::records::{Framing, Records};
 use super::{Sink, SinkError};
 use crate::event::Event;
 use crate::format::time::{first_time_ms, push_rfc3339_ms};
@@ -73,9 +74,8 @@ pub struct ElasticsearchSink {
     max_bytes: usize,
     index: IndexName,
     dead_letter: Option<DeadLetter>,
-    /// Action and source lines back to back; `ends[i]` ends event `i`'s pair.
-    records: Vec<u8>,
-    ends: Vec<usize>,
+    /// Event `i`'s action and source lines are record `i`.
+    records: Records,
     scratch: Vec<u8>,
 }
 
@@ -143,8 +143,7 @@ impl ElasticsearchSink {
                 .as_deref()
                 .map(|path| DeadLetter::open(path, name, format, metrics))
                 .transpose()?,
-            records: Vec::with_capacity(256 * 1024),
-            ends: Vec::new(),
+            records: Records::with_capacity(256 * 1024),
             scratch: Vec::new(),
         })
     }
@@ -152,11 +151,10 @@ impl ElasticsearchSink {
     /// The action and source lines of every event into `records`.
     fn encode(&mut self, batch: &[Event]) {
         self.records.clear();
-        self.ends.clear();
         for event in batch {
             let time_ms =
                 first_time_ms(&[Some(event.occurred_at.as_str()), Some(&event.observed_at)]);
-            let out = &mut self.records;
+            let out = self.records.buf();
             out.extend_from_slice(b"{\"create\":{\"_index\":");
             push_json_str(out, self.index.for_time(time_ms));
             out.extend_from_slice(b",\"_id\":");
@@ -174,29 +172,14 @@ impl ElasticsearchSink {
                 out.push(b'}');
             }
             out.push(b'\n');
-            self.ends.push(out.len());
+            self.records.end();
         }
-    }
-
-    fn start(&self, i: usize) -> usize {
-        if i == 0 { 0 } else { self.ends[i - 1] }
     }
 
     /// Consecutive event ranges whose bodies stay within `max_bytes` (an oversized pair goes
     /// alone).
     fn chunks(&self) -> Vec<Range<usize>> {
-        let mut chunks = Vec::new();
-        let mut from = 0;
-        for i in 0..self.ends.len() {
-            if i > from && self.ends[i] - self.start(from) > self.max_bytes {
-                chunks.push(from..i);
-                from = i;
-            }
-        }
-        if from < self.ends.len() {
-            chunks.push(from..self.ends.len());
-        }
-        chunks
+        self.records.chunks(self.max_bytes, Framing::CONCATENATED)
     }
 
     /// POSTs one body, starting at the node that answered last and going on to the next one
@@ -277,7 +260,7 @@ impl Sink for ElasticsearchSink {
         let mut refused: Vec<(usize, String)> = Vec::new();
         let mut duplicates = 0usize;
         for range in self.chunks() {
-            let body = self.records[self.start(range.start)..self.ends[range.end - 1]].to_vec();
+            let body = self.records.span(range.clone()).to_vec();
             let (answer, shown) = self.send(body, range.len()).await?;
             if answer.class() != StatusClass::Success {
                 match self.failure(&answer, &shown, range.len()) {
@@ -470,7 +453,7 @@ mod tests {
         s.encode(&batch);
         let chunks = s.chunks();
         assert!(chunks.len() > 1, "{chunks:?}");
-        let text = String::from_utf8(s.records.clone()).unwrap();
+        let text = String::from_utf8(s.records.span(0..s.records.len()).to_vec()).unwrap();
         let lines: Vec<serde_json::Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
@@ -481,7 +464,7 @@ mod tests {
         assert_eq!(lines[2]["create"]["_index"], "clickhouse-audit-2026.12.05");
         assert_eq!(lines[1]["event"]["id"], "activity:o:a0");
         for c in &chunks {
-            let len = s.ends[c.end - 1] - s.start(c.start);
+            let len = s.records.span(c.clone()).len();
             assert!(len <= 4096 || c.len() == 1, "{c:?}: {len}");
         }
         let q = s.nodes[0].bulk.query().unwrap();
@@ -500,7 +483,7 @@ mod tests {
         let mut s = sink(serde_json::json!({}));
         s.format = Format::Cef;
         s.encode(&[event(1, 4, 3)]);
-        let text = String::from_utf8(s.records.clone()).unwrap();
+        let text = String::from_utf8(s.records.span(0..s.records.len()).to_vec()).unwrap();
         let doc: serde_json::Value = serde_json::from_str(text.lines().nth(1).unwrap()).unwrap();
         assert_eq!(doc["@timestamp"], "2026-12-04T23:00:00.000Z");
         assert!(doc["message"].as_str().unwrap().starts_with("CEF:0|"));

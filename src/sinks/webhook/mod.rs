@@ -33,6 +33,7 @@ use secrecy::{ExposeSecret, SecretString};
 pub use self::config::{BatchMode, Compression, WebhookConfig};
 use self::signing::Signer;
 use super::dead_letter::{DeadLetter, Refused};
+use super::records::{Framing, Records};
 use super::{Sink, SinkError};
 use crate::event::Event;
 use crate::format::{Format, push_json_str};
@@ -56,9 +57,8 @@ pub struct WebhookSink {
     headers: HeaderMap,
     signer: Option<Signer>,
     dead_letter: Option<DeadLetter>,
-    /// The batch's records as they go into a body, back to back; `ends[i]` ends record `i`.
-    records: Vec<u8>,
-    ends: Vec<usize>,
+    /// The batch's records as they go into a body.
+    records: Records,
     scratch: Vec<u8>,
 }
 
@@ -127,8 +127,7 @@ impl WebhookSink {
                 .as_deref()
                 .map(|path| DeadLetter::open(path, name, format, metrics))
                 .transpose()?,
-            records: Vec::with_capacity(256 * 1024),
-            ends: Vec::new(),
+            records: Records::with_capacity(256 * 1024),
             scratch: Vec::new(),
         })
     }
@@ -137,72 +136,37 @@ impl WebhookSink {
     /// in array mode).
     fn encode(&mut self, batch: &[Event]) {
         self.records.clear();
-        self.ends.clear();
         let quote = self.mode == BatchMode::Array && !self.format.is_json();
         for event in batch {
             if quote {
                 self.scratch.clear();
                 self.format.encode(event, &mut self.scratch);
-                push_json_str(&mut self.records, &String::from_utf8_lossy(&self.scratch));
+                push_json_str(self.records.buf(), &String::from_utf8_lossy(&self.scratch));
             } else {
-                self.format.encode(event, &mut self.records);
+                self.format.encode(event, self.records.buf());
             }
-            self.ends.push(self.records.len());
+            self.records.end();
         }
     }
 
-    fn record(&self, i: usize) -> &[u8] {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.records[start..self.ends[i]]
+    fn framing(&self) -> Framing {
+        match self.mode {
+            BatchMode::Array => Framing::JSON_ARRAY,
+            BatchMode::Ndjson => Framing::NDJSON,
+        }
     }
 
     /// Consecutive index ranges whose bodies stay within `max_bytes` (a single oversized
     /// record forms its own range).
     fn chunks(&self) -> Vec<Range<usize>> {
-        let mut chunks = Vec::new();
-        let mut start = 0;
-        let mut size = 0;
-        for i in 0..self.ends.len() {
-            let len = self.record(i).len() + 1; // `,` or `\n`
-            if i > start && size + len + 1 > self.max_bytes {
-                chunks.push(start..i);
-                start = i;
-                size = 0;
-            }
-            size += len;
-        }
-        if start < self.ends.len() {
-            chunks.push(start..self.ends.len());
-        }
-        chunks
+        self.records.chunks(self.max_bytes, self.framing())
     }
 
     fn body(&self, range: Range<usize>) -> Vec<u8> {
-        let start = if range.start == 0 {
-            0
-        } else {
-            self.ends[range.start - 1]
-        };
-        let mut body = Vec::with_capacity(self.ends[range.end - 1] - start + range.len() + 2);
         match self.mode {
-            BatchMode::Array => {
-                body.push(b'[');
-                for i in range.clone() {
-                    if i > range.start {
-                        body.push(b',');
-                    }
-                    body.extend_from_slice(self.record(i));
-                }
-                body.push(b']');
-            }
-            BatchMode::Ndjson => {
-                for i in range {
-                    body.extend_from_slice(self.record(i));
-                    body.push(b'\n');
-                }
-            }
+            BatchMode::Array => self.records.json_array(range),
+            BatchMode::Ndjson => self.records.ndjson(range),
         }
-        body
     }
 
     /// POSTs one part of the batch.
