@@ -319,12 +319,7 @@ async fn once_exports_every_activity_to_the_table() {
     let b = block(&fake, CLIENT_SECRET, "batch_max_events = 200");
     let cfg = crate::support::config(&emu, dir.path(), &b);
     Pipeline::build(cfg).await.unwrap().once().await.unwrap();
-    let want: usize = emu
-        .emulator
-        .org_ids()
-        .iter()
-        .map(|o| emu.emulator.all_activity_ids(o).len())
-        .sum();
+    let want = crate::support::sinks::activity_total(&emu);
     let c = counts(&fake.table());
     assert_eq!(c.len(), want);
     assert!(c.values().all(|&n| n == 1));

@@ -242,12 +242,7 @@ async fn once_exports_every_activity_into_clickhouse() {
         ),
     );
     Pipeline::build(cfg).await.unwrap().once().await.unwrap();
-    let want: usize = emu
-        .emulator
-        .org_ids()
-        .iter()
-        .map(|o| emu.emulator.all_activity_ids(o).len())
-        .sum();
+    let want = crate::support::sinks::activity_total(&emu);
     let counts = count_by_id(ch, &db).await;
     assert_eq!(counts.len(), want);
     assert!(counts.values().all(|&n| n == 1));

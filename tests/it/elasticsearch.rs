@@ -405,12 +405,7 @@ async fn once_exports_every_activity_into_the_index_once() {
         &block(&fake.url(), "batch_max_events = 200"),
     );
     Pipeline::build(cfg).await.unwrap().once().await.unwrap();
-    let want: usize = emu
-        .emulator
-        .org_ids()
-        .iter()
-        .map(|o| emu.emulator.all_activity_ids(o).len())
-        .sum();
+    let want = crate::support::sinks::activity_total(&emu);
     let docs = fake.docs();
     let c = counts(&docs);
     assert_eq!(c.len(), want);

@@ -188,12 +188,7 @@ async fn once_produces_every_activity() {
     );
     let cfg = crate::support::config(&emu, dir.path(), &block);
     Pipeline::build(cfg).await.unwrap().once().await.unwrap();
-    let want: usize = emu
-        .emulator
-        .org_ids()
-        .iter()
-        .map(|o| emu.emulator.all_activity_ids(o).len())
-        .sum();
+    let want = crate::support::sinks::activity_total(&emu);
     let got = broker.consume("audit").await;
     let keys = by_key(&got);
     assert_eq!(keys.len(), want);

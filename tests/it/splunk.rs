@@ -244,12 +244,7 @@ async fn once_exports_every_activity_acknowledged() {
     );
     let cfg = crate::support::config(&emu, dir.path(), &block);
     Pipeline::build(cfg).await.unwrap().once().await.unwrap();
-    let want: usize = emu
-        .emulator
-        .org_ids()
-        .iter()
-        .map(|o| emu.emulator.all_activity_ids(o).len())
-        .sum();
+    let want = crate::support::sinks::activity_total(&emu);
     let c = counts(&fake.indexed());
     assert_eq!(c.len(), want);
     assert!(c.values().all(|&n| n == 1));

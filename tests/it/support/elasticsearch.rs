@@ -35,7 +35,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -225,25 +224,7 @@ impl FakeEs {
     fn serve(&self, listener: TcpListener) {
         let token = CancellationToken::new();
         *self.running.lock().unwrap() = Some(token.clone());
-        let state = self.state.clone();
-        tokio::spawn(async move {
-            loop {
-                let stream = tokio::select! {
-                    _ = token.cancelled() => return,
-                    r = listener.accept() => match r { Ok((s, _)) => s, Err(_) => continue },
-                };
-                let (state, token) = (state.clone(), token.clone());
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| handle(state.clone(), req));
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc);
-                    tokio::select! {
-                        _ = token.cancelled() => {}
-                        _ = conn => {}
-                    }
-                });
-            }
-        });
+        super::net::serve_http(listener, token, self.state.clone(), handle);
     }
 }
 

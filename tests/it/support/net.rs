@@ -1,6 +1,7 @@
 //! Loopback ports for the servers the tests start: a free one to hand out, whether one is
 //! listening yet (asked of the kernel), binding one again after a restart — and the serving
-//! loop of the fake HTTP receivers (Splunk HEC, Azure Monitor) that can go down and come back.
+//! loop of the fake HTTP receivers (Splunk HEC, Azure Monitor, Elasticsearch) that can go down
+//! and come back.
 
 use bytes::Bytes;
 use http_body_util::Full;

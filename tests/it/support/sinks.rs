@@ -58,6 +58,15 @@ pub async fn deliver_retrying(
     }
 }
 
+/// How many activities the emulator holds over all its organizations: what a sink must receive.
+pub fn activity_total(emu: &EmulatorHandle) -> usize {
+    emu.emulator
+        .org_ids()
+        .iter()
+        .map(|o| emu.emulator.all_activity_ids(o).len())
+        .sum()
+}
+
 pub async fn emulator() -> EmulatorHandle {
     Emulator::start(EmulatorOptions {
         history: Duration::from_secs(6 * 3600),
