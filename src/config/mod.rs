@@ -19,11 +19,13 @@ use crate::values::ConfigError;
 
 mod activities;
 mod api;
+mod api_keys;
 mod inventory;
 mod runtime;
 
 pub use activities::ActivitiesConfig;
 pub use api::{ApiConfig, Credentials, DateFormat};
+pub use api_keys::{ApiKeyConfig, KeySpec, default_name as api_keys_default_name};
 pub use inventory::{
     BackupStale, FindingsConfig, IgnoreFields, InventoryConfig, InvitationStale, KeyExpiring,
     KeyUnused, Resource, ServiceUnhealthy, Severity, Toggle,
