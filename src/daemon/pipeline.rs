@@ -106,7 +106,14 @@ impl Pipeline {
         })
         .await?;
         let orgs = keys.orgs();
-        let routes = serde_json::Value::Object(keys.routes()).to_string();
+        // Merged into what is kept: an organization no longer polled keeps its last key.
+        let mut routes: serde_json::Map<String, serde_json::Value> = store
+            .meta_get(ORG_KEYS_KEY)
+            .await?
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        routes.extend(keys.routes());
+        let routes = serde_json::Value::Object(routes).to_string();
         if let Err(e) = store.meta_set(ORG_KEYS_KEY, routes).await {
             tracing::warn!(error = %format!("{e:#}"), "could not record which key polls which organization in the state");
         }

@@ -47,6 +47,11 @@ async fn metrics_cover_every_listed_family_with_sane_values_and_status_has_no_se
     );
     let total = emu.emulator.activity_count(&org) - 1;
     let secret = emu.emulator.key_secret();
+    // A key that expires (in a year): the own-key watch exports its expiry, which an alert reads.
+    emu.emulator.set_key_expire_at(
+        &emu.emulator.key_id(),
+        Some(Utc::now() + chrono::Duration::days(365)),
+    );
     // The first request is refused with 429, its retry gets a malformed body: both are
     // retried, and both leave their trace in the metrics.
     emu.emulator.fail_next(1, 429);
