@@ -1,4 +1,4 @@
-//! Shared health state: what each poller and sink last did, written by the tasks and read by
+//! Shared health state: what each poller and sink last did, what each API key of ours is, written by the tasks and read by
 //! `/readyz`, `/status` and `once`; and which long-running tasks died (`/healthz`, the systemd
 //! watchdog). Small and lock-protected; never held across `.await`.
 
@@ -38,11 +38,30 @@ impl ComponentHealth {
     }
 }
 
-/// Health of every poller (`org/stream`) and sink (`name`).
+/// One API key of ours (issue 16): what it polls and what its own-key watch last read.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct KeyHealth {
+    /// Organizations polled through this key.
+    pub organizations: Vec<String>,
+    /// Organizations it also sees, polled through an earlier key.
+    pub also_sees: Vec<String>,
+    /// Its own rate-limit budget, e.g. `10 per 10s`.
+    pub rate_limit: String,
+    /// `enabled`, `disabled`, `expired`, `deleted`, `refused` or `unknown`; `None` before
+    /// the first check.
+    pub state: Option<String>,
+    pub expire_at: Option<DateTime<Utc>>,
+    pub last_checked: Option<DateTime<Utc>>,
+    /// Why the state is what it is (the API's message, what could not be read).
+    pub detail: Option<String>,
+}
+
+/// Health of every poller (`org/stream`), sink (`name`) and API key of ours (`name`).
 #[derive(Debug, Default)]
 pub struct Health {
     pollers: Mutex<BTreeMap<String, ComponentHealth>>,
     sinks: Mutex<BTreeMap<String, ComponentHealth>>,
+    keys: Mutex<BTreeMap<String, KeyHealth>>,
     /// Tasks that ended although nothing asked them to (a panic, a loop that returned): the
     /// process is no longer alive in any useful sense, so `/healthz` fails and the watchdog
     /// stops pinging. Cleared when a reload starts every task afresh.
@@ -121,6 +140,45 @@ impl Health {
         if let Ok(mut m) = self.dead.lock() {
             m.clear();
         }
+    }
+
+    /// Registers a key of the running configuration (what it polls and its budget), keeping
+    /// what its watch last read; forgets keys no longer configured.
+    pub fn set_keys(&self, keys: Vec<(String, KeyHealth)>) {
+        if let Ok(mut m) = self.keys.lock() {
+            let mut next = BTreeMap::new();
+            for (name, mut k) in keys {
+                if let Some(old) = m.remove(&name) {
+                    k.state = old.state;
+                    k.expire_at = old.expire_at;
+                    k.last_checked = old.last_checked;
+                    k.detail = old.detail;
+                }
+                next.insert(name, k);
+            }
+            *m = next;
+        }
+    }
+
+    /// What the own-key watch read of key `name`.
+    pub fn key_checked(
+        &self,
+        name: &str,
+        state: &str,
+        expire_at: Option<DateTime<Utc>>,
+        detail: Option<String>,
+    ) {
+        if let Ok(mut m) = self.keys.lock() {
+            let k = m.entry(name.to_string()).or_default();
+            k.state = Some(state.to_string());
+            k.expire_at = expire_at;
+            k.last_checked = Some(Utc::now());
+            k.detail = detail;
+        }
+    }
+
+    pub fn keys(&self) -> BTreeMap<String, KeyHealth> {
+        self.keys.lock().map(|m| m.clone()).unwrap_or_default()
     }
 
     pub fn pollers(&self) -> BTreeMap<String, ComponentHealth> {

@@ -3,6 +3,8 @@
 //!
 //! Module map (one concern each):
 //! - `api`: the ClickHouse Cloud API client (rate limiter, retries, envelope decoding, wire types).
+//! - `api_keys`: several API keys in one process (a client and budget each, which key polls
+//!   which organization), the own-key watch (expiry, disabled/deleted) and least privilege.
 //! - `cleartext`: the rule that no credential crosses a cleartext transport to a non-loopback
 //!   host (API and every sink), with its `allow_insecure` escape.
 //! - `cli`: the command line and its dispatch (each command's flags live with the command);
@@ -40,6 +42,7 @@
 //!   `config` and the sink configs share without importing each other.
 
 pub mod api;
+pub mod api_keys;
 pub mod cleartext;
 pub mod cli;
 pub mod config;

@@ -26,6 +26,10 @@ pub struct View {
     /// Expected pollers (`org/stream`) and their interval.
     pub pollers: Vec<(String, Duration)>,
     pub sinks: Vec<String>,
+    /// Our API keys (their names); one disabled, expired, deleted or refused, or expiring
+    /// within `key_expiry_degraded`, makes the exporter not ready.
+    pub keys: Vec<String>,
+    pub key_expiry_degraded: Duration,
     /// A sink failing continuously for longer than this makes the exporter not ready.
     pub sink_failure_threshold: Duration,
     /// A secret-free summary of the configuration for `/status`.
@@ -150,6 +154,7 @@ pub async fn respond(path: &str, state: &ServerState) -> Reply {
                 "dead_tasks": state.health.dead_tasks(),
                 "state": report.map_err(|e| format!("{e:#}")).ok(),
                 "pollers": state.health.pollers(),
+                "keys": state.health.keys(),
                 "sinks": state.health.sinks(),
                 "config": view.config_summary,
                 "last_reload": reload,
@@ -201,6 +206,7 @@ pub fn readiness(
             failing.insert(format!("poller {key}"), why.into());
         }
     }
+    key_readiness(view, health, now, &mut failing);
     let limit =
         chrono::Duration::from_std(view.sink_failure_threshold).unwrap_or(chrono::Duration::MAX);
     let sinks = health.sinks();
@@ -227,6 +233,42 @@ pub fn readiness(
         }
     }
     failing
+}
+
+/// Our API keys that keep the exporter from being ready: unusable (disabled, expired, deleted,
+/// refused) or expiring within `view.key_expiry_degraded` (judged at `now`, so the day comes
+/// without waiting for the next check). A key not checked yet or whose record is unreadable
+/// does not count (its pollers say whether it works).
+fn key_readiness(
+    view: &View,
+    health: &Health,
+    now: DateTime<Utc>,
+    failing: &mut serde_json::Map<String, serde_json::Value>,
+) {
+    let keys = health.keys();
+    let soon =
+        chrono::Duration::from_std(view.key_expiry_degraded).unwrap_or(chrono::Duration::MAX);
+    for name in &view.keys {
+        let Some(k) = keys.get(name) else { continue };
+        let why = match (k.state.as_deref(), k.expire_at) {
+            (None | Some("unknown"), _) => None,
+            (Some("enabled"), Some(at)) if at - now <= soon => Some(format!(
+                "degraded: API key {name} expires {} (in {}): put a new key in the configuration",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                humantime::format_duration(Duration::from_secs(
+                    (at - now).num_seconds().max(0) as u64
+                ))
+            )),
+            (Some("enabled"), _) => None,
+            (Some(state), _) => Some(format!(
+                "API key {name} is {state}: {}",
+                k.detail.clone().unwrap_or_default()
+            )),
+        };
+        if let Some(why) = why {
+            failing.insert(format!("key {name}"), why.into());
+        }
+    }
 }
 
 /// Serves until `token` is cancelled.
@@ -270,6 +312,8 @@ mod tests {
             store: Store::open(&dir.join("state.db")).unwrap(),
             pollers: vec![("o1/activities".into(), Duration::from_secs(60))],
             sinks: vec!["siem".into()],
+            keys: vec!["prod".into()],
+            key_expiry_degraded: Duration::from_secs(2 * 86_400),
             sink_failure_threshold: Duration::from_secs(300),
             config_summary: serde_json::json!({"api": {"key_id": "k"}}),
         };
@@ -365,6 +409,45 @@ mod tests {
         );
         s.health.sink_ok("siem");
         assert_eq!(readyz(&s).await.0, StatusCode::OK, "recovers once accepted");
+    }
+
+    #[tokio::test]
+    async fn a_key_expiring_within_the_degraded_period_or_disabled_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = state(dir.path());
+        s.health.poll_ok("o1", "activities");
+        let in_3d = Utc::now() + chrono::Duration::days(3);
+        s.health.key_checked("prod", "enabled", Some(in_3d), None);
+        assert_eq!(readyz(&s).await.0, StatusCode::OK, "3 days ahead: ready");
+        let in_1d = Utc::now() + chrono::Duration::days(1);
+        s.health.key_checked("prod", "enabled", Some(in_1d), None);
+        let (code, body) = readyz(&s).await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        let why = body["key prod"].as_str().unwrap();
+        assert!(
+            why.starts_with("degraded: API key prod expires ") && why.contains("(in 23h"),
+            "{why}"
+        );
+        s.health.key_checked(
+            "prod",
+            "disabled",
+            None,
+            Some("disabled in the console".into()),
+        );
+        assert_eq!(
+            readyz(&s).await.1["key prod"],
+            "API key prod is disabled: disabled in the console"
+        );
+        s.health
+            .key_checked("prod", "unknown", None, Some("403".into()));
+        assert_eq!(
+            readyz(&s).await.0,
+            StatusCode::OK,
+            "an unreadable record is not a failure"
+        );
+        let (_, _, status) = respond("/status", &s).await;
+        let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+        assert_eq!(v["keys"]["prod"]["state"], "unknown");
     }
 
     #[tokio::test]

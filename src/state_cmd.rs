@@ -1,4 +1,5 @@
-//! `state show | rewind | verify | reset`: human-readable inspection and repair of the state database.
+//! `state show | rewind | verify | reset`: human-readable inspection and repair of the state
+//! database (`show` names the API key each organization was last polled through).
 
 use std::process::ExitCode;
 
@@ -110,8 +111,15 @@ pub async fn run(cfg: &Config, action: &StateAction) -> anyhow::Result<ExitCode>
             let store = open()?;
             let r = store.report(sinks).await?;
             let learned = Learned::read(&store).await?;
+            // Organization → the API key (its name) it was last polled through (issue 16).
+            let org_keys: serde_json::Map<String, serde_json::Value> = store
+                .meta_get(crate::daemon::ORG_KEYS_KEY)
+                .await?
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or_default();
             if *json {
                 let mut v = serde_json::to_value(&r)?;
+                v["org_keys"] = org_keys.into();
                 v["api_date_format"] = learned.date_format.clone().into();
                 v["window_facts"] = serde_json::to_value(&learned.orgs)?;
                 println!("{}", serde_json::to_string_pretty(&v)?);
@@ -130,8 +138,13 @@ pub async fn run(cfg: &Config, action: &StateAction) -> anyhow::Result<ExitCode>
                     .window_seconds
                     .map(|w| format!(", window {w}s (split)"))
                     .unwrap_or_default();
+                let key = org_keys
+                    .get(&c.org_id)
+                    .and_then(|k| k.as_str())
+                    .map(|k| format!(", key {k}"))
+                    .unwrap_or_default();
                 println!(
-                    "cursor     org {} {}: {}{window} (updated {})",
+                    "cursor     org {} {}: {}{window} (updated {}{key})",
                     c.org_id, c.stream, c.cursor, c.updated_at
                 );
             }

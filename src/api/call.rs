@@ -94,6 +94,10 @@ impl Inner {
             wait_metric
                 .with_label_values(&["reset"])
                 .inc_by(waited.reset.as_secs_f64());
+            self.metrics
+                .api_key_rate_limit_wait_seconds
+                .with_label_values(&[&self.key_name])
+                .inc_by((waited.limiter + waited.reset).as_secs_f64());
 
             let err = match self.attempt(ep, url, shape.clone(), permit).await {
                 Ok(page) => return Ok(page),
@@ -118,6 +122,7 @@ impl Inner {
                     max_retries = self.max_retries,
                     wait_ms = wait.as_millis() as u64,
                     request_id = err.request_id().unwrap_or(""),
+                    key = %self.key_name,
                     "rate limited by the API (429); every call of this key waits for the reset"
                 );
             } else {
@@ -198,6 +203,9 @@ impl Inner {
         };
         let m = &self.metrics;
         m.api_requests.with_label_values(&[ep.label(), class]).inc();
+        m.api_key_requests
+            .with_label_values(&[&self.key_name, class])
+            .inc();
         m.api_request_duration
             .with_label_values(&[ep.label()])
             .observe(elapsed.as_secs_f64());
@@ -206,7 +214,10 @@ impl Inner {
                 m.api_decode_failures.with_label_values(&[ep.label()]).inc()
             }
             Err(ApiError::RateLimited { .. }) => {
-                m.api_rate_limited.with_label_values(&[ep.label()]).inc()
+                m.api_rate_limited.with_label_values(&[ep.label()]).inc();
+                m.api_key_rate_limited
+                    .with_label_values(&[&self.key_name])
+                    .inc();
             }
             _ => {}
         }

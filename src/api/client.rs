@@ -15,7 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::RateLimiter;
 use super::date_format::EffectiveFormat;
-use crate::config::{ApiConfig, Credentials};
+use crate::config::{ApiConfig, Credentials, KeySpec};
 use crate::metrics::Metrics;
 
 /// The API client. Cheap to clone; clones share the HTTP connection pool, the rate limiter and
@@ -32,6 +32,8 @@ pub(super) struct Inner {
     pub(super) base_url: String,
     pub(super) base: Url,
     pub(super) key_id: String,
+    /// The key's name (`api.keys[].name`): the `key` label of the `api_key_*` metrics.
+    pub(super) key_name: String,
     pub(super) key_secret: SecretString,
     /// base64 of `key_id:key_secret`, as sent in the Authorization header (for `scrub`).
     pub(super) basic_credentials: SecretString,
@@ -50,6 +52,7 @@ impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
             .field("base_url", &self.inner.base_url)
+            .field("key", &self.inner.key_name)
             .field("key_id", &self.inner.key_id)
             .field("key_secret", &"[REDACTED]")
             .field("date_format", &self.effective_date_format())
@@ -65,6 +68,25 @@ impl Client {
     pub fn new(
         cfg: &ApiConfig,
         creds: Credentials,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Client> {
+        let name = crate::config::api_keys_default_name(&creds.key_id);
+        let budget = (cfg.rate_limit_requests, cfg.rate_limit_window);
+        Self::build(cfg, creds, name, budget, metrics)
+    }
+
+    /// The client of one of several keys (`[[api.keys]]`): its own limiter with the key's
+    /// budget, its name on the `api_key_*` metrics.
+    pub fn for_key(cfg: &ApiConfig, key: KeySpec, metrics: Arc<Metrics>) -> anyhow::Result<Client> {
+        let budget = (key.rate_limit_requests, key.rate_limit_window);
+        Self::build(cfg, key.credentials, key.name, budget, metrics)
+    }
+
+    fn build(
+        cfg: &ApiConfig,
+        creds: Credentials,
+        key_name: String,
+        (rate_limit_requests, rate_limit_window): (u32, Duration),
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Client> {
         let base_url = cfg.base_url.trim_end_matches('/').to_string();
@@ -92,15 +114,32 @@ impl Client {
                 base,
                 basic_credentials,
                 key_id: creds.key_id,
+                key_name,
                 key_secret: creds.key_secret,
-                limiter: RateLimiter::new(cfg.rate_limit_requests, cfg.rate_limit_window),
+                limiter: RateLimiter::new(rate_limit_requests, rate_limit_window),
                 metrics,
                 max_retries: cfg.max_retries,
                 max_backoff: cfg.max_backoff,
-                window: cfg.rate_limit_window,
+                window: rate_limit_window,
                 date_format: EffectiveFormat::new(cfg.date_format),
             }),
         })
+    }
+
+    /// The key's name (logs, the `key` metric label).
+    pub fn key_name(&self) -> &str {
+        &self.inner.key_name
+    }
+
+    /// The key id (HTTP Basic user name; not a secret).
+    pub fn key_id(&self) -> &str {
+        &self.inner.key_id
+    }
+
+    /// The key's own rate-limit budget, e.g. `10 per 10s`.
+    pub fn rate_limit(&self) -> String {
+        let (max, window) = self.inner.limiter.budget();
+        format!("{max} per {}", humantime::format_duration(window))
     }
 
     /// `api.base_url` without a trailing slash.

@@ -1,6 +1,7 @@
 //! `[api]`: how to reach and authenticate to the ClickHouse Cloud control plane (base URL,
 //! key, organizations, timeouts, rate limit, date format, retries), with its defaults, its
-//! checks, and the resolution of `Credentials` from config, files and environment.
+//! checks, and the resolution of `Credentials` from config, files and environment. The list
+//! of several keys (`[[api.keys]]`) and `KeySpec`: `api_keys.rs`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -8,6 +9,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use super::api_keys::ApiKeyConfig;
 use crate::cleartext::{self, Insecure};
 use crate::values::{ConfigError, KeyPath, read_secret_file};
 
@@ -57,6 +59,16 @@ pub struct ApiConfig {
     /// start; `clickhouse_audit_insecure_transport{component="api"}` = 1).
     #[serde(default)]
     pub allow_insecure: bool,
+    /// Several keys, each with its own organizations and budget (`[[api.keys]]`); instead of
+    /// `key_id`/`key_secret`/`organizations` above, not with them.
+    #[serde(default)]
+    pub keys: Vec<ApiKeyConfig>,
+    /// WARN this long before one of our keys expires (its `expireAt`).
+    #[serde(default = "default_key_expiry_warning", with = "humantime_serde")]
+    pub key_expiry_warning: Duration,
+    /// `/readyz` degraded this long before one of our keys expires.
+    #[serde(default = "default_key_expiry_degraded", with = "humantime_serde")]
+    pub key_expiry_degraded: Duration,
 }
 
 fn default_base_url() -> String {
@@ -77,6 +89,12 @@ fn default_max_retries() -> u32 {
 fn default_max_backoff() -> Duration {
     Duration::from_secs(60)
 }
+fn default_key_expiry_warning() -> Duration {
+    Duration::from_secs(14 * 86_400)
+}
+fn default_key_expiry_degraded() -> Duration {
+    Duration::from_secs(2 * 86_400)
+}
 
 impl Default for ApiConfig {
     fn default() -> Self {
@@ -93,6 +111,9 @@ impl Default for ApiConfig {
             max_retries: default_max_retries(),
             max_backoff: default_max_backoff(),
             allow_insecure: false,
+            keys: Vec::new(),
+            key_expiry_warning: default_key_expiry_warning(),
+            key_expiry_degraded: default_key_expiry_degraded(),
         }
     }
 }
@@ -139,6 +160,7 @@ impl ApiConfig {
         }
         at.nonzero("rate_limit_window", self.rate_limit_window)?;
         at.nonzero("request_timeout", self.request_timeout)?;
+        self.validate_keys()?;
         at.one_secret("key_secret", &self.key_secret, &self.key_secret_file, None)
     }
 

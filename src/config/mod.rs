@@ -19,11 +19,13 @@ use crate::values::ConfigError;
 
 mod activities;
 mod api;
+mod api_keys;
 mod inventory;
 mod runtime;
 
 pub use activities::ActivitiesConfig;
 pub use api::{ApiConfig, Credentials, DateFormat};
+pub use api_keys::{ApiKeyConfig, KeySpec, default_name as api_keys_default_name};
 pub use inventory::{
     BackupStale, FindingsConfig, IgnoreFields, InventoryConfig, InvitationStale, KeyExpiring,
     KeyUnused, Resource, ServiceUnhealthy, Severity, Toggle,
@@ -220,6 +222,13 @@ impl Config {
                 "organizations": self.api.organizations,
                 "date_format": format!("{:?}", self.api.date_format).to_lowercase(),
                 "rate_limit": format!("{} per {}", self.api.rate_limit_requests, humantime::format_duration(self.api.rate_limit_window)),
+                "keys": self.api.keys.iter().map(|k| serde_json::json!({
+                    "name": k.name(), "key_id": k.key_id, "organizations": k.organizations,
+                    "rate_limit_requests": k.rate_limit_requests.unwrap_or(self.api.rate_limit_requests),
+                    "rate_limit_window": humantime::format_duration(k.rate_limit_window.unwrap_or(self.api.rate_limit_window)).to_string(),
+                })).collect::<Vec<_>>(),
+                "key_expiry_warning": humantime::format_duration(self.api.key_expiry_warning).to_string(),
+                "key_expiry_degraded": humantime::format_duration(self.api.key_expiry_degraded).to_string(),
             },
             "activities": {
                 "enabled": self.activities.enabled,

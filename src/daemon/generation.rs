@@ -1,5 +1,5 @@
-//! A *generation*: the tasks of one configuration (pollers, sink tasks, prune and gauge
-//! refresh), how they are started (`Pipeline::start`) and stopped (loops at once, sinks after
+//! A *generation*: the tasks of one configuration (pollers, sink tasks, prune, gauge refresh
+//! and the own-key watches), how they are started (`Pipeline::start`) and stopped (loops at once, sinks after
 //! the batch in hand), and what a task's end means: a loop ending or any task panicking is a
 //! dead process (`/healthz` fails); a sink stopping is not, unless it was the last one.
 
@@ -33,6 +33,11 @@ impl Pipeline {
         );
         let (refresh, every) = super::refresh::Refresh::new(self);
         g.spawn_loop("gauge refresh".into(), refresh.run(every));
+        // At start and every inventory interval, whether or not the inventory is polled.
+        for watch in self.key_watches() {
+            let name = format!("key watch {}", watch.name);
+            g.spawn_loop(name, watch.run(self.cfg.inventory.interval));
+        }
         g
     }
 

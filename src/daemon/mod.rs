@@ -36,7 +36,7 @@ use crate::config::Config;
 use crate::notify::Notifier;
 use crate::values::ConfigError;
 
-pub use pipeline::Pipeline;
+pub use pipeline::{ORG_KEYS_KEY, Pipeline};
 
 /// Re-reads the configuration on SIGHUP (the same file and environment as at start-up).
 pub type Reloader = Box<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;

@@ -1,22 +1,19 @@
 //! `Pipeline`: everything one configuration needs, built once (and again on each reload):
-//! the store, the API client (with what the state remembers of the API: its recent requests
-//! and the date format it accepted), the organizations to export, and the constructors of its
-//! poller and sink tasks.
+//! the store, one API client per key (with what the state remembers of the API: each key's
+//! recent requests and the date format it accepted), the organizations to export and the key
+//! each is polled through, and the constructors of its poller, key-watch and sink tasks.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use secrecy::ExposeSecret;
-use sha2::Digest;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::Control;
 use crate::api::Client;
-use crate::config::{Config, Credentials};
+use crate::api_keys::{ApiKeys, KeyWatch};
+use crate::config::Config;
 use crate::dispatch::{Backoff, SinkTask};
 use crate::health::Health;
 use crate::metrics::Metrics;
@@ -26,8 +23,11 @@ use crate::poller::{ClientSource, SystemClock};
 use crate::server::View;
 use crate::store::Store;
 
-/// `meta` key of the API requests of the last process still inside the rate-limit window.
+/// `meta` key of the API requests of the last process still inside the rate-limit window
+/// (the single-key form's; each key of `[[api.keys]]` has its own, suffixed `/<name>`).
 const RECENT_REQUESTS_KEY: &str = "api_recent_requests";
+/// `meta` key of organization → the name of the key it is polled through (`state show`).
+pub const ORG_KEYS_KEY: &str = "api_org_keys";
 
 /// Everything a run needs, built once (and again on each reload).
 pub struct Pipeline {
@@ -35,12 +35,12 @@ pub struct Pipeline {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
-    pub client: Client,
+    /// One client per key, and which organizations each polls.
+    pub keys: ApiKeys,
+    /// Every organization polled (each once), in config order of their keys.
     pub orgs: Vec<String>,
     pub wake: watch::Sender<i64>,
     pub reopen: watch::Sender<u64>,
-    /// `[api]` settings plus a digest of the credentials: equal means the client can be kept.
-    pub(super) api_identity: String,
 }
 
 /// WARNs about every credential `allow_insecure` lets cross a cleartext transport, at every
@@ -87,59 +87,124 @@ impl Pipeline {
             .interval_seconds
             .set(cfg.activities.interval.as_secs_f64());
         announce_insecure(&cfg, &metrics);
-        let creds = cfg.credentials()?;
-        let api_identity = api_identity(&cfg, &creds);
+        cfg.api.key_specs()?;
         let store = match previous {
             Some(p) if p.cfg.state.path == cfg.state.path => p.store.clone(),
             _ => crate::store::open_guarded(&cfg.state.path)?,
         };
-        let client = match previous {
-            Some(p) if p.api_identity == api_identity => p.client.clone(),
-            _ => {
-                Client::new(&cfg.api, creds, metrics.clone()).context("building the API client")?
+        // Before a client's first request (organization discovery): a client new to this
+        // process starts with the requests its key's last process made still in its window.
+        let single = cfg.api.keys.is_empty();
+        let keys = ApiKeys::build(&cfg.api, &metrics, previous.map(|p| &p.keys), |c, kept| {
+            let (store, c) = (store.clone(), c.clone());
+            async move {
+                if !kept {
+                    restore_recent_requests(&store, &c, single).await?;
+                }
+                restore_date_format(&store, &c).await
             }
-        };
-        if previous.is_none() {
-            restore_recent_requests(&store, &client).await?;
+        })
+        .await?;
+        let orgs = keys.orgs();
+        // Merged into what is kept: an organization no longer polled keeps its last key.
+        let mut routes: serde_json::Map<String, serde_json::Value> = store
+            .meta_get(ORG_KEYS_KEY)
+            .await?
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        routes.extend(keys.routes());
+        let routes = serde_json::Value::Object(routes).to_string();
+        if let Err(e) = store.meta_set(ORG_KEYS_KEY, routes).await {
+            tracing::warn!(error = %format!("{e:#}"), "could not record which key polls which organization in the state");
         }
-        restore_date_format(&store, &client, &cfg).await?;
-        let orgs = resolve_orgs(&cfg, &client).await?;
-        tracing::info!(orgs = ?orgs, sinks = cfg.sink_configs.len(), state = %cfg.state.path.display(), "pipeline ready");
+        health.set_keys(
+            keys.keys
+                .iter()
+                .map(|k| {
+                    (
+                        k.name.clone(),
+                        crate::health::KeyHealth {
+                            organizations: k.polls.clone(),
+                            also_sees: k
+                                .sees
+                                .iter()
+                                .filter(|o| !k.polls.contains(o))
+                                .cloned()
+                                .collect(),
+                            rate_limit: k.client.rate_limit(),
+                            ..Default::default()
+                        },
+                    )
+                })
+                .collect(),
+        );
+        tracing::info!(orgs = ?orgs, keys = ?keys.names(), sinks = cfg.sink_configs.len(), state = %cfg.state.path.display(), "pipeline ready");
         let max_seq = store.max_seq().await?;
         Ok(Pipeline {
             cfg,
             store,
             metrics,
             health,
-            client,
+            keys,
             orgs,
             wake: watch::channel(max_seq).0,
             reopen: watch::channel(0).0,
-            api_identity,
         })
+    }
+
+    /// `meta` key of a key's recent requests.
+    fn recent_requests_key(&self, client: &Client) -> String {
+        recent_requests_key(client, self.cfg.api.keys.is_empty())
     }
 
     /// Keeps the key's requests still inside the rate-limit window in the state, so the next
     /// process (a restart, the next `once`) does not send a full burst into a window the API
     /// still counts (a 429 right after every restart otherwise; issue 12).
     pub(super) async fn save_recent_requests(&self) {
-        let times: Vec<i64> = self
-            .client
-            .recent_requests()
-            .iter()
-            .filter_map(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_millis() as i64)
-            .collect();
-        let text = serde_json::to_string(&times).expect("a list of integers serializes");
-        if let Err(e) = self.store.meta_set(RECENT_REQUESTS_KEY, text).await {
-            tracing::warn!(error = %format!("{e:#}"), "could not keep the recent API requests in the state; the next start may meet a 429");
+        for key in &self.keys.keys {
+            let times: Vec<i64> = key
+                .client
+                .recent_requests()
+                .iter()
+                .filter_map(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_millis() as i64)
+                .collect();
+            let text = serde_json::to_string(&times).expect("a list of integers serializes");
+            let meta = self.recent_requests_key(&key.client);
+            if let Err(e) = self.store.meta_set(&meta, text).await {
+                tracing::warn!(key = %key.name, error = %format!("{e:#}"), "could not keep the recent API requests in the state; the next start may meet a 429");
+            }
         }
+    }
+
+    /// The own-key watch of every key (see `api_keys::watch`).
+    pub(super) fn key_watches(&self) -> Vec<KeyWatch> {
+        let keys = &self.keys.keys;
+        keys.iter()
+            .filter_map(|k| {
+                let org = k.sees.first()?.clone();
+                let peers = keys
+                    .iter()
+                    .filter(|p| p.name != k.name && p.sees.contains(&org))
+                    .map(|p| p.client.clone())
+                    .collect();
+                Some(KeyWatch {
+                    name: k.name.clone(),
+                    client: k.client.clone(),
+                    org,
+                    peers,
+                    warning: self.cfg.api.key_expiry_warning,
+                    metrics: self.metrics.clone(),
+                    health: self.health.clone(),
+                })
+            })
+            .collect()
     }
 
     pub(super) fn poller(&self, org: &str) -> ActivityPoller {
         ActivityPoller {
             org: org.to_string(),
-            source: Arc::new(ClientSource(self.client.clone())),
+            source: Arc::new(ClientSource(self.keys.client_for(org).clone())),
             store: self.store.clone(),
             settings: activities::Settings::from(&self.cfg.activities),
             metrics: self.metrics.clone(),
@@ -155,7 +220,7 @@ impl Pipeline {
         InventoryPoller::new(
             org.to_string(),
             inventory::Shared {
-                client: self.client.clone(),
+                client: self.keys.client_for(org).clone(),
                 store: self.store.clone(),
                 cfg: Arc::new(self.cfg.inventory.clone()),
                 metrics: self.metrics.clone(),
@@ -230,6 +295,8 @@ impl Pipeline {
             store: self.store.clone(),
             pollers: self.pollers(),
             sinks: self.sink_names(),
+            keys: self.keys.names(),
+            key_expiry_degraded: self.cfg.api.key_expiry_degraded,
             sink_failure_threshold: self.cfg.server.sink_unready_after,
             config_summary: self.cfg.summary(),
         }
@@ -246,20 +313,22 @@ impl Pipeline {
     }
 }
 
-/// `[api]` settings plus a digest of the credentials: equal means the client can be kept.
-fn api_identity(cfg: &Config, creds: &Credentials) -> String {
-    let digest = sha2::Sha256::new()
-        .chain_update(creds.key_id.as_bytes())
-        .chain_update([0])
-        .chain_update(creds.key_secret.expose_secret().as_bytes())
-        .finalize();
-    format!("{:?}|{}", cfg.api, STANDARD.encode(digest))
+fn recent_requests_key(client: &Client, single: bool) -> String {
+    if single {
+        RECENT_REQUESTS_KEY.to_string()
+    } else {
+        format!("{RECENT_REQUESTS_KEY}/{}", client.key_name())
+    }
 }
 
 /// Seeds the client with the previous process's requests still inside the rate-limit window
 /// (see `Pipeline::save_recent_requests`).
-async fn restore_recent_requests(store: &Store, client: &Client) -> anyhow::Result<()> {
-    if let Some(text) = store.meta_get(RECENT_REQUESTS_KEY).await?
+async fn restore_recent_requests(
+    store: &Store,
+    client: &Client,
+    single: bool,
+) -> anyhow::Result<()> {
+    if let Some(text) = store.meta_get(&recent_requests_key(client, single)).await?
         && let Ok(ms) = serde_json::from_str::<Vec<u64>>(&text)
     {
         let times: Vec<_> = ms
@@ -273,7 +342,7 @@ async fn restore_recent_requests(store: &Store, client: &Client) -> anyhow::Resu
 
 /// The date format the API last accepted, when the API refused the configured one (a step
 /// further down rfc3339 → naive → date): a restart does not probe blindly again.
-async fn restore_date_format(store: &Store, client: &Client, cfg: &Config) -> anyhow::Result<()> {
+async fn restore_date_format(store: &Store, client: &Client) -> anyhow::Result<()> {
     let configured = client.effective_date_format();
     let below = |f| {
         std::iter::successors(crate::api::dates::step_down(configured), |d| {
@@ -289,25 +358,12 @@ async fn restore_date_format(store: &Store, client: &Client, cfg: &Config) -> an
         && below(format)
     {
         tracing::info!(
-            configured = crate::api::dates::format_name(cfg.api.date_format),
+            key = %client.key_name(),
+            configured = crate::api::dates::format_name(configured),
             using = crate::api::dates::format_name(format),
             "using the activities date format the API accepted last time (kept in the state)"
         );
         client.set_date_format(format);
     }
     Ok(())
-}
-
-/// `api.organizations`, or every organization the key can see when that is empty.
-async fn resolve_orgs(cfg: &Config, client: &Client) -> anyhow::Result<Vec<String>> {
-    if !cfg.api.organizations.is_empty() {
-        return Ok(cfg.api.organizations.clone());
-    }
-    let list = client
-        .organizations()
-        .await
-        .context("listing the organizations this key can see (set api.organizations to skip)")?;
-    let ids: Vec<String> = list.into_iter().filter_map(|o| o.id).collect();
-    anyhow::ensure!(!ids.is_empty(), "the API key sees no organization");
-    Ok(ids)
 }

@@ -1,7 +1,8 @@
 //! SIGHUP's configuration reload: build the pipeline of the re-read configuration (sharing
 //! metrics and health, and the store and client when their settings did not change); only
-//! when that works, stop the running generation and start the new one. Gauge series of
-//! organizations and sinks the new configuration dropped are removed.
+//! when that works, stop the running generation and start the new one (keys added or removed:
+//! their organizations' pollers start or stop; the state of a removed one stays). Gauge series
+//! of organizations, keys and sinks the new configuration dropped are removed.
 
 use super::generation::Generation;
 use super::{Pipeline, Reloader};
@@ -69,7 +70,7 @@ pub(super) async fn reload_config(
     metrics
         .config_last_reload_success
         .set(chrono::Utc::now().timestamp() as f64);
-    tracing::info!(orgs = ?pipeline.orgs, sinks = ?pipeline.sink_names(), "configuration reloaded; pollers and sinks restarted");
+    tracing::info!(orgs = ?pipeline.orgs, keys = ?pipeline.keys.names(), sinks = ?pipeline.sink_names(), "configuration reloaded; pollers and sinks restarted");
 }
 
 /// Drops the gauge series of organizations and sinks the new configuration no longer has, so
@@ -81,6 +82,16 @@ fn forget_removed(old: &Pipeline, new: &Pipeline) {
         let _ = m.cursor_lag.remove_label_values(&[org]);
         for stream in [activities::STREAM, inventory::STREAM] {
             let _ = m.last_success.remove_label_values(&[org, stream]);
+        }
+    }
+    let keys = new.keys.names();
+    for key in old.keys.names().iter().filter(|k| !keys.contains(k)) {
+        let _ = m.api_own_key_expiry.remove_label_values(&[key]);
+        let _ = m.api_key_organizations.remove_label_values(&[key]);
+        for state in [
+            "enabled", "disabled", "expired", "deleted", "refused", "unknown",
+        ] {
+            let _ = m.api_own_key_state.remove_label_values(&[key, state]);
         }
     }
     let sinks = new.sink_names();

@@ -1,5 +1,5 @@
 //! Test controls that mutate the emulated inventory directly, for what the API cannot do (or
-//! not quickly): move a key's `usedAt`/`expireAt`, put a service in `failed`, make backups
+//! not quickly): move a key's `usedAt`/`expireAt`, disable a key, put a service in `failed`, make backups
 //! fail, add or clear backups, age an invitation, add many services. None records an
 //! activity: they model things that happen inside ClickHouse Cloud, not API writes.
 
@@ -49,6 +49,13 @@ impl Emulator {
     pub fn set_key_expire_at(&self, key_id: &str, at: Option<DateTime<Utc>>) -> bool {
         let mut state = self.inner.state();
         state.key_mut(key_id).map(|k| k.expire_at = at).is_some()
+    }
+
+    /// Enables or disables a key (`state` in its record; a disabled key gets 401), as the
+    /// console does. Returns whether the key exists.
+    pub fn set_key_enabled(&self, key_id: &str, enabled: bool) -> bool {
+        let mut state = self.inner.state();
+        state.key_mut(key_id).map(|k| k.enabled = enabled).is_some()
     }
 
     /// Puts a service in `state` at once (e.g. `failed`, `degraded`), ending any transition.

@@ -57,3 +57,44 @@ pub(super) const API_ERRORS: Def = Def::new(
     "API calls that failed for good, by error kind.",
     &["endpoint", "kind"],
 );
+
+// Per API key of ours (issue 16): each key has its own budget, so its requests, 429s and waits
+// are counted by `key` (the key's configured or derived name, never its secret). The own-key
+// watch's gauges are `api_own_key_*`: `api_key_expiry_timestamp_seconds{org,key_id,key_name}`
+// is the inventory's, of every key of an organization.
+
+pub(super) const API_KEY_REQUESTS: Def = Def::new(
+    "api_key_requests_total",
+    "API requests by API key (its configured name) and HTTP status class.",
+    &["key", "status_class"],
+);
+
+pub(super) const API_KEY_RATE_LIMITED: Def = Def::new(
+    "api_key_rate_limited_total",
+    "429 Too Many Requests answers received, by API key.",
+    &["key"],
+);
+
+pub(super) const API_KEY_RATE_LIMIT_WAIT_SECONDS: Def = Def::new(
+    "api_key_rate_limit_wait_seconds_total",
+    "Seconds spent waiting for a key's own rate limiter or a 429 reset, by API key.",
+    &["key"],
+);
+
+pub(super) const API_OWN_KEY_EXPIRY: Def = Def::new(
+    "api_own_key_expiry_timestamp_seconds",
+    "When each of the exporter's own API keys expires (its expireAt, Unix seconds); absent for a key that never expires or whose record is unreadable.",
+    &["key"],
+);
+
+pub(super) const API_OWN_KEY_STATE: Def = Def::new(
+    "api_own_key_state",
+    "Each of the exporter's own API keys' state as last read: 1 for the current one of enabled, disabled, deleted, refused (401), unknown (record unreadable).",
+    &["key", "state"],
+);
+
+pub(super) const API_KEY_ORGANIZATIONS: Def = Def::new(
+    "api_key_organizations",
+    "Organizations polled through each API key (an organization reachable through several keys counts for the first in config order).",
+    &["key"],
+);

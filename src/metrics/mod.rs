@@ -38,6 +38,13 @@ pub struct Metrics {
     /// Date-format step-downs after a 400 about dates, by `from` and `to` format.
     pub api_date_format_fallbacks: IntCounterVec,
     pub api_errors: IntCounterVec,
+    // per API key (issue 16)
+    pub api_key_requests: IntCounterVec,
+    pub api_key_rate_limited: IntCounterVec,
+    pub api_key_rate_limit_wait_seconds: prometheus::CounterVec,
+    pub api_own_key_expiry: GaugeVec,
+    pub api_own_key_state: IntGaugeVec,
+    pub api_key_organizations: IntGaugeVec,
     // activities
     pub activities_fetched: IntCounterVec,
     pub activities_new: IntCounterVec,
@@ -117,6 +124,12 @@ impl Metrics {
             api_bytes_received: r.add(&api::API_BYTES_RECEIVED),
             api_date_format_fallbacks: r.add(&api::API_DATE_FORMAT_FALLBACKS),
             api_errors: r.add(&api::API_ERRORS),
+            api_key_requests: r.add(&api::API_KEY_REQUESTS),
+            api_key_rate_limited: r.add(&api::API_KEY_RATE_LIMITED),
+            api_key_rate_limit_wait_seconds: r.add(&api::API_KEY_RATE_LIMIT_WAIT_SECONDS),
+            api_own_key_expiry: r.add(&api::API_OWN_KEY_EXPIRY),
+            api_own_key_state: r.add(&api::API_OWN_KEY_STATE),
+            api_key_organizations: r.add(&api::API_KEY_ORGANIZATIONS),
             activities_fetched: r.add(&activities::ACTIVITIES_FETCHED),
             activities_new: r.add(&activities::ACTIVITIES_NEW),
             activities_duplicates: r.add(&activities::ACTIVITIES_DUPLICATES),

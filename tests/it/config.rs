@@ -606,3 +606,33 @@ fn object_store_keys_are_named_and_batches_default_to_one_object() {
         "{e}"
     );
 }
+
+#[test]
+fn api_key_list_errors_name_the_key() {
+    let both = err(&format!(
+        "[api]\norganizations = [\"o\"]\n[[api.keys]]\nkey_id = \"a\"\nkey_secret = \"s\"\n{MINIMAL}"
+    ));
+    assert!(
+        both.contains("`api.keys`") && both.contains("`api.organizations`"),
+        "{both}"
+    );
+    let zero = err(&format!(
+        "[[api.keys]]\nname = \"prod\"\nkey_id = \"a\"\nkey_secret = \"s\"\nrate_limit_requests = 0\n{MINIMAL}"
+    ));
+    assert!(zero.contains("api.keys[0].rate_limit_requests"), "{zero}");
+    let label = err(&format!(
+        "[[api.keys]]\nname = \"prod key\"\nkey_id = \"a\"\nkey_secret = \"s\"\n{MINIMAL}"
+    ));
+    assert!(
+        label.contains("api.keys[0].name") && label.contains("\"prod key\""),
+        "{label}"
+    );
+    let twice = err(&format!(
+        "[[api.keys]]\nname = \"a\"\nkey_id = \"k\"\nkey_secret = \"s\"\n[[api.keys]]\nname = \"b\"\nkey_id = \"k\"\nkey_secret = \"t\"\n{MINIMAL}"
+    ));
+    assert!(twice.contains("api.keys[1].key_id"), "{twice}");
+    let unknown = err(&format!(
+        "[[api.keys]]\nkey_id = \"k\"\nkey_secret = \"s\"\nkey_sekret = \"t\"\n{MINIMAL}"
+    ));
+    assert!(unknown.contains("key_sekret"), "{unknown}");
+}

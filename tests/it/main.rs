@@ -13,6 +13,7 @@ mod faults;
 mod formats;
 mod inventory;
 mod kafka;
+mod keys;
 mod object_store;
 mod ops;
 mod otlp;

@@ -159,6 +159,11 @@ impl RateLimiter {
         }
     }
 
+    /// The budget: at most this many requests in any rolling window of this length.
+    pub fn budget(&self) -> (usize, Duration) {
+        (self.max, self.window)
+    }
+
     /// The wall-clock times of the answers still inside the window, oldest first: what a
     /// process hands its successor so a restart does not start with a full budget the server
     /// has not refilled yet (issue 12).
