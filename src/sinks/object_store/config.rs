@@ -14,6 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::layout::Template;
+use super::security_lake::SecurityLakeConfig;
 use crate::cleartext::{self, Insecure, Transport};
 use crate::sinks::{BuildContext, Sink, SinkSpec};
 use crate::values::{ConfigError, KeyPath, resolve_secret};
@@ -63,9 +64,14 @@ pub struct ObjectStoreConfig {
     /// `{date}` (YYYY-MM-DD), `{year}`, `{month}`, `{day}`, `{hour}` of the event's time (UTC).
     #[serde(default = "default_partition")]
     pub partition: String,
-    /// `ndjson` (one encoded record per line).
+    /// `ndjson` (one encoded record per line) or `parquet` (Security Lake mode: OCSF records
+    /// as nested Parquet columns, one class per object; needs `format = "ocsf"` and
+    /// `[sinks.security_lake]`).
     #[serde(default = "default_encoding")]
     pub encoding: String,
+    /// Security Lake custom source the `parquet` objects belong to (layout, account, region).
+    #[serde(default)]
+    pub security_lake: Option<SecurityLakeConfig>,
     /// `gzip` (default), `zstd` or `none`.
     #[serde(default = "default_compression")]
     pub compression: String,
@@ -359,12 +365,38 @@ impl SinkSpec for ObjectStoreConfig {
         }
         Template::parse(&self.partition)
             .map_err(|why| at.err("partition", format!("{:?}", self.partition), why))?;
-        if self.encoding != "ndjson" {
-            return Err(at.err(
-                "encoding",
-                format!("{:?}", self.encoding),
-                "expected \"ndjson\"",
-            ));
+        match (self.encoding.as_str(), &self.security_lake) {
+            ("ndjson", None) => {}
+            ("parquet", Some(lake)) => {
+                lake.validate(at)?;
+                if self.compression != "gzip" {
+                    return Err(at.err(
+                        "compression",
+                        format!("{:?}", self.compression),
+                        "not read with encoding = \"parquet\" (zstd inside the Parquet file)",
+                    ));
+                }
+            }
+            ("parquet", None) => {
+                return Err(at.missing(
+                    "security_lake",
+                    "encoding = \"parquet\" writes Security Lake objects: add [sinks.security_lake] with source_name, account_id and region",
+                ));
+            }
+            ("ndjson", Some(_)) => {
+                return Err(at.err(
+                    "security_lake",
+                    "(set)",
+                    "only read with encoding = \"parquet\"",
+                ));
+            }
+            _ => {
+                return Err(at.err(
+                    "encoding",
+                    format!("{:?}", self.encoding),
+                    "expected \"ndjson\" or \"parquet\"",
+                ));
+            }
         }
         if !matches!(self.compression.as_str(), "gzip" | "zstd" | "none") {
             return Err(at.err(
@@ -423,6 +455,32 @@ impl SinkSpec for ObjectStoreConfig {
 
     fn batch_timeout(&self) -> Option<Duration> {
         Some(self.object_max_age)
+    }
+
+    fn default_format(&self) -> crate::format::Format {
+        if self.encoding == "parquet" {
+            crate::format::Format::Ocsf
+        } else {
+            crate::format::Format::default()
+        }
+    }
+
+    fn validate_format(
+        &self,
+        at: &KeyPath,
+        format: crate::format::Format,
+    ) -> Result<(), ConfigError> {
+        if self.encoding == "parquet" && format != crate::format::Format::Ocsf {
+            return Err(at.err(
+                "encoding",
+                "\"parquet\"",
+                format!(
+                    "Parquet objects hold OCSF records only: set format = \"ocsf\", not {:?}",
+                    format.as_str()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn default_batch_max_events(&self) -> Option<usize> {

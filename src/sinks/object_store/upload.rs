@@ -130,3 +130,30 @@ pub async fn write_object<'a>(
     }
     Ok(stored)
 }
+
+/// Stores `body` (a whole object already built, e.g. a Parquet file) at `path`: one put up to
+/// one part, else a multipart upload of `PART_BYTES` parts (aborted if a part fails).
+pub async fn put_bytes(
+    store: &Arc<dyn ObjectStore>,
+    path: &StorePath,
+    body: Vec<u8>,
+) -> Result<(), ::object_store::Error> {
+    if body.len() <= PART_BYTES {
+        store.put(path, Bytes::from(body).into()).await?;
+        return Ok(());
+    }
+    let body = Bytes::from(body);
+    let mut mp = WriteMultipart::new_with_chunk_size(store.put_multipart(path).await?, PART_BYTES);
+    let mut at = 0;
+    while at < body.len() {
+        if let Err(e) = mp.wait_for_capacity(PARTS_IN_FLIGHT).await {
+            let _ = mp.abort().await;
+            return Err(e);
+        }
+        let end = (at + PART_BYTES).min(body.len());
+        mp.put(body.slice(at..end));
+        at = end;
+    }
+    mp.finish().await?;
+    Ok(())
+}
