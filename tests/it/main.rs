@@ -18,6 +18,7 @@ mod ops;
 mod otlp;
 mod pipeline;
 mod security;
+mod security_lake;
 mod splunk;
 mod support;
 mod syslog;
