@@ -206,6 +206,12 @@ impl ObjectStoreConfig {
     /// Builds the store and the prefix objects go under; reads secret files now, so a bad path
     /// fails at startup.
     pub fn store(&self) -> anyhow::Result<(Arc<dyn ObjectStore>, StorePath)> {
+        self.stores().map(|(store, _, prefix)| (store, prefix))
+    }
+
+    /// `store` with the store's multipart interface when it has one (S3, Azure, GCS; a local
+    /// directory has not), for uploads recorded in the in-flight marker.
+    pub fn stores(&self) -> anyhow::Result<(Arc<dyn ObjectStore>, Option<Multipart>, StorePath)> {
         let loc = self
             .location(&KeyPath::section("sink"))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -220,12 +226,12 @@ impl ObjectStoreConfig {
             // `validate` let an http:// endpoint through only to loopback or with
             // `allow_insecure` (the cleartext rule).
             .with_allow_http(true);
-        let store: Arc<dyn ObjectStore> = match loc.scheme {
+        let (store, multipart): (Arc<dyn ObjectStore>, Option<Multipart>) = match loc.scheme {
             Scheme::File => {
                 let root = format!("/{}", loc.prefix);
                 std::fs::create_dir_all(&root)
                     .map_err(|e| anyhow::anyhow!("cannot create {root}: {e}"))?;
-                Arc::new(object_store::local::LocalFileSystem::new())
+                (Arc::new(object_store::local::LocalFileSystem::new()), None)
             }
             Scheme::S3 => {
                 let mut b = object_store::aws::AmazonS3Builder::from_env()
@@ -249,7 +255,7 @@ impl ObjectStoreConfig {
                         .with_access_key_id(id)
                         .with_secret_access_key(secret.expose_secret());
                 }
-                Arc::new(b.build()?)
+                both(Arc::new(b.build()?))
             }
             Scheme::Azure => {
                 let mut b = object_store::azure::MicrosoftAzureBuilder::from_env()
@@ -267,7 +273,7 @@ impl ObjectStoreConfig {
                 {
                     b = b.with_access_key(key.expose_secret());
                 }
-                Arc::new(b.build()?)
+                both(Arc::new(b.build()?))
             }
             Scheme::Gcs => {
                 let mut b = object_store::gcp::GoogleCloudStorageBuilder::from_env()
@@ -277,11 +283,20 @@ impl ObjectStoreConfig {
                 if let Some(f) = &self.service_account_file {
                     b = b.with_service_account_path(f.display().to_string());
                 }
-                Arc::new(b.build()?)
+                both(Arc::new(b.build()?))
             }
         };
-        Ok((store, StorePath::from(loc.prefix.as_str())))
+        Ok((store, multipart, StorePath::from(loc.prefix.as_str())))
     }
+}
+
+/// A store's multipart interface.
+pub type Multipart = Arc<dyn object_store::multipart::MultipartStore>;
+
+fn both<S: ObjectStore + object_store::multipart::MultipartStore>(
+    s: Arc<S>,
+) -> (Arc<dyn ObjectStore>, Option<Multipart>) {
+    (s.clone(), Some(s))
 }
 
 /// Keys that only one scheme reads, to refuse them elsewhere.

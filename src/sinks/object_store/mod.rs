@@ -10,7 +10,8 @@
 //! dispatch may hand over a longer batch starting at the same seq; the recorded ranges are
 //! planned first, exactly as before, so the objects already written are rewritten under the
 //! same names instead of being joined by overlapping ones. Hive readers (Athena, Spark) skip
-//! `_`-prefixed directories.
+//! `_`-prefixed directories. The marker also holds the ids of multipart uploads under way
+//! (`upload::UploadLog`); the first delivery after a restart aborts those a killed run left.
 //!
 //! Security Lake mode (`encoding = "parquet"`, `security_lake.rs`): the events of a range are
 //! grouped by OCSF class and event day instead of the `partition` template, each group written
@@ -51,16 +52,30 @@ struct OcsfKey {
     time: i64,
 }
 
-/// What the marker object holds: the seq ranges of the batch being delivered, in order.
+/// What the marker object holds: the seq ranges of the batch being delivered, in order, and
+/// the multipart uploads under way (aborted by the next run if this one dies).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Inflight {
     ranges: Vec<(i64, i64)>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    uploads: Vec<RecordedUpload>,
+}
+
+/// A multipart upload recorded before its first part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct RecordedUpload {
+    path: String,
+    id: String,
 }
 
 pub struct ObjectStoreSink {
     name: String,
     format: Format,
     store: Arc<dyn ObjectStore>,
+    /// The store's multipart interface (uploads recorded in the marker), if it has one.
+    multipart: Option<config::Multipart>,
+    /// Multipart uploads under way (also in the marker).
+    uploads: std::sync::Mutex<Vec<RecordedUpload>>,
     /// The url as configured (no secrets in it), for messages.
     shown: String,
     prefix: String,
@@ -78,7 +93,7 @@ pub struct ObjectStoreSink {
 
 impl ObjectStoreSink {
     pub fn new(cfg: &ObjectStoreConfig, ctx: BuildContext<'_>) -> anyhow::Result<Self> {
-        let (store, prefix) = cfg.store()?;
+        let (store, multipart, prefix) = cfg.stores()?;
         let template =
             Template::parse(&cfg.partition).map_err(|e| anyhow::anyhow!("partition: {e}"))?;
         let safe: String = ctx
@@ -101,6 +116,8 @@ impl ObjectStoreSink {
             name: ctx.name.to_string(),
             format: ctx.format,
             store,
+            multipart,
+            uploads: std::sync::Mutex::new(Vec::new()),
             shown: cfg.url.clone(),
             prefix,
             template,
@@ -151,13 +168,68 @@ impl ObjectStoreSink {
         if self.inflight.as_ref() == Some(&inflight) {
             return Ok(());
         }
-        let body = serde_json::to_vec(&inflight).unwrap_or_default();
-        self.store
-            .put(&self.marker, bytes::Bytes::from(body).into())
+        self.put_marker(&inflight)
             .await
             .map_err(|e| self.failed(&e))?;
         self.inflight = Some(inflight);
         Ok(())
+    }
+
+    async fn put_marker(&self, inflight: &Inflight) -> Result<(), ::object_store::Error> {
+        let body = serde_json::to_vec(inflight).unwrap_or_default();
+        self.store
+            .put(&self.marker, bytes::Bytes::from(body).into())
+            .await
+            .map(|_| ())
+    }
+
+    /// The marker with the ranges in flight and the uploads under way now.
+    async fn put_uploads(&self) -> Result<(), ::object_store::Error> {
+        let uploads = self
+            .uploads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let ranges = self
+            .inflight
+            .as_ref()
+            .map(|i| i.ranges.clone())
+            .unwrap_or_default();
+        self.put_marker(&Inflight { ranges, uploads }).await
+    }
+
+    /// Aborts the multipart uploads a previous run recorded and did not end (it died
+    /// mid-upload), so no parts stay in the bucket; an upload the store no longer knows
+    /// (completed, or already aborted) is fine.
+    async fn abort_recorded(&self, recorded: &[RecordedUpload]) -> Result<(), SinkError> {
+        let Some(mp) = &self.multipart else {
+            return Ok(());
+        };
+        for u in recorded {
+            let path = StorePath::from(u.path.as_str());
+            match mp.abort_multipart(&path, &u.id).await {
+                Ok(()) => {
+                    tracing::warn!(sink = %self.name, object = %u.path, "aborted a multipart upload an interrupted run left; the object is written again");
+                    self.metrics
+                        .sink_object_failures
+                        .with_label_values(&[&self.name, "interrupted_upload"])
+                        .inc();
+                }
+                Err(e) if gone(&e) => {}
+                Err(e) => return Err(self.failed(&e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn upload_target(&self) -> upload::Target<'_> {
+        upload::Target {
+            store: &self.store,
+            recorded: self
+                .multipart
+                .as_ref()
+                .map(|m| (m, self as &dyn upload::UploadLog)),
+        }
     }
 
     /// The seq ranges `batch` is delivered in: those recorded for a batch starting at the same
@@ -233,7 +305,7 @@ impl ObjectStoreSink {
                     })
                 })?;
             let size = body.len() as u64;
-            upload::put_bytes(&self.store, &path, body)
+            upload::put_bytes(self.upload_target(), &path, body)
                 .await
                 .map_err(|e| self.failed(&e))?;
             self.stored(started, size);
@@ -257,7 +329,7 @@ impl ObjectStoreSink {
             let path = StorePath::from(object.name(events, &self.prefix, &ext));
             let started = Instant::now();
             let stored = upload::write_object(
-                &self.store,
+                self.upload_target(),
                 &path,
                 object.events.iter().map(|&i| &events[i]),
                 self.format,
@@ -278,11 +350,14 @@ impl Sink for ObjectStoreSink {
             return Ok(());
         }
         if self.inflight.is_none() {
-            self.inflight = Some(self.read_marker().await?);
+            let read = self.read_marker().await?;
+            self.abort_recorded(&read.uploads).await?;
+            self.inflight = Some(read);
         }
         let ranges = self.ranges(batch);
         self.write_marker(Inflight {
             ranges: ranges.clone(),
+            uploads: Vec::new(),
         })
         .await?;
         let mut rest = batch;
@@ -294,6 +369,36 @@ impl Sink for ObjectStoreSink {
         }
         Ok(())
     }
+}
+
+#[async_trait]
+impl upload::UploadLog for ObjectStoreSink {
+    async fn started(&self, path: &StorePath, id: &str) -> Result<(), ::object_store::Error> {
+        self.uploads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(RecordedUpload {
+                path: path.to_string(),
+                id: id.to_string(),
+            });
+        self.put_uploads().await
+    }
+
+    async fn ended(&self, path: &StorePath, id: &str) -> Result<(), ::object_store::Error> {
+        self.uploads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|u| !(u.id == id && u.path == path.as_ref()));
+        self.put_uploads().await
+    }
+}
+
+/// Whether aborting an upload failed only because the store no longer has it.
+fn gone(e: &::object_store::Error) -> bool {
+    let text = e.to_string();
+    matches!(e, ::object_store::Error::NotFound { .. })
+        || text.contains("NoSuchUpload")
+        || text.contains("404")
 }
 
 /// `validate`'s check: a probe object put and deleted again (`write`) or a listing of the
