@@ -21,6 +21,7 @@
 pub mod config;
 mod errors;
 pub mod layout;
+mod marker;
 mod ocsf_parquet;
 pub mod security_lake;
 mod upload;
@@ -33,10 +34,11 @@ use std::time::Instant;
 use ::object_store::path::Path as StorePath;
 use ::object_store::{ObjectStore, ObjectStoreExt};
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use self::config::Compression;
 use self::layout::Template;
+use self::marker::{Inflight, RecordedUpload};
 use self::security_lake::SecurityLakeConfig;
 use super::{BuildContext, Sink, SinkError};
 use crate::event::Event;
@@ -50,22 +52,6 @@ struct OcsfKey {
     class_uid: i64,
     #[serde(default)]
     time: i64,
-}
-
-/// What the marker object holds: the seq ranges of the batch being delivered, in order, and
-/// the multipart uploads under way (aborted by the next run if this one dies).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct Inflight {
-    ranges: Vec<(i64, i64)>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    uploads: Vec<RecordedUpload>,
-}
-
-/// A multipart upload recorded before its first part.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct RecordedUpload {
-    path: String,
-    id: String,
 }
 
 pub struct ObjectStoreSink {
@@ -148,88 +134,6 @@ impl ObjectStoreSink {
             .with_label_values(&[&self.name, reason.as_str()])
             .inc();
         e
-    }
-
-    async fn read_marker(&self) -> Result<Inflight, SinkError> {
-        match self.store.get(&self.marker).await {
-            Ok(got) => {
-                let bytes = got.bytes().await.map_err(|e| self.failed(&e))?;
-                Ok(serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                    tracing::warn!(sink = %self.name, error = %e, "unreadable in-flight marker; ignoring it");
-                    Inflight::default()
-                }))
-            }
-            Err(::object_store::Error::NotFound { .. }) => Ok(Inflight::default()),
-            Err(e) => Err(self.failed(&e)),
-        }
-    }
-
-    async fn write_marker(&mut self, inflight: Inflight) -> Result<(), SinkError> {
-        if self.inflight.as_ref() == Some(&inflight) {
-            return Ok(());
-        }
-        self.put_marker(&inflight)
-            .await
-            .map_err(|e| self.failed(&e))?;
-        self.inflight = Some(inflight);
-        Ok(())
-    }
-
-    async fn put_marker(&self, inflight: &Inflight) -> Result<(), ::object_store::Error> {
-        let body = serde_json::to_vec(inflight).unwrap_or_default();
-        self.store
-            .put(&self.marker, bytes::Bytes::from(body).into())
-            .await
-            .map(|_| ())
-    }
-
-    /// The marker with the ranges in flight and the uploads under way now.
-    async fn put_uploads(&self) -> Result<(), ::object_store::Error> {
-        let uploads = self
-            .uploads
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let ranges = self
-            .inflight
-            .as_ref()
-            .map(|i| i.ranges.clone())
-            .unwrap_or_default();
-        self.put_marker(&Inflight { ranges, uploads }).await
-    }
-
-    /// Aborts the multipart uploads a previous run recorded and did not end (it died
-    /// mid-upload), so no parts stay in the bucket; an upload the store no longer knows
-    /// (completed, or already aborted) is fine.
-    async fn abort_recorded(&self, recorded: &[RecordedUpload]) -> Result<(), SinkError> {
-        let Some(mp) = &self.multipart else {
-            return Ok(());
-        };
-        for u in recorded {
-            let path = StorePath::from(u.path.as_str());
-            match mp.abort_multipart(&path, &u.id).await {
-                Ok(()) => {
-                    tracing::warn!(sink = %self.name, object = %u.path, "aborted a multipart upload an interrupted run left; the object is written again");
-                    self.metrics
-                        .sink_object_failures
-                        .with_label_values(&[&self.name, "interrupted_upload"])
-                        .inc();
-                }
-                Err(e) if gone(&e) => {}
-                Err(e) => return Err(self.failed(&e)),
-            }
-        }
-        Ok(())
-    }
-
-    fn upload_target(&self) -> upload::Target<'_> {
-        upload::Target {
-            store: &self.store,
-            recorded: self
-                .multipart
-                .as_ref()
-                .map(|m| (m, self as &dyn upload::UploadLog)),
-        }
     }
 
     /// The seq ranges `batch` is delivered in: those recorded for a batch starting at the same
@@ -369,36 +273,6 @@ impl Sink for ObjectStoreSink {
         }
         Ok(())
     }
-}
-
-#[async_trait]
-impl upload::UploadLog for ObjectStoreSink {
-    async fn started(&self, path: &StorePath, id: &str) -> Result<(), ::object_store::Error> {
-        self.uploads
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(RecordedUpload {
-                path: path.to_string(),
-                id: id.to_string(),
-            });
-        self.put_uploads().await
-    }
-
-    async fn ended(&self, path: &StorePath, id: &str) -> Result<(), ::object_store::Error> {
-        self.uploads
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|u| !(u.id == id && u.path == path.as_ref()));
-        self.put_uploads().await
-    }
-}
-
-/// Whether aborting an upload failed only because the store no longer has it.
-fn gone(e: &::object_store::Error) -> bool {
-    let text = e.to_string();
-    matches!(e, ::object_store::Error::NotFound { .. })
-        || text.contains("NoSuchUpload")
-        || text.contains("404")
 }
 
 /// `validate`'s check: a probe object put and deleted again (`write`) or a listing of the
