@@ -77,6 +77,7 @@ const ALL: &[&str] = &[
     "elasticsearch",
     "azure",
     "s3",
+    "s3-parquet",
 ];
 
 fn synthetic(n: usize) -> Vec<Event> {
@@ -281,8 +282,58 @@ async fn bench(name: &str, events: &[Event]) -> (f64, String) {
                 ),
             )
         }
+        "s3-parquet" => {
+            let s3 = moto::Moto::start().await;
+            s3.create_bucket("bench").await;
+            let mut s = build(&format!(
+                "type = \"object_store\"\nurl = \"s3://bench\"\nencoding = \"parquet\"\n{}[sinks.security_lake]\nsource_name = \"clickhouse-{{class}}\"\naccount_id = \"123456789012\"\nregion = \"eu-west-1\"\n",
+                s3.sink_keys()
+            ));
+            let size = std::env::var("SINK_BENCH_BATCH")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(10_000);
+            let secs = run_batched(&mut s, events, size).await;
+            let (objects, bytes, rows) = parquet_rows(&s3.store("bench")).await;
+            (
+                secs,
+                format!(
+                    "{rows} rows read back from {objects} Parquet objects (Security Lake layout), {:.0} bytes stored per event",
+                    bytes as f64 / rows.max(1) as f64
+                ),
+            )
+        }
         other => panic!("unknown sink {other}; one of {ALL:?}"),
     }
+}
+
+/// Objects, stored bytes and rows (from each file's footer) of the Parquet objects in `store`.
+async fn parquet_rows(
+    store: &std::sync::Arc<dyn ::object_store::ObjectStore>,
+) -> (usize, u64, i64) {
+    use ::object_store::ObjectStoreExt;
+    use futures_util::StreamExt;
+    let (mut objects, mut bytes, mut rows) = (0, 0, 0);
+    let mut list = store.list(None);
+    while let Some(meta) = list.next().await {
+        let meta = meta.unwrap();
+        if !meta.location.as_ref().ends_with(".parquet") {
+            continue;
+        }
+        let body = store
+            .get(&meta.location)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(body).unwrap();
+        rows += reader.metadata().file_metadata().num_rows();
+        objects += 1;
+        bytes += meta.size;
+    }
+    (objects, bytes, rows)
 }
 
 #[tokio::main]

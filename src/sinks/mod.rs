@@ -119,6 +119,10 @@ pub trait SinkSpec {
     fn default_format(&self) -> Format {
         Format::default()
     }
+    /// Checks the sink's settings against its `format` (e.g. Parquet only for `ocsf`).
+    fn validate_format(&self, _at: &KeyPath, _format: Format) -> Result<(), ConfigError> {
+        Ok(())
+    }
     /// `batch_max_events` when the table does not set it (`None`: 500). The object-store
     /// sink makes one delivered batch the objects of one flush.
     fn default_batch_max_events(&self) -> Option<usize> {
@@ -295,6 +299,7 @@ impl SinkConfig {
         let format = format.unwrap_or_else(|| kind.spec().default_format());
         let at = KeyPath::sink(index, &name);
         kind.spec().validate(&at)?;
+        kind.spec().validate_format(&at, format)?;
         let batch_max_events = match batch_max_events {
             0 => kind
                 .spec()

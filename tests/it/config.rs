@@ -636,3 +636,68 @@ fn api_key_list_errors_name_the_key() {
     ));
     assert!(unknown.contains("key_sekret"), "{unknown}");
 }
+
+#[test]
+fn security_lake_keys_are_named_and_parquet_needs_ocsf() {
+    let lake = "[sinks.security_lake]\nsource_name = \"clickhouse-{class}\"\naccount_id = \"123456789012\"\nregion = \"eu-west-1\"\n";
+    let sink = |extra: &str, lake: &str| {
+        format!(
+            "[[sinks]]\nname = \"lake\"\ntype = \"object_store\"\nurl = \"s3://aws-security-data-lake-eu-west-1-x\"\n{extra}\n{lake}"
+        )
+    };
+    // Parquet's format is OCSF when the table names none.
+    let cfg =
+        Config::from_toml(&sink("encoding = \"parquet\"", lake), Some(HashMap::new())).unwrap();
+    assert_eq!(cfg.sink_configs[0].format.as_str(), "ocsf");
+    for (extra, lake_table, key, value) in [
+        (
+            "encoding = \"parquet\"\nformat = \"json\"",
+            lake,
+            "sinks[0].encoding",
+            "\"json\"",
+        ),
+        (
+            "encoding = \"parquet\"",
+            "",
+            "sinks[0].security_lake",
+            "missing",
+        ),
+        ("", lake, "sinks[0].security_lake", "encoding = \"parquet\""),
+        (
+            "encoding = \"parquet\"",
+            &lake.replace("123456789012", "1234"),
+            "sinks[0].security_lake.account_id",
+            "\"1234\"",
+        ),
+        (
+            "encoding = \"parquet\"",
+            &lake.replace("eu-west-1", "Ireland"),
+            "sinks[0].security_lake.region",
+            "\"Ireland\"",
+        ),
+        (
+            "encoding = \"parquet\"",
+            &lake.replace("clickhouse-{class}", "click house"),
+            "sinks[0].security_lake.source_name",
+            "click house",
+        ),
+        (
+            "encoding = \"parquet\"\ncompression = \"zstd\"",
+            lake,
+            "sinks[0].compression",
+            "zstd",
+        ),
+        (
+            "encoding = \"parquet\"",
+            &format!("{lake}bucket = \"x\"\n"),
+            "sinks[0].security_lake",
+            "bucket",
+        ),
+    ] {
+        let e = err(&sink(extra, lake_table));
+        assert!(
+            e.contains(key) && e.contains(value),
+            "{extra} {lake_table}: {e}"
+        );
+    }
+}

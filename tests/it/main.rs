@@ -19,6 +19,7 @@ mod ops;
 mod otlp;
 mod pipeline;
 mod security;
+mod security_lake;
 mod splunk;
 mod support;
 mod syslog;

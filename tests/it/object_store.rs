@@ -429,4 +429,53 @@ async fn an_object_past_one_part_goes_up_as_a_multipart_upload_and_reads_back_wh
         "multipart with 3 parts: {:?}",
         meta.e_tag
     );
+    assert_eq!(s3.open_uploads("audit").await, Vec::<String>::new());
+    // The upload was recorded in the marker while under way, and is no longer.
+    let marker = store
+        .get(&"ch/_ch_audit_exporter/lake.inflight".into())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let marker: serde_json::Value = serde_json::from_slice(&marker).unwrap();
+    assert!(marker.get("uploads").is_none(), "{marker}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multipart_upload_left_by_a_killed_run_is_aborted_on_restart() {
+    use ::object_store::ObjectStoreExt;
+    if !moto::available() {
+        return;
+    }
+    let s3 = Moto::start().await;
+    s3.create_bucket("audit").await;
+    let sent = spread(100);
+    // What a run SIGKILLed mid-upload leaves: one part of an object up, the upload id
+    // recorded in the marker, the upload neither completed nor aborted.
+    let orphan = "ch/org_id=org-1/date=2025-03-04/hour=09/00000000000000000001-00000000000000000099.ndjson.gz";
+    let mp = s3.multipart("audit");
+    let id = mp.create_multipart(&orphan.into()).await.unwrap();
+    mp.put_part(&orphan.into(), &id, 0, vec![0u8; 1024].into())
+        .await
+        .unwrap();
+    let marker = serde_json::json!({"ranges": [[1, 100]], "uploads": [{"path": orphan, "id": id}]});
+    let store = s3.store("audit");
+    store
+        .put(
+            &"ch/_ch_audit_exporter/lake.inflight".into(),
+            serde_json::to_vec(&marker).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s3.open_uploads("audit").await, [orphan]);
+    let mut s = object_sink("s3://audit/ch", &s3.sink_keys());
+    s.deliver(&sent).await.unwrap();
+    assert_eq!(
+        s3.open_uploads("audit").await,
+        Vec::<String>::new(),
+        "the orphaned upload was aborted"
+    );
+    let got = read_back(&store, "ch").await;
+    assert_each_once_in_its_partition(&got, &sent, "ch");
 }

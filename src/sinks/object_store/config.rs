@@ -14,6 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::layout::Template;
+use super::security_lake::SecurityLakeConfig;
 use crate::cleartext::{self, Insecure, Transport};
 use crate::sinks::{BuildContext, Sink, SinkSpec};
 use crate::values::{ConfigError, KeyPath, resolve_secret};
@@ -63,9 +64,14 @@ pub struct ObjectStoreConfig {
     /// `{date}` (YYYY-MM-DD), `{year}`, `{month}`, `{day}`, `{hour}` of the event's time (UTC).
     #[serde(default = "default_partition")]
     pub partition: String,
-    /// `ndjson` (one encoded record per line).
+    /// `ndjson` (one encoded record per line) or `parquet` (Security Lake mode: OCSF records
+    /// as nested Parquet columns, one class per object; needs `format = "ocsf"` and
+    /// `[sinks.security_lake]`).
     #[serde(default = "default_encoding")]
     pub encoding: String,
+    /// Security Lake custom source the `parquet` objects belong to (layout, account, region).
+    #[serde(default)]
+    pub security_lake: Option<SecurityLakeConfig>,
     /// `gzip` (default), `zstd` or `none`.
     #[serde(default = "default_compression")]
     pub compression: String,
@@ -200,6 +206,12 @@ impl ObjectStoreConfig {
     /// Builds the store and the prefix objects go under; reads secret files now, so a bad path
     /// fails at startup.
     pub fn store(&self) -> anyhow::Result<(Arc<dyn ObjectStore>, StorePath)> {
+        self.stores().map(|(store, _, prefix)| (store, prefix))
+    }
+
+    /// `store` with the store's multipart interface when it has one (S3, Azure, GCS; a local
+    /// directory has not), for uploads recorded in the in-flight marker.
+    pub fn stores(&self) -> anyhow::Result<(Arc<dyn ObjectStore>, Option<Multipart>, StorePath)> {
         let loc = self
             .location(&KeyPath::section("sink"))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -214,12 +226,12 @@ impl ObjectStoreConfig {
             // `validate` let an http:// endpoint through only to loopback or with
             // `allow_insecure` (the cleartext rule).
             .with_allow_http(true);
-        let store: Arc<dyn ObjectStore> = match loc.scheme {
+        let (store, multipart): (Arc<dyn ObjectStore>, Option<Multipart>) = match loc.scheme {
             Scheme::File => {
                 let root = format!("/{}", loc.prefix);
                 std::fs::create_dir_all(&root)
                     .map_err(|e| anyhow::anyhow!("cannot create {root}: {e}"))?;
-                Arc::new(object_store::local::LocalFileSystem::new())
+                (Arc::new(object_store::local::LocalFileSystem::new()), None)
             }
             Scheme::S3 => {
                 let mut b = object_store::aws::AmazonS3Builder::from_env()
@@ -243,7 +255,7 @@ impl ObjectStoreConfig {
                         .with_access_key_id(id)
                         .with_secret_access_key(secret.expose_secret());
                 }
-                Arc::new(b.build()?)
+                both(Arc::new(b.build()?))
             }
             Scheme::Azure => {
                 let mut b = object_store::azure::MicrosoftAzureBuilder::from_env()
@@ -261,7 +273,7 @@ impl ObjectStoreConfig {
                 {
                     b = b.with_access_key(key.expose_secret());
                 }
-                Arc::new(b.build()?)
+                both(Arc::new(b.build()?))
             }
             Scheme::Gcs => {
                 let mut b = object_store::gcp::GoogleCloudStorageBuilder::from_env()
@@ -271,11 +283,20 @@ impl ObjectStoreConfig {
                 if let Some(f) = &self.service_account_file {
                     b = b.with_service_account_path(f.display().to_string());
                 }
-                Arc::new(b.build()?)
+                both(Arc::new(b.build()?))
             }
         };
-        Ok((store, StorePath::from(loc.prefix.as_str())))
+        Ok((store, multipart, StorePath::from(loc.prefix.as_str())))
     }
+}
+
+/// A store's multipart interface.
+pub type Multipart = Arc<dyn object_store::multipart::MultipartStore>;
+
+fn both<S: ObjectStore + object_store::multipart::MultipartStore>(
+    s: Arc<S>,
+) -> (Arc<dyn ObjectStore>, Option<Multipart>) {
+    (s.clone(), Some(s))
 }
 
 /// Keys that only one scheme reads, to refuse them elsewhere.
@@ -359,12 +380,38 @@ impl SinkSpec for ObjectStoreConfig {
         }
         Template::parse(&self.partition)
             .map_err(|why| at.err("partition", format!("{:?}", self.partition), why))?;
-        if self.encoding != "ndjson" {
-            return Err(at.err(
-                "encoding",
-                format!("{:?}", self.encoding),
-                "expected \"ndjson\"",
-            ));
+        match (self.encoding.as_str(), &self.security_lake) {
+            ("ndjson", None) => {}
+            ("parquet", Some(lake)) => {
+                lake.validate(at)?;
+                if self.compression != "gzip" {
+                    return Err(at.err(
+                        "compression",
+                        format!("{:?}", self.compression),
+                        "not read with encoding = \"parquet\" (zstd inside the Parquet file)",
+                    ));
+                }
+            }
+            ("parquet", None) => {
+                return Err(at.missing(
+                    "security_lake",
+                    "encoding = \"parquet\" writes Security Lake objects: add [sinks.security_lake] with source_name, account_id and region",
+                ));
+            }
+            ("ndjson", Some(_)) => {
+                return Err(at.err(
+                    "security_lake",
+                    "(set)",
+                    "only read with encoding = \"parquet\"",
+                ));
+            }
+            _ => {
+                return Err(at.err(
+                    "encoding",
+                    format!("{:?}", self.encoding),
+                    "expected \"ndjson\" or \"parquet\"",
+                ));
+            }
         }
         if !matches!(self.compression.as_str(), "gzip" | "zstd" | "none") {
             return Err(at.err(
@@ -423,6 +470,32 @@ impl SinkSpec for ObjectStoreConfig {
 
     fn batch_timeout(&self) -> Option<Duration> {
         Some(self.object_max_age)
+    }
+
+    fn default_format(&self) -> crate::format::Format {
+        if self.encoding == "parquet" {
+            crate::format::Format::Ocsf
+        } else {
+            crate::format::Format::default()
+        }
+    }
+
+    fn validate_format(
+        &self,
+        at: &KeyPath,
+        format: crate::format::Format,
+    ) -> Result<(), ConfigError> {
+        if self.encoding == "parquet" && format != crate::format::Format::Ocsf {
+            return Err(at.err(
+                "encoding",
+                "\"parquet\"",
+                format!(
+                    "Parquet objects hold OCSF records only: set format = \"ocsf\", not {:?}",
+                    format.as_str()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn default_batch_max_events(&self) -> Option<usize> {

@@ -112,17 +112,18 @@ fn path_safe(text: &str) -> String {
     }
 }
 
-/// One object of a batch: its partition and the indexes (into the batch) of its events.
+/// One object of a batch: its partition (a directory, or what groups Security Lake objects)
+/// and the indexes (into the batch) of its events.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Planned {
-    pub partition: String,
+pub struct Planned<K = String> {
+    pub partition: K,
     pub events: Vec<usize>,
 }
 
-impl Planned {
-    /// `<prefix>/<partition>/<first seq>-<last seq>.<ext>`, seqs zero-padded to 20 digits so
-    /// names sort in outbox order.
-    pub fn name(&self, batch: &[Event], prefix: &str, ext: &str) -> String {
+impl<K> Planned<K> {
+    /// `<prefix>/<dir>/<first seq>-<last seq>.<ext>`, seqs zero-padded to 20 digits so names
+    /// sort in outbox order.
+    pub fn name_in(&self, batch: &[Event], prefix: &str, dir: &str, ext: &str) -> String {
         let first = self.events.first().map_or(0, |&i| batch[i].seq);
         let last = self.events.last().map_or(0, |&i| batch[i].seq);
         let mut name = String::new();
@@ -130,8 +131,8 @@ impl Planned {
             name.push_str(prefix);
             name.push('/');
         }
-        if !self.partition.is_empty() {
-            name.push_str(&self.partition);
+        if !dir.is_empty() {
+            name.push_str(dir);
             name.push('/');
         }
         let _ = write!(name, "{first:020}-{last:020}.{ext}");
@@ -139,30 +140,36 @@ impl Planned {
     }
 }
 
-/// The objects of `batch`: grouped by partition (in order of first appearance), each group cut
-/// into objects of at most `max_events` events and about `max_bytes` encoded bytes (`size`
-/// gives an event's encoded size; an object holds at least one event).
-pub fn plan(
+impl Planned<String> {
+    /// `<prefix>/<partition>/<first seq>-<last seq>.<ext>`.
+    pub fn name(&self, batch: &[Event], prefix: &str, ext: &str) -> String {
+        self.name_in(batch, prefix, &self.partition, ext)
+    }
+}
+
+/// The objects of `batch`: grouped by the partition `key_and_size` gives each event (in order
+/// of first appearance), each group cut into objects of at most `max_events` events and about
+/// `max_bytes` encoded bytes (`key_and_size` also gives an event's encoded size; an object
+/// holds at least one event). It is called once per event, in batch order.
+pub fn plan<K: PartialEq + Clone>(
     batch: &[Event],
-    template: &Template,
     max_events: usize,
     max_bytes: u64,
-    mut size: impl FnMut(&Event) -> u64,
-) -> Vec<Planned> {
-    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+    mut key_and_size: impl FnMut(&Event) -> (K, u64),
+) -> Vec<Planned<K>> {
+    let mut groups: Vec<(K, Vec<(usize, u64)>)> = Vec::new();
     for (i, e) in batch.iter().enumerate() {
-        let p = template.render(e);
+        let (p, size) = key_and_size(e);
         match groups.iter_mut().find(|(q, _)| *q == p) {
-            Some((_, v)) => v.push(i),
-            None => groups.push((p, vec![i])),
+            Some((_, v)) => v.push((i, size)),
+            None => groups.push((p, vec![(i, size)])),
         }
     }
     let mut out = Vec::new();
     for (partition, events) in groups {
         let mut current: Vec<usize> = Vec::new();
         let mut bytes = 0u64;
-        for i in events {
-            let s = size(&batch[i]);
+        for (i, s) in events {
             if !current.is_empty()
                 && (current.len() >= max_events || bytes.saturating_add(s) > max_bytes)
             {
@@ -233,7 +240,7 @@ mod tests {
             })
             .collect();
         let t = Template::parse("h={hour}").unwrap();
-        let p = plan(&batch, &t, 2, u64::MAX, |_| 10);
+        let p = plan(&batch, 2, u64::MAX, |e| (t.render(e), 10));
         let names: Vec<String> = p.iter().map(|o| o.name(&batch, "pre", "ndjson")).collect();
         assert_eq!(
             names,
@@ -244,12 +251,12 @@ mod tests {
                 "pre/h=01/00000000000000000006-00000000000000000006.ndjson",
             ]
         );
-        let by_size = plan(&batch, &t, 100, 25, |_| 10);
+        let by_size = plan(&batch, 100, 25, |e| (t.render(e), 10));
         assert!(by_size.iter().all(|o| o.events.len() <= 2));
         assert_eq!(by_size.iter().map(|o| o.events.len()).sum::<usize>(), 7);
         // An event bigger than the limit still gets an object of its own.
-        assert_eq!(plan(&batch, &t, 100, 1, |_| 10).len(), 7);
+        assert_eq!(plan(&batch, 100, 1, |e| (t.render(e), 10)).len(), 7);
         // The same events plan the same objects.
-        assert_eq!(plan(&batch, &t, 2, u64::MAX, |_| 10), p);
+        assert_eq!(plan(&batch, 2, u64::MAX, |e| (t.render(e), 10)), p);
     }
 }

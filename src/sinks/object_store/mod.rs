@@ -10,11 +10,20 @@
 //! dispatch may hand over a longer batch starting at the same seq; the recorded ranges are
 //! planned first, exactly as before, so the objects already written are rewritten under the
 //! same names instead of being joined by overlapping ones. Hive readers (Athena, Spark) skip
-//! `_`-prefixed directories.
+//! `_`-prefixed directories. The marker also holds the ids of multipart uploads under way
+//! (`upload::UploadLog`); the first delivery after a restart aborts those a killed run left.
+//!
+//! Security Lake mode (`encoding = "parquet"`, `security_lake.rs`): the events of a range are
+//! grouped by OCSF class and event day instead of the `partition` template, each group written
+//! as zstd Parquet with nested OCSF columns (`ocsf_parquet.rs`), rows ordered by time, under
+//! the custom-source layout; names, the marker and redelivery work as above.
 
 pub mod config;
 mod errors;
 pub mod layout;
+mod marker;
+mod ocsf_parquet;
+pub mod security_lake;
 mod upload;
 
 pub use config::ObjectStoreConfig;
@@ -25,25 +34,34 @@ use std::time::Instant;
 use ::object_store::path::Path as StorePath;
 use ::object_store::{ObjectStore, ObjectStoreExt};
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use self::config::Compression;
 use self::layout::Template;
+use self::marker::{Inflight, RecordedUpload};
+use self::security_lake::SecurityLakeConfig;
 use super::{BuildContext, Sink, SinkError};
 use crate::event::Event;
 use crate::format::Format;
 use crate::metrics::Metrics;
 
-/// What the marker object holds: the seq ranges of the batch being delivered, in order.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct Inflight {
-    ranges: Vec<(i64, i64)>,
+/// The two attributes of an OCSF record that place it in Security Lake.
+#[derive(Debug, Default, Deserialize)]
+struct OcsfKey {
+    #[serde(default)]
+    class_uid: i64,
+    #[serde(default)]
+    time: i64,
 }
 
 pub struct ObjectStoreSink {
     name: String,
     format: Format,
     store: Arc<dyn ObjectStore>,
+    /// The store's multipart interface (uploads recorded in the marker), if it has one.
+    multipart: Option<config::Multipart>,
+    /// Multipart uploads under way (also in the marker).
+    uploads: std::sync::Mutex<Vec<RecordedUpload>>,
     /// The url as configured (no secrets in it), for messages.
     shown: String,
     prefix: String,
@@ -51,6 +69,8 @@ pub struct ObjectStoreSink {
     compression: Compression,
     max_events: usize,
     max_bytes: u64,
+    /// Security Lake mode (`encoding = "parquet"`).
+    lake: Option<SecurityLakeConfig>,
     marker: StorePath,
     /// The marker's content as last read or written; `None` until read after start.
     inflight: Option<Inflight>,
@@ -59,7 +79,7 @@ pub struct ObjectStoreSink {
 
 impl ObjectStoreSink {
     pub fn new(cfg: &ObjectStoreConfig, ctx: BuildContext<'_>) -> anyhow::Result<Self> {
-        let (store, prefix) = cfg.store()?;
+        let (store, multipart, prefix) = cfg.stores()?;
         let template =
             Template::parse(&cfg.partition).map_err(|e| anyhow::anyhow!("partition: {e}"))?;
         let safe: String = ctx
@@ -75,19 +95,22 @@ impl ObjectStoreSink {
             .collect();
         let prefix = prefix.to_string();
         let marker = match prefix.as_str() {
-            "" => format!("_ch_audit_exporter/{safe}.inflight"),
-            p => format!("{p}/_ch_audit_exporter/{safe}.inflight"),
+            "" => format!("{}/{safe}.inflight", marker_dir(cfg)),
+            p => format!("{p}/{}/{safe}.inflight", marker_dir(cfg)),
         };
         Ok(ObjectStoreSink {
             name: ctx.name.to_string(),
             format: ctx.format,
             store,
+            multipart,
+            uploads: std::sync::Mutex::new(Vec::new()),
             shown: cfg.url.clone(),
             prefix,
             template,
             compression: cfg.compression_kind(),
             max_events: cfg.object_max_events,
             max_bytes: cfg.object_max_bytes,
+            lake: cfg.security_lake.clone(),
             marker: StorePath::from(marker),
             inflight: None,
             metrics: ctx.metrics,
@@ -111,33 +134,6 @@ impl ObjectStoreSink {
             .with_label_values(&[&self.name, reason.as_str()])
             .inc();
         e
-    }
-
-    async fn read_marker(&self) -> Result<Inflight, SinkError> {
-        match self.store.get(&self.marker).await {
-            Ok(got) => {
-                let bytes = got.bytes().await.map_err(|e| self.failed(&e))?;
-                Ok(serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                    tracing::warn!(sink = %self.name, error = %e, "unreadable in-flight marker; ignoring it");
-                    Inflight::default()
-                }))
-            }
-            Err(::object_store::Error::NotFound { .. }) => Ok(Inflight::default()),
-            Err(e) => Err(self.failed(&e)),
-        }
-    }
-
-    async fn write_marker(&mut self, inflight: Inflight) -> Result<(), SinkError> {
-        if self.inflight.as_ref() == Some(&inflight) {
-            return Ok(());
-        }
-        let body = serde_json::to_vec(&inflight).unwrap_or_default();
-        self.store
-            .put(&self.marker, bytes::Bytes::from(body).into())
-            .await
-            .map_err(|e| self.failed(&e))?;
-        self.inflight = Some(inflight);
-        Ok(())
     }
 
     /// The seq ranges `batch` is delivered in: those recorded for a batch starting at the same
@@ -165,26 +161,79 @@ impl ObjectStoreSink {
         out
     }
 
+    /// Counts one stored object.
+    fn stored(&self, started: Instant, bytes: u64) {
+        let labels = [self.name.as_str()];
+        self.metrics
+            .sink_object_upload_duration
+            .with_label_values(&labels)
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .sink_objects_written
+            .with_label_values(&labels)
+            .inc();
+        self.metrics
+            .sink_object_bytes_written
+            .with_label_values(&labels)
+            .inc_by(bytes);
+    }
+
+    /// Security Lake mode: the range's events as Parquet objects, one per OCSF class and
+    /// event day (cut at `object_max_events` / `object_max_bytes`), rows ordered by time.
+    async fn write_lake_range(
+        &self,
+        lake: &SecurityLakeConfig,
+        events: &[Event],
+    ) -> Result<(), SinkError> {
+        let mut scratch = Vec::with_capacity(4096);
+        let mut times = Vec::with_capacity(events.len());
+        let plan = layout::plan(events, self.max_events, self.max_bytes, |e| {
+            scratch.clear();
+            Format::Ocsf.encode(e, &mut scratch);
+            let k: OcsfKey = serde_json::from_slice(&scratch).unwrap_or_default();
+            times.push(k.time);
+            let dir = lake.partition(k.class_uid, k.time);
+            ((k.class_uid, dir), scratch.len() as u64 + 1)
+        });
+        for object in plan {
+            let (class_uid, dir) = &object.partition;
+            let path = StorePath::from(object.name_in(events, &self.prefix, dir, "parquet"));
+            let mut rows = object.events.clone();
+            rows.sort_by_key(|&i| (times[i], events[i].seq));
+            let started = Instant::now();
+            let body =
+                parquet_object(*class_uid, lake.row_group_rows, &rows, events).map_err(|e| {
+                    self.failed(&::object_store::Error::Generic {
+                        store: "parquet",
+                        source: Box::new(e),
+                    })
+                })?;
+            let size = body.len() as u64;
+            upload::put_bytes(self.upload_target(), &path, body)
+                .await
+                .map_err(|e| self.failed(&e))?;
+            self.stored(started, size);
+        }
+        Ok(())
+    }
+
     async fn write_range(&self, events: &[Event]) -> Result<(), SinkError> {
+        if let Some(lake) = &self.lake {
+            return self.write_lake_range(lake, events).await;
+        }
         let mut scratch = Vec::with_capacity(4096);
         let format = self.format;
-        let plan = layout::plan(
-            events,
-            &self.template,
-            self.max_events,
-            self.max_bytes,
-            |e| {
-                scratch.clear();
-                format.encode(e, &mut scratch);
-                scratch.len() as u64 + 1
-            },
-        );
+        let plan = layout::plan(events, self.max_events, self.max_bytes, |e| {
+            scratch.clear();
+            format.encode(e, &mut scratch);
+            (self.template.render(e), scratch.len() as u64 + 1)
+        });
         let ext = self.extension();
         for object in plan {
             let path = StorePath::from(object.name(events, &self.prefix, &ext));
             let started = Instant::now();
             let stored = upload::write_object(
-                &self.store,
+                self.upload_target(),
                 &path,
                 object.events.iter().map(|&i| &events[i]),
                 self.format,
@@ -192,19 +241,7 @@ impl ObjectStoreSink {
             )
             .await
             .map_err(|e| self.failed(&e))?;
-            let labels = [self.name.as_str()];
-            self.metrics
-                .sink_object_upload_duration
-                .with_label_values(&labels)
-                .observe(started.elapsed().as_secs_f64());
-            self.metrics
-                .sink_objects_written
-                .with_label_values(&labels)
-                .inc();
-            self.metrics
-                .sink_object_bytes_written
-                .with_label_values(&labels)
-                .inc_by(stored);
+            self.stored(started, stored);
         }
         Ok(())
     }
@@ -217,11 +254,14 @@ impl Sink for ObjectStoreSink {
             return Ok(());
         }
         if self.inflight.is_none() {
-            self.inflight = Some(self.read_marker().await?);
+            let read = self.read_marker().await?;
+            self.abort_recorded(&read.uploads).await?;
+            self.inflight = Some(read);
         }
         let ranges = self.ranges(batch);
         self.write_marker(Inflight {
             ranges: ranges.clone(),
+            uploads: Vec::new(),
         })
         .await?;
         let mut rest = batch;
@@ -247,10 +287,11 @@ pub async fn probe(cfg: &ObjectStoreConfig) -> Result<String, String> {
             .map_err(|e| why(&e))?;
         return Ok(format!("{} listable", cfg.url));
     }
-    let path = prefix
-        .clone()
-        .join("_ch_audit_exporter")
-        .join(format!("validate-probe-{}", uuid::Uuid::new_v4()));
+    let dir = match prefix.as_ref() {
+        "" => marker_dir(cfg),
+        p => format!("{p}/{}", marker_dir(cfg)),
+    };
+    let path = StorePath::from(format!("{dir}/validate-probe-{}", uuid::Uuid::new_v4()));
     store
         .put(&path, bytes::Bytes::from_static(b"probe\n").into())
         .await
@@ -260,6 +301,38 @@ pub async fn probe(cfg: &ObjectStoreConfig) -> Result<String, String> {
         "{} writable (probe object put and deleted)",
         cfg.url
     ))
+}
+
+/// The directory (below the url's prefix) of the in-flight marker and the validate probe: in
+/// Security Lake mode inside the custom source's prefix, the only place its role may write.
+fn marker_dir(cfg: &ObjectStoreConfig) -> String {
+    match &cfg.security_lake {
+        Some(lake) if cfg.encoding == "parquet" => lake.marker_dir(),
+        _ => "_ch_audit_exporter".to_string(),
+    }
+}
+
+/// One Parquet object of class `class_uid`: `rows` (indexes into `events`, in row order)
+/// encoded as OCSF, parsed and built into columns `CHUNK_ROWS` at a time.
+fn parquet_object(
+    class_uid: i64,
+    row_group_rows: usize,
+    rows: &[usize],
+    events: &[Event],
+) -> Result<Vec<u8>, arrow_schema::ArrowError> {
+    let mut file = ocsf_parquet::ParquetFile::new(class_uid, row_group_rows)?;
+    let mut line = Vec::with_capacity(4096);
+    let mut records = Vec::with_capacity(ocsf_parquet::CHUNK_ROWS);
+    for chunk in rows.chunks(ocsf_parquet::CHUNK_ROWS) {
+        records.clear();
+        for &i in chunk {
+            line.clear();
+            Format::Ocsf.encode(&events[i], &mut line);
+            records.push(serde_json::from_slice(&line).unwrap_or_default());
+        }
+        file.write(&records)?;
+    }
+    file.finish()
 }
 
 #[cfg(test)]

@@ -90,4 +90,37 @@ impl Moto {
                 .unwrap(),
         )
     }
+
+    /// `bucket`'s multipart interface (to leave an upload open as a killed run would).
+    pub fn multipart(&self, bucket: &str) -> Arc<dyn object_store::multipart::MultipartStore> {
+        Arc::new(
+            object_store::aws::AmazonS3Builder::new()
+                .with_bucket_name(bucket)
+                .with_endpoint(self.endpoint())
+                .with_region("us-east-1")
+                .with_allow_http(true)
+                .with_access_key_id(ACCESS_KEY_ID)
+                .with_secret_access_key(SECRET_ACCESS_KEY)
+                .build()
+                .unwrap(),
+        )
+    }
+
+    /// The multipart uploads open in `bucket` (S3 ListMultipartUploads), by key.
+    pub async fn open_uploads(&self, bucket: &str) -> Vec<String> {
+        let r = reqwest::Client::new()
+            .get(format!("{}/{bucket}?uploads", self.endpoint()))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "list uploads: {r:?}");
+        let xml = r.text().await.unwrap();
+        xml.split("<Upload>")
+            .skip(1)
+            .map(|u| {
+                let key = u.split("<Key>").nth(1).unwrap_or_default();
+                key.split("</Key>").next().unwrap_or_default().to_string()
+            })
+            .collect()
+    }
 }
