@@ -17,7 +17,7 @@ library only (`http.server` + threads):
   (vendor spec `ApiKey`, §6): `GET /v1/organizations/{org}/keys` → one record, the asking
   key's own (`id` a UUID, `name` the key id, `state` "enabled", `roles` ["developer"],
   `keySuffix` the last 4 characters of the key id, `createdAt`, `expireAt` 180 days after
-  start-up); `/services`, `/members`, `/invitations` → `[]` (so no backups are listed).
+  start-up, `usedAt` this minute); `/services`, `/members`, `/invitations` → `[]` (so no backups are listed).
   Without it those paths answer 404, as before.
 - `GET /v1/organizations/{org}/activities?from_date&to_date` → every visible activity of the
   window, oldest first, no pagination, in the vendor envelope
@@ -203,7 +203,7 @@ def key_record(key: str, started: float) -> dict:
             "assignedRoles": [{"roleId": "00000000-0000-4000-8000-000000000001",
                                "roleName": "Org Member", "roleType": "system"}],
             "keySuffix": key[-4:], "createdAt": "2024-01-01T00:00:00Z",
-            "expireAt": iso(started + 180 * DAY), "ipAccessList": [{"source": "0.0.0.0/0",
+            "expireAt": iso(started + 180 * DAY), "usedAt": iso(time.time() // 60 * 60), "ipAccessList": [{"source": "0.0.0.0/0",
                                                                     "description": ""}]}
 
 
