@@ -8,6 +8,17 @@ poller touches (docs/clickhouse-cloud-api.md §2, §3, §4.1), Python 3.11 stand
 library only (`http.server` + threads):
 
 - `GET /v1/organizations` → the single org of the key; `GET /v1/organizations/{org}` → it.
+- `--orgs N` (default 1): N organizations, org i (1..N) seen only by the key id `bench-<i>`
+  (any secret): its `GET /v1/organizations` lists org i alone, another org's paths answer
+  404, and each key has its own `--limit` window. Org 1 is the single org of the default
+  (any key id sees it when N = 1; with N > 1 another key id gets 401); org i > 1 has its own
+  id and its data is generated from `--seed`, i and the date, so orgs differ.
+- `--inventory`: also the list endpoints the inventory poller and the own-key watch read
+  (vendor spec `ApiKey`, §6): `GET /v1/organizations/{org}/keys` → one record, the asking
+  key's own (`id` a UUID, `name` the key id, `state` "enabled", `roles` ["developer"],
+  `keySuffix` the last 4 characters of the key id, `createdAt`, `expireAt` 180 days after
+  start-up, `usedAt` this minute); `/services`, `/members`, `/invitations` → `[]` (so no backups are listed).
+  Without it those paths answer 404, as before.
 - `GET /v1/organizations/{org}/activities?from_date&to_date` → every visible activity of the
   window, oldest first, no pagination, in the vendor envelope
   `{"status":200,"requestId":"<uuid4>","result":[…]}`; every answer carries an HTTP `Date`.
@@ -34,7 +45,8 @@ library only (`http.server` + threads):
   "TOO_MANY_REQUESTS",…}` with `X-RateLimit-Reset: <seconds until a slot frees>`.
 
 Counting: every request appends one JSON line to `--log` (time, path, bounds, status,
-activities, bytes written including headers, ms) and updates totals served unauthenticated at
+activities, bytes written including headers, ms; with `--orgs` > 1 also `key` and `org`, the
+org index the key sees) and updates totals served unauthenticated at
 `GET /_stats` (`requests`, `activity_requests`, `status` counts, `bytes`, `activities`). Bytes
 are what the fake wrote to the socket: for an answer the client refuses after reading its
 headers (a `Content-Length` above its cap) that includes what the kernel accepted before the
@@ -42,7 +54,7 @@ client closed.
 
 Usage: activities_server.py [--port 0] [--mode exact|date-only] [--per-day N]
            [--history-days D] [--day OFFSET=N ...] [--seed S] [--limit 10/10s]
-           [--framing length|chunked] [--log FILE]
+           [--framing length|chunked] [--log FILE] [--orgs N] [--inventory]
 Prints `listening on PORT` on stdout once the data is generated and the socket is open.
 """
 
@@ -102,7 +114,7 @@ class Pools:
         self.types, self.weights = [t for t, _ in TYPES], weights
 
 
-def activity(rng: random.Random, p: Pools, created: int) -> bytes:
+def activity(rng: random.Random, p: Pools, created: int, org_id: str) -> bytes:
     kind = rng.choices(p.types, cum_weights=p.weights)[0]
     if kind in SYSTEM:
         actor = "system"
@@ -123,7 +135,7 @@ def activity(rng: random.Random, p: Pools, created: int) -> bytes:
         parts += [f'"actorId":"{kid}"', f'"actorDetails":"{name}"', f'"actorIpAddress":"{ip}"']
     else:
         parts += ['"actorId":"system"', '"actorDetails":"ClickHouse Cloud"']
-    parts.append(f'"organizationId":"{ORG_ID}"')
+    parts.append(f'"organizationId":"{org_id}"')
     if kind.startswith(("service_", "backup_")):
         parts.append(f'"serviceId":"{rng.choice(p.services)}"')
     if actor == "user":
@@ -141,14 +153,58 @@ def activity(rng: random.Random, p: Pools, created: int) -> bytes:
 class DayData:
     """One UTC day: createdAt seconds (sorted), the encoded objects, cumulative byte lengths."""
 
-    def __init__(self, seed: int, day: dt.date, n: int, pools: Pools):
-        rng = random.Random(f"{seed}:{day.isoformat()}")
+    def __init__(self, seed: int, day: dt.date, n: int, pools: Pools, org: "Org"):
+        rng = random.Random(f"{seed}:{day.isoformat()}" if org.index == 1
+                            else f"{seed}:{org.index}:{day.isoformat()}")
         start = int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc).timestamp())
         secs = sorted(start + rng.randrange(DAY) for _ in range(n))
         self.start = start
         self.secs = secs
-        self.items = [activity(rng, pools, s) for s in secs]
+        self.items = [activity(rng, pools, s, org.id) for s in secs]
         self.cum = [0, *itertools.accumulate(len(x) for x in self.items)]
+
+
+class Org:
+    """Organization i (1-based): org 1 is the historical single org (same id, same data)."""
+
+    def __init__(self, index: int, seed: int):
+        self.index = index
+        self.id = ORG_ID if index == 1 else str(uuid.UUID(int=random.Random(f"org:{index}").getrandbits(128), version=4))
+        self.name = "bench-org" if index == 1 else f"bench-org-{index}"
+        self.days: dict[int, DayData] = {}
+        self.first = 0
+        self.json = {"id": self.id, "name": self.name, "createdAt": "2024-01-01T00:00:00Z",
+                     "privateEndpoints": [], "byocConfig": [], "enableCoreDumps": False}
+
+    def select(self, lo: float, hi: float) -> list[tuple[DayData, int, int]]:
+        """Slices of visible activities with `lo <= createdAt <= hi`, oldest first."""
+        hi = min(hi, time.time())
+        if hi < lo:
+            return []
+        out = []
+        first = dt.datetime.fromtimestamp(max(lo, 0), dt.timezone.utc).date().toordinal()
+        last = dt.datetime.fromtimestamp(max(hi, 0), dt.timezone.utc).date().toordinal()
+        for o in range(max(first, self.first), last + 1):
+            d = self.days.get(o)
+            if not d:
+                continue
+            i = bisect.bisect_left(d.secs, lo)
+            j = bisect.bisect_right(d.secs, hi)
+            if j > i:
+                out.append((d, i, j))
+        return out
+
+
+def key_record(key: str, started: float) -> dict:
+    """The asking key's own `ApiKey` record (vendor spec fields the exporter reads and more)."""
+    rid = str(uuid.UUID(int=random.Random(f"key:{key}").getrandbits(128), version=4))
+    iso = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))  # noqa: E731
+    return {"id": rid, "name": key, "state": "enabled", "roles": ["developer"],
+            "assignedRoles": [{"roleId": "00000000-0000-4000-8000-000000000001",
+                               "roleName": "Org Member", "roleType": "system"}],
+            "keySuffix": key[-4:], "createdAt": "2024-01-01T00:00:00Z",
+            "expireAt": iso(started + 180 * DAY), "usedAt": iso(time.time() // 60 * 60), "ipAccessList": [{"source": "0.0.0.0/0",
+                                                                    "description": ""}]}
 
 
 def parse_bound(name: str, value: str, mode: str, is_to: bool) -> float:
@@ -187,17 +243,27 @@ class State:
             n, w = re.fullmatch(r"(\d+)/(\d+)s", a.limit).groups()
             self.limit = (int(n), float(w))
         self.hits: dict[str, collections.deque] = collections.defaultdict(collections.deque)
-        pools = Pools(random.Random(a.seed))
+        self.inventory = a.inventory
+        self.started = time.time()
         today = dt.datetime.now(dt.timezone.utc).date()
         counts = {off: a.per_day for off in range(-a.history_days, 1)}
         for spec in a.day:
             off, n = spec.split("=")
             counts[int(off)] = int(n)
-        self.days = {}
-        for off, n in sorted(counts.items()):
-            d = today + dt.timedelta(days=off)
-            self.days[d.toordinal()] = DayData(a.seed, d, n, pools)
-        self.first = min(self.days) if self.days else today.toordinal()
+        self.orgs = [Org(i, a.seed) for i in range(1, a.orgs + 1)]
+        for org in self.orgs:
+            pools = Pools(random.Random(a.seed if org.index == 1 else f"{a.seed}:{org.index}"))
+            for off, n in sorted(counts.items()):
+                d = today + dt.timedelta(days=off)
+                org.days[d.toordinal()] = DayData(a.seed, d, n, pools, org)
+            org.first = min(org.days) if org.days else today.toordinal()
+
+    def org_of(self, key: str) -> Org | None:
+        """The org a key id sees: `bench-<i>` → org i; any key → org 1 when there is one org."""
+        m = re.fullmatch(r"bench-(\d+)", key)
+        if m and 1 <= int(m[1]) <= len(self.orgs):
+            return self.orgs[int(m[1]) - 1]
+        return self.orgs[0] if len(self.orgs) == 1 else None
 
     def admit(self, key: str) -> float | None:
         """None when the request may proceed, else seconds until a slot frees."""
@@ -213,24 +279,6 @@ class State:
                 return q[0] + window - now
             q.append(now)
             return None
-
-    def select(self, lo: float, hi: float) -> list[tuple[DayData, int, int]]:
-        """Slices of visible activities with `lo <= createdAt <= hi`, oldest first."""
-        hi = min(hi, time.time())
-        if hi < lo:
-            return []
-        out = []
-        first = dt.datetime.fromtimestamp(max(lo, 0), dt.timezone.utc).date().toordinal()
-        last = dt.datetime.fromtimestamp(max(hi, 0), dt.timezone.utc).date().toordinal()
-        for o in range(max(first, self.first), last + 1):
-            d = self.days.get(o)
-            if not d:
-                continue
-            i = bisect.bisect_left(d.secs, lo)
-            j = bisect.bisect_right(d.secs, hi)
-            if j > i:
-                out.append((d, i, j))
-        return out
 
     def record(self, entry: dict) -> None:
         with self.lock:
@@ -306,30 +354,43 @@ class Handler(http.server.BaseHTTPRequestHandler):
             entry["bytes"] = self._error(401, "UNAUTHORIZED: Invalid credentials")
             return
         key = base64.b64decode(auth[6:] + "==").decode(errors="replace").split(":")[0]
+        mine = st.org_of(key)
+        if len(st.orgs) > 1:
+            entry["key"], entry["org"] = key, mine.index if mine else None
+        if mine is None:
+            entry["status"] = 401
+            entry["bytes"] = self._error(401, "UNAUTHORIZED: Invalid credentials")
+            return
         wait = st.admit(key)
         if wait is not None:
             entry["status"] = 429
             entry["bytes"] = self._error(429, "TOO_MANY_REQUESTS",
                                          {"X-RateLimit-Reset": f"{max(wait, 0.001):.3f}"})
             return
-        org = {"id": ORG_ID, "name": "bench-org", "createdAt": "2024-01-01T00:00:00Z",
-               "privateEndpoints": [], "byocConfig": [], "enableCoreDumps": False}
+        org = mine.json
         parts = path.strip("/").split("/")
         if parts == ["v1", "organizations"]:
             entry["status"] = 200
             entry["bytes"] = self._json(200, {"status": 200, "requestId": str(uuid.uuid4()),
                                               "result": [org]})
             return
-        if len(parts) >= 3 and parts[:2] == ["v1", "organizations"] and parts[2] != ORG_ID:
+        if len(parts) >= 3 and parts[:2] == ["v1", "organizations"] and parts[2] != mine.id:
             entry["status"] = 404
             entry["bytes"] = self._error(404, "NOT_FOUND: Unknown organization")
             return
-        if parts == ["v1", "organizations", ORG_ID]:
+        if parts == ["v1", "organizations", mine.id]:
             entry["status"] = 200
             entry["bytes"] = self._json(200, {"status": 200, "requestId": str(uuid.uuid4()),
                                               "result": org})
             return
-        if parts != ["v1", "organizations", ORG_ID, "activities"]:
+        if st.inventory and len(parts) == 4 and parts[3] in ("keys", "services", "members",
+                                                               "invitations"):
+            result = [key_record(key, st.started)] if parts[3] == "keys" else []
+            entry["status"] = 200
+            entry["bytes"] = self._json(200, {"status": 200, "requestId": str(uuid.uuid4()),
+                                              "result": result})
+            return
+        if parts != ["v1", "organizations", mine.id, "activities"]:
             entry["status"] = 404
             entry["bytes"] = self._error(404, "NOT_FOUND: Unknown Error")
             return
@@ -343,7 +404,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             entry["bytes"] = self._error(400, str(e))
             return
         entry["status"] = 200
-        self._activities(st.select(lo, hi), entry)
+        self._activities(mine.select(lo, hi), entry)
 
     def _activities(self, slices: list, entry: dict) -> None:
         head = ('{"status":200,"requestId":"%s","result":[' % uuid.uuid4()).encode()
@@ -389,11 +450,15 @@ def main() -> int:
     p.add_argument("--limit", help="e.g. 10/10s (per key); default: none")
     p.add_argument("--framing", choices=["length", "chunked"], default="length")
     p.add_argument("--log", help="append one JSON line per request here")
+    p.add_argument("--orgs", type=int, default=1, help="organizations; key bench-<i> sees org i")
+    p.add_argument("--inventory", action="store_true",
+                   help="serve keys (the asking key's record), services, members, invitations")
     a = p.parse_args()
     t0 = time.perf_counter()
     Handler.state = State(a)
-    n = sum(len(d.secs) for d in Handler.state.days.values())
-    size = sum(d.cum[-1] for d in Handler.state.days.values())
+    days = [d for org in Handler.state.orgs for d in org.days.values()]
+    n = sum(len(d.secs) for d in days)
+    size = sum(d.cum[-1] for d in days)
     print(f"generated {n} activities ({size} bytes, {size / max(n, 1):.0f} per activity) "
           f"in {time.perf_counter() - t0:.1f}s", file=sys.stderr, flush=True)
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
