@@ -13,12 +13,11 @@ use arrow_array::{Array, RecordBatch};
 use arrow_schema::DataType;
 use clickhouse_audit_exporter::event::Event;
 use clickhouse_audit_exporter::sinks::Sink;
-use futures_util::StreamExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::support::fixtures;
 use crate::support::moto::{self, Moto};
 use crate::support::sinks::{events, sink};
+use crate::support::{fixtures, objects};
 
 const LAKE: &str = "[sinks.security_lake]\nsource_name = \"clickhouse-{class}\"\naccount_id = \"123456789012\"\nregion = \"eu-west-1\"\n";
 
@@ -63,20 +62,7 @@ async fn read_back(
     store: &Arc<dyn ObjectStore>,
 ) -> BTreeMap<String, (Vec<RecordBatch>, bytes::Bytes)> {
     let mut out = BTreeMap::new();
-    let mut list = store.list(None);
-    while let Some(meta) = list.next().await {
-        let meta = meta.unwrap();
-        let name = meta.location.to_string();
-        if name.contains("/_ch_audit_exporter/") {
-            continue;
-        }
-        let body = store
-            .get(&meta.location)
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+    for (name, (_, body)) in objects::bodies(store, None).await {
         let batches = ParquetRecordBatchReaderBuilder::try_new(body.clone())
             .unwrap_or_else(|e| panic!("{name} is Parquet: {e}"))
             .build()

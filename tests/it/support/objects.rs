@@ -16,10 +16,15 @@ pub struct Object {
     pub lines: Vec<String>,
 }
 
-/// Every gzip NDJSON object under `prefix`, by name.
-pub async fn read_all(store: &Arc<dyn ObjectStore>, prefix: &str) -> BTreeMap<String, Object> {
+/// Every object under `prefix` (all when `None`) with its stored size and bytes, by name, the
+/// sink's in-flight marker left out.
+pub async fn bodies(
+    store: &Arc<dyn ObjectStore>,
+    prefix: Option<&str>,
+) -> BTreeMap<String, (u64, bytes::Bytes)> {
+    let prefix = prefix.map(object_store::path::Path::from);
     let mut out = BTreeMap::new();
-    let mut list = store.list(Some(&prefix.into()));
+    let mut list = store.list(prefix.as_ref());
     while let Some(meta) = list.next().await {
         let meta = meta.unwrap();
         let name = meta.location.to_string();
@@ -33,18 +38,21 @@ pub async fn read_all(store: &Arc<dyn ObjectStore>, prefix: &str) -> BTreeMap<St
             .bytes()
             .await
             .unwrap();
+        out.insert(name, (meta.size, body));
+    }
+    out
+}
+
+/// Every gzip NDJSON object under `prefix`, by name.
+pub async fn read_all(store: &Arc<dyn ObjectStore>, prefix: &str) -> BTreeMap<String, Object> {
+    let mut out = BTreeMap::new();
+    for (name, (size, body)) in bodies(store, Some(prefix)).await {
         let mut text = String::new();
         flate2::read::GzDecoder::new(&body[..])
             .read_to_string(&mut text)
             .unwrap_or_else(|e| panic!("{name} is gzip: {e}"));
         let lines = text.lines().map(str::to_string).collect();
-        out.insert(
-            name,
-            Object {
-                size: meta.size,
-                lines,
-            },
-        );
+        out.insert(name, Object { size, lines });
     }
     out
 }
