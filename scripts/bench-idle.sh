@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Idle footprint (issue 3): `run` against the emulator with the default 60 s interval, after
-# the first cycle: RSS between polls and CPU seconds over a measured idle period.
-# Usage: scripts/bench-idle.sh [SECONDS=120]
+# the first cycle and once the daemon has settled (the executable's startup pages are released
+# one poll interval after start): RSS (anonymous and file-backed) between polls and CPU seconds
+# over a measured idle period.
+# Usage: [BIN=path] scripts/bench-idle.sh [SECONDS=120]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-120}
-BIN=target/release/clickhouse-audit-exporter
+BIN=${BIN:-target/release/clickhouse-audit-exporter}
 [ -x "$BIN" ] || cargo build --release --locked
 WORK=$(mktemp -d)
 trap 'kill $EMU $EXP 2>/dev/null || true; rm -rf "$WORK"' EXIT
@@ -29,16 +31,17 @@ path = "$WORK/audit.ndjson"
 TOML
 $BIN -c "$WORK/idle.toml" run 2> "$WORK/exporter.log" &
 EXP=$!
-sleep 10   # first cycle: 7 days of history + inventory
+sleep 75   # first cycle (7 days of history + inventory), a second poll, and settling
 ticks() { awk '{print $14+$15}' /proc/$EXP/stat; }
 T0=$(ticks); RSS0=$(awk '/VmRSS/{print $2}' /proc/$EXP/status)
 sleep "$SECS"
 T1=$(ticks); RSS1=$(awk '/VmRSS/{print $2}' /proc/$EXP/status)
 HZ=$(getconf CLK_TCK)
 THREADS=$(awk '/Threads/{print $2}' /proc/$EXP/status)
+ANON=$(awk '/RssAnon/{print $2}' /proc/$EXP/status); FILE=$(awk '/RssFile/{print $2}' /proc/$EXP/status)
 python3 - <<PY
 cpu = ($T1 - $T0) / $HZ
 print(f"events_exported={sum(1 for _ in open('$WORK/audit.ndjson'))}")
-print(f"idle_rss_mib_start={$RSS0/1024:.1f} idle_rss_mib_end={$RSS1/1024:.1f} threads=$THREADS")
+print(f"idle_rss_mib_start={$RSS0/1024:.1f} idle_rss_mib_end={$RSS1/1024:.1f} (anon {$ANON/1024:.1f} + file {$FILE/1024:.1f}) threads=$THREADS")
 print(f"cpu_seconds={cpu:.2f} over {$SECS} s -> cpu_seconds_per_idle_hour={cpu*3600/$SECS:.1f}")
 PY

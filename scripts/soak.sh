@@ -31,7 +31,7 @@ OUT=${SOAK_OUT:-benches/results}
 DRAIN_TIMEOUT=${SOAK_DRAIN_TIMEOUT:-900}
 LIMIT=
 [ "${SOAK_NO_RATE_LIMIT:-0}" = 1 ] && LIMIT=--no-rate-limit
-BIN=$PWD/target/release/clickhouse-audit-exporter
+BIN=${BIN:-$PWD/target/release/clickhouse-audit-exporter}
 [ -x "$BIN" ] || cargo build --release --locked
 WORK=${SOAK_WORK:-$(mktemp -d /tmp/soak.XXXXXX)}
 mkdir -p "$WORK" "$OUT"
@@ -217,6 +217,8 @@ sample() {
   now=$(date +%s.%N)
   stat=$(cat "/proc/$EXP_PID/stat" 2>/dev/null) || return 1
   rss=$(awk '/^VmRSS/{print $2}' "/proc/$EXP_PID/status")
+  # The peak since start (VmHWM) catches what a 10 s sample misses: each poll's high point.
+  awk '/^VmHWM/{print $2}' "/proc/$EXP_PID/status" > "$WORK/peak_rss_kib"
   # Fields 14/15 (utime/stime) counted after the ")" that ends the command name.
   cpu=$(echo "${stat##*) }" | awk -v hz="$HZ" '{printf "%.2f", ($12+$13)/hz}')
   metrics=$(curl -sf --max-time 5 "http://127.0.0.1:$METRICS_PORT/metrics") || metrics=""
@@ -306,6 +308,7 @@ json.dump({
   "t0_epoch": $T0, "generation_end_epoch": $T_GEN_END, "drained_epoch": $T_DRAINED,
   "drained": bool($DRAINED), "expected_activities": $EXPECTED,
   "exporter_exit_code": $EXP_RC, "check_exit_code": $CHECK_RC,
+  "peak_rss_kib": int(open("$WORK/peak_rss_kib").read() or 0),
   "sinks": "$SINK_NAMES".split(),
   "emulator_cmd": "${EMU_CMD[*]}".replace("$BIN", "target/release/clickhouse-audit-exporter"),
   "work_dir": "$WORK",

@@ -17,6 +17,8 @@
 //! - `dispatch`: one task per sink: read after its position, deliver with retry, commit.
 //! - `emulator`: the built-in fake ClickHouse Cloud control-plane API (tests, `demo`, `emulator`).
 //! - `event`: the outbox event as sinks see it (envelope fields + verbatim payload).
+//! - `footprint`: the process's memory footprint (malloc arenas, handing freed heap back,
+//!   paging out the executable's startup code once settled).
 //! - `format`: event encoders (`json` envelope, `raw`, and the SIEM formats `ecs`, `ocsf`,
 //!   `cef` over one activity-type catalogue).
 //! - `health`: what pollers and sinks last did, for `/readyz`, `/status` and `once`.
@@ -51,6 +53,7 @@ pub mod demo;
 pub mod dispatch;
 pub mod emulator;
 pub mod event;
+pub mod footprint;
 pub mod format;
 pub mod health;
 pub mod http;

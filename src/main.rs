@@ -8,7 +8,7 @@ use clickhouse_audit_exporter::cli::{Cli, execute};
 use clickhouse_audit_exporter::values::ConfigError;
 
 fn main() -> ExitCode {
-    limit_malloc_arenas();
+    clickhouse_audit_exporter::footprint::limit_malloc_arenas();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -34,17 +34,5 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-    }
-}
-
-/// glibc gives every thread that allocates its own arena and keeps freed memory there: with
-/// the decoder, SQLite and sink work on different blocking threads a 1 M-event backfill peaked
-/// at 189 MiB RSS instead of 83 MiB (BENCHMARKS.md). Two arenas keep memory bounded at no
-/// measurable speed cost.
-fn limit_malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only adjusts allocator tuning; called before any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }

@@ -14,7 +14,7 @@ use crate::config::DateFormat;
 #[derive(Debug, Clone, Default)]
 pub struct WindowRequest {
     /// Abandon the answer with `ApiError::TooLarge` once its body passes this many bytes (the
-    /// poller then splits the window). Ignored when streaming: memory is bounded anyway.
+    /// poller then splits the window); streamed chunks sent before that stay sent.
     pub max_bytes: Option<usize>,
     /// The rate limiter priority of every request of the window (`Low` for background sweeps).
     pub priority: Priority,
@@ -191,6 +191,8 @@ impl Client {
                 let shape = StreamedActivities {
                     batch: *batch,
                     tx: tx.clone(),
+                    max_bytes: req.max_bytes,
+                    format,
                 };
                 let page = self
                     .inner

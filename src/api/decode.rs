@@ -13,6 +13,8 @@ use serde_json::error::Category;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
+use crate::config::DateFormat;
+
 use super::models::{
     Activity, ActivityBatch, ActivityChunk, Quarantined, RawObject, WhoAmI, classify_activity,
     raw_object,
@@ -80,12 +82,17 @@ impl ResultShape for Activities {
 /// `result` of the activities list handed on in chunks as it is decoded, never collected:
 /// memory stays at a few chunks (`batch` elements each, plus those queued in `tx`) however
 /// large the body. The output is the number of elements (activities + quarantined) sent.
-/// Runs on the blocking decoder thread, so it sends with `blocking_send`.
+/// Runs on the blocking decoder thread, so it sends with `blocking_send`. A body past
+/// `max_bytes` is abandoned (`ApiError::TooLarge`) after the chunks read so far were sent.
 #[derive(Clone)]
 pub(crate) struct StreamedActivities {
     /// Elements (activities + quarantined) per chunk, at least 1.
     pub batch: usize,
     pub tx: mpsc::Sender<ActivityChunk>,
+    /// See `ResultShape::max_bytes`.
+    pub max_bytes: Option<usize>,
+    /// The date format of the request, stamped on every chunk.
+    pub format: DateFormat,
 }
 
 /// Why a streamed decode stopped early: the receiver was dropped.
@@ -96,11 +103,18 @@ impl ResultShape for StreamedActivities {
     fn abandoned(&self) -> bool {
         self.tx.is_closed()
     }
+    fn max_bytes(&self) -> Option<usize> {
+        self.max_bytes
+    }
     fn deserialize<'de, D: de::Deserializer<'de>>(&self, d: D) -> Result<usize, D::Error> {
         let batch = self.batch.max(1);
-        let mut chunk = ActivityChunk::default();
+        let fresh = || ActivityChunk {
+            format: Some(self.format),
+            ..ActivityChunk::default()
+        };
+        let mut chunk = fresh();
         let send = |chunk: &mut ActivityChunk| {
-            let full = std::mem::take(chunk);
+            let full = std::mem::replace(chunk, fresh());
             self.tx
                 .blocking_send(full)
                 .map_err(|_| STREAM_CLOSED.to_string())

@@ -73,6 +73,8 @@ pub struct ActivityChunk {
     pub activities: Vec<Activity>,
     /// Quarantined elements of this slice.
     pub quarantined: Vec<Quarantined>,
+    /// The date format of the request that read it (the bounds it answers to).
+    pub format: Option<crate::config::DateFormat>,
 }
 
 /// One inventory object, verbatim. `id` comes from `id`, or `userId` for members; `None` when

@@ -32,11 +32,13 @@ pub struct ActivitiesConfig {
     #[serde(default = "default_max_window", with = "humantime_serde")]
     pub max_window: Duration,
     /// A window answering more activities than this is split in halves from then on
-    /// (the API has no pagination).
+    /// (the API has no pagination). Answers are streamed into the store, so this bounds the
+    /// cost of a re-read, not memory: larger windows spend fewer requests of the budget.
     #[serde(default = "default_split_threshold")]
     pub split_threshold: usize,
-    /// Stop reading an answer past this size and split the window instead (bounded memory
-    /// whatever the backlog; a one-second window is always read whole).
+    /// Stop reading an answer past this size and split the window instead (refused from its
+    /// `Content-Length` before a byte is read; a one-second window is always read whole).
+    /// Memory does not depend on it: every answer is stored in chunks while it is read.
     #[serde(
         default = "default_max_response_bytes",
         deserialize_with = "crate::values::de_size"
@@ -66,7 +68,7 @@ fn default_max_overlap() -> Duration {
 }
 
 fn default_max_response_bytes() -> u64 {
-    32 << 20
+    256 << 20
 }
 
 fn yes() -> bool {
@@ -85,7 +87,7 @@ fn default_max_window() -> Duration {
     Duration::from_secs(86400)
 }
 fn default_split_threshold() -> usize {
-    50_000
+    250_000
 }
 
 impl Default for ActivitiesConfig {

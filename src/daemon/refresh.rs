@@ -1,6 +1,6 @@
 //! The gauge refresh loop: outbox size by kind, state file size, cursor lag and each sink's
 //! backlog, recomputed from the store between polls and deliveries; and handing freed memory
-//! back to the OS after each round.
+//! back to the OS after each round (and the executable's startup pages once, when settled).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::Pipeline;
 use crate::dispatch;
 use crate::event::EventKind;
+use crate::footprint;
 use crate::metrics::Metrics;
 use crate::poller::activities;
 use crate::store::Store;
@@ -20,16 +21,9 @@ pub(super) struct Refresh {
     metrics: Arc<Metrics>,
     orgs: Vec<String>,
     sinks: Vec<String>,
-}
-
-/// Hands memory freed since the last call back to the OS, so the idle footprint between polls
-/// stays small after a large window (glibc keeps freed heap otherwise).
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free pages to the kernel; no pointer is touched.
-    unsafe {
-        libc::malloc_trim(0);
-    }
+    /// When the executable's pages are released (once): after the first poll round, when the
+    /// startup code has run and will not run again.
+    settle: Duration,
 }
 
 impl Refresh {
@@ -45,6 +39,7 @@ impl Refresh {
                 Vec::new()
             },
             sinks: p.sink_names(),
+            settle: p.cfg.activities.interval.max(Duration::from_secs(30)),
         };
         let every = p
             .cfg
@@ -60,6 +55,7 @@ impl Refresh {
         // Per-kind outbox counts scan the table, so they are recounted only when the outbox
         // changed (new events or a prune) and at most every 10 s: an idle daemon never scans.
         let mut counted: Option<(i64, u64, tokio::time::Instant)> = None;
+        let mut page_out_at = Some(tokio::time::Instant::now() + self.settle);
         loop {
             tick.tick().await;
             let seq = self.store.max_seq().await.unwrap_or(0);
@@ -74,7 +70,12 @@ impl Refresh {
             if due {
                 counted = Some((seq, pruned, tokio::time::Instant::now()));
             }
-            release_freed_memory();
+            footprint::release_freed_memory();
+            if page_out_at.is_some_and(|at| tokio::time::Instant::now() >= at) {
+                page_out_at = None;
+                let bytes = footprint::page_out_executable();
+                tracing::debug!(bytes, "released the executable's resident pages");
+            }
         }
     }
 

@@ -74,6 +74,8 @@ pub struct Fetched {
 pub struct Chunk {
     pub activities: Vec<FetchedActivity>,
     pub quarantined: Vec<QuarantineRow>,
+    /// The date format of the request that read it (`None`: the source has none).
+    pub format: Option<crate::config::DateFormat>,
 }
 
 /// Where a streamed answer goes: chunks of at most `batch` elements.
@@ -88,7 +90,8 @@ pub struct StreamTo {
 pub struct WindowQuery {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
-    /// Abandon the answer with `TooLarge` past this many bytes (not with `stream`).
+    /// Abandon the answer with `TooLarge` past this many bytes (chunks streamed before that
+    /// stay sent).
     pub max_bytes: Option<usize>,
     /// A background sweep: yields the shared rate budget to regular polls.
     pub background: bool,
@@ -172,6 +175,7 @@ impl ActivitySource for ClientSource {
                         let chunk = Chunk {
                             activities: c.activities.into_iter().map(fetched_activity).collect(),
                             quarantined: c.quarantined.into_iter().map(quarantine_row).collect(),
+                            format: c.format,
                         };
                         if to.tx.send(chunk).await.is_err() {
                             break;

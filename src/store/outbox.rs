@@ -152,13 +152,14 @@ impl Store {
     }
 
     /// Inserts `events` and `quarantined` of `org` without touching any cursor (a sweep's
-    /// finds, a streamed day's chunks) and returns the `(occurred_ms, event_id)` of the events
-    /// that were new.
+    /// finds, a streamed answer's chunks) and, with `collect`, returns the `(occurred_ms,
+    /// event_id)` of the events that were new (else an empty list).
     pub async fn insert_collect(
         &self,
         org: &str,
         events: Vec<NewEvent>,
         quarantined: Vec<QuarantineRow>,
+        collect: bool,
     ) -> anyhow::Result<(Vec<(i64, String)>, InsertStats)> {
         let org = org.to_string();
         self.write(move |conn| {
@@ -167,7 +168,7 @@ impl Store {
             let mut fresh = Vec::new();
             let mut stats = InsertStats::default();
             (stats.new, stats.duplicates) =
-                insert_events(&tx, &events, &observed, Some(&mut fresh))?;
+                insert_events(&tx, &events, &observed, collect.then_some(&mut fresh))?;
             stats.quarantined_new = insert_quarantine(&tx, &org, &quarantined, &observed)?;
             stats.max_seq =
                 tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;

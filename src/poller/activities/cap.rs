@@ -1,10 +1,8 @@
 //! The silent-cap check: an answer whose size looks like a cap is read again in parts, a cap
 //! found is learned, and a capped window that cannot be split is an ERROR that degrades `/readyz`.
 
-use std::collections::HashMap;
-
 use super::facts::WindowFacts;
-use super::window::{Purpose, ReadMode, WindowRead, at};
+use super::window::{AnswerIds, Purpose, ReadMode, WindowRead, at};
 use super::{ActivityPoller, PollError};
 use crate::poller::WindowQuery;
 
@@ -27,7 +25,7 @@ impl ActivityPoller {
         mode: ReadMode,
         facts: &WindowFacts,
         read: &mut WindowRead,
-        answer: HashMap<String, i64>,
+        answer: AnswerIds,
     ) -> Result<(), PollError> {
         // Only an activity the answer should have held counts as evidence: one created more
         // than the overlap before now was visible when the answer was taken (the cursor

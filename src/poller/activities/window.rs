@@ -1,5 +1,5 @@
-//! Reading one activities window, for polls and sweeps alike: fetch (streamed in day mode, so
-//! a huge day is stored in bounded chunks while it is read), store every activity (dedupe makes
+//! Reading one activities window, for polls and sweeps alike: fetch (always streamed, so an
+//! answer of any size is stored in bounded chunks while it is read), store every activity (dedupe makes
 //! re-reads safe), check the answer against the bounds asked and learn from violations, and
 //! check an answer whose size looks like a silent cap by fetching the window's two halves.
 
@@ -17,6 +17,38 @@ use crate::store::NewEvent;
 
 /// Activities per chunk of a streamed answer: a few MiB in flight at most.
 const STREAM_BATCH: usize = 2_000;
+
+/// The ids of one answer, hashed (`id_key`): 8 bytes each however long the id, mapped to
+/// the activity's `createdAt` (ms).
+pub(super) type AnswerIds = HashMap<u64, i64>;
+
+/// An activity id as an `AnswerIds` key (SipHash with fixed keys: the same in every run).
+pub(super) fn id_key(id: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<std::hash::DefaultHasher>::default().hash_one(id)
+}
+
+/// What a streamed answer has shown so far.
+struct Answer {
+    /// The date format of the request the chunks came from.
+    format: Option<DateFormat>,
+    check: AnswerCheck,
+    /// Collected only where a cap check may need them.
+    ids: Option<AnswerIds>,
+    read: WindowRead,
+}
+
+impl Answer {
+    fn observe(&mut self, activities: &[FetchedActivity]) {
+        for a in activities {
+            let created = a.created_at.timestamp_millis();
+            self.check.observe(created);
+            if let Some(ids) = self.ids.as_mut() {
+                ids.insert(id_key(&a.id), created);
+            }
+        }
+    }
+}
 
 /// Why a window is read (the `purpose` metric label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,108 +180,104 @@ impl ActivityPoller {
         Ok(read)
     }
 
-    /// One request: streamed into the store in day mode, else collected then stored.
+    /// One request, streamed into the store in bounded chunks while its body is read (memory
+    /// is a few chunks whatever the answer's size), checked against the bounds of the date
+    /// format that answered. The answer's ids (hashed) are kept only where a cap check may
+    /// need them: a cap check's parts, and a splittable window's answer of a suspicious size.
     pub(super) async fn fetch_and_store(
         &self,
         mut q: WindowQuery,
         mode: ReadMode,
         facts: &WindowFacts,
-    ) -> Result<(WindowRead, AnswerCheck, Option<HashMap<String, i64>>), PollError> {
+    ) -> Result<(WindowRead, AnswerCheck, Option<AnswerIds>), PollError> {
         self.metrics
             .window
             .requests
             .with_label_values(&[&self.org, mode.purpose.label()])
             .inc();
         let assumed = self.source.date_format();
-        let assumed_bounds = wire_bounds(assumed, q.from, q.to);
         let asked_at = self.clock.now().timestamp_millis();
-        let mut check =
-            AnswerCheck::new(assumed_bounds, facts.pad_ms, facts.whole_days).asked_at(asked_at);
-        let mut read = WindowRead {
-            requests: 1,
-            ..WindowRead::default()
+        let (from, to) = (q.from, q.to);
+        let check_for = |format: Option<DateFormat>| {
+            AnswerCheck::new(
+                wire_bounds(format, from, to),
+                facts.pad_ms,
+                facts.whole_days,
+            )
+            .asked_at(asked_at)
         };
-        if mode.day {
-            let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(2);
-            q.stream = Some(StreamTo {
-                batch: STREAM_BATCH,
-                tx,
-            });
-            let consume = async {
-                let mut read = WindowRead::default();
-                let mut check = check;
-                while let Some(chunk) = rx.recv().await {
-                    for a in &chunk.activities {
-                        check.observe(a.created_at.timestamp_millis());
-                    }
-                    self.store_chunk(chunk, &mut read).await?;
-                }
-                Ok::<_, anyhow::Error>((read, check))
-            };
-            let (fetched, consumed) = tokio::join!(self.source.fetch(&self.org, q), consume);
-            let fetched = fetched?;
-            let (mut streamed, streamed_check) = consumed?;
-            // The request stepped down to another date format: its bounds differ, so this
-            // answer is not checked (rare: once per step).
-            if fetched.format == assumed {
-                check = streamed_check;
-            }
-            // A source that could not stream handed the answer back whole.
-            let rest = Chunk {
-                activities: fetched.activities,
-                quarantined: fetched.quarantined,
-            };
-            for a in &rest.activities {
-                check.observe(a.created_at.timestamp_millis());
-            }
-            self.store_chunk(rest, &mut streamed).await?;
-            read = WindowRead {
-                count: fetched.count,
-                server_date: fetched.server_date,
-                body_bytes: fetched.body_bytes,
-                requests: 1,
-                format: fetched.format,
-                ..streamed
-            };
-            return Ok((read, check, None));
-        }
-        let fetched: Fetched = self.source.fetch(&self.org, q.clone()).await?;
-        if fetched.format != assumed || fetched.bounds.is_some() {
-            let bounds = fetched
-                .bounds
-                .unwrap_or_else(|| wire_bounds(fetched.format, q.from, q.to));
-            check = AnswerCheck::new(bounds, facts.pad_ms, facts.whole_days).asked_at(asked_at);
-        }
-        // Ids are kept only where a cap check may need them (one clone per activity).
-        let wants_ids = mode.purpose == Purpose::CapCheck
-            || (mode.splittable && !mode.day && suspicious(fetched.count, facts));
-        let ids: Option<HashMap<String, i64>> = wants_ids.then(|| {
-            fetched
-                .activities
-                .iter()
-                .map(|a| (a.id.clone(), a.created_at.timestamp_millis()))
-                .collect()
+        let may_check_cap = mode.purpose == Purpose::CapCheck || (mode.splittable && !mode.day);
+        let fresh = mode.purpose != Purpose::Poll;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(2);
+        q.stream = Some(StreamTo {
+            batch: STREAM_BATCH,
+            tx,
         });
-        for a in &fetched.activities {
-            check.observe(a.created_at.timestamp_millis());
+        // The chunks carry the date format that answered: a request that stepped down has
+        // other bounds, and the check follows them.
+        let mut answer = Answer {
+            format: assumed,
+            check: check_for(assumed),
+            ids: may_check_cap.then(AnswerIds::default),
+            read: WindowRead::default(),
+        };
+        let consume = async {
+            while let Some(chunk) = rx.recv().await {
+                if chunk.format.is_some() && chunk.format != answer.format {
+                    answer.format = chunk.format;
+                    answer.check = check_for(chunk.format);
+                }
+                answer.observe(&chunk.activities);
+                self.store_chunk(chunk, &mut answer.read, fresh).await?;
+            }
+            Ok::<_, anyhow::Error>(())
+        };
+        // `q` (and with it the sender) moves into the fetch, so the channel closes when the
+        // fetch ends and the consumer with it.
+        let (fetched, consumed) = tokio::join!(self.source.fetch(&self.org, q), consume);
+        let fetched: Fetched = fetched?;
+        consumed?;
+        if fetched.format != answer.format {
+            // Stepped down with nothing streamed in the new format (an empty answer).
+            answer.format = fetched.format;
+            answer.check = check_for(fetched.format);
         }
-        read.count = fetched.count;
-        read.format = fetched.format;
-        read.server_date = fetched.server_date;
-        read.body_bytes = fetched.body_bytes;
-        let chunk = Chunk {
+        // A source that could not stream handed the answer back whole.
+        let rest = Chunk {
             activities: fetched.activities,
             quarantined: fetched.quarantined,
+            format: fetched.format,
         };
-        self.store_chunk(chunk, &mut read).await?;
-        Ok((read, check, ids))
+        answer.observe(&rest.activities);
+        self.store_chunk(rest, &mut answer.read, fresh).await?;
+        let Answer {
+            check, ids, read, ..
+        } = answer;
+        let wants_ids = mode.purpose == Purpose::CapCheck
+            || (mode.splittable && !mode.day && suspicious(fetched.count, facts));
+        let read = WindowRead {
+            count: fetched.count,
+            server_date: fetched.server_date,
+            body_bytes: fetched.body_bytes,
+            requests: 1,
+            format: fetched.format,
+            ..read
+        };
+        Ok((read, check, ids.filter(|_| wants_ids)))
     }
 
     /// Stores one chunk (sorted by createdAt), counts it and wakes the sinks.
-    async fn store_chunk(&self, chunk: Chunk, read: &mut WindowRead) -> anyhow::Result<()> {
+    /// `fresh`: collect the `(createdAt, event id)` of the new ones in `read.fresh` (sweeps).
+    async fn store_chunk(
+        &self,
+        chunk: Chunk,
+        read: &mut WindowRead,
+        fresh: bool,
+    ) -> anyhow::Result<()> {
         let Chunk {
             mut activities,
             quarantined,
+            ..
         } = chunk;
         if activities.is_empty() && quarantined.is_empty() {
             return Ok(());
@@ -280,7 +308,7 @@ impl ActivityPoller {
         let reasons: Vec<String> = quarantined.iter().map(|q| q.reason.clone()).collect();
         let (fresh, stats) = self
             .store
-            .insert_collect(&self.org, events, quarantined)
+            .insert_collect(&self.org, events, quarantined, fresh)
             .await?;
         if stats.quarantined_new > 0 {
             tracing::warn!(org = %self.org, count = stats.quarantined_new, ?reasons, "activities without a usable id or createdAt were quarantined in the state DB (not exported); see `state show`");

@@ -1,7 +1,8 @@
 //! A tiny scripted HTTP/1 server for client tests (hyper 1 on `127.0.0.1:0`): each request is
 //! recorded (method, path, query, headers, arrival instant on tokio's clock, so paused-clock
 //! tests can reason about it) and answered by a responder with a status, headers, body, an
-//! optional delay, or a truncated body (a Content-Length larger than what is sent, then close).
+//! optional delay, a truncated body (a Content-Length larger than what is sent, then close), or
+//! a chunked one (no Content-Length).
 
 #![allow(dead_code, reason = "each test uses a different part of the helper")]
 
@@ -33,6 +34,8 @@ pub struct Reply {
     pub delay: Duration,
     /// Send only this many body bytes, with the full Content-Length, then drop the connection.
     pub truncate_at: Option<usize>,
+    /// Send the body with chunked transfer encoding (no Content-Length), in 8 KiB frames.
+    pub chunked: bool,
 }
 
 impl Reply {
@@ -44,6 +47,7 @@ impl Reply {
             body: body.into().into_bytes(),
             delay: Duration::ZERO,
             truncate_at: None,
+            chunked: false,
         }
     }
 
@@ -75,6 +79,12 @@ impl Reply {
 
     pub fn truncated(mut self, at: usize) -> Reply {
         self.truncate_at = Some(at);
+        self
+    }
+
+    /// No Content-Length: the size is known only once the body has been read.
+    pub fn chunked(mut self) -> Reply {
+        self.chunked = true;
         self
     }
 }
@@ -198,6 +208,14 @@ async fn answer(
     }
     let full_len = reply.body.len();
     let body = match reply.truncate_at {
+        None if reply.chunked => {
+            let frames: Vec<Result<Frame<Bytes>, io::Error>> = reply
+                .body
+                .chunks(8 << 10)
+                .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
+                .collect();
+            BodyExt::boxed(StreamBody::new(stream::iter(frames)))
+        }
         None => BodyExt::boxed(StreamBody::new(stream::iter([Ok(Frame::data(
             Bytes::from(reply.body),
         ))]))),
@@ -215,9 +233,10 @@ async fn answer(
             ))
         }
     };
-    let mut resp = Response::builder()
-        .status(reply.status)
-        .header("content-length", full_len.to_string());
+    let mut resp = Response::builder().status(reply.status);
+    if !reply.chunked {
+        resp = resp.header("content-length", full_len.to_string());
+    }
     for (k, v) in &reply.headers {
         resp = resp.header(k.as_str(), v.as_str());
     }

@@ -187,6 +187,28 @@ async fn too_large_windows_are_split_and_the_split_is_remembered() {
     );
 }
 
+/// Every answer is streamed into the store (not only whole days): a poll never holds its
+/// answer whole, whatever its size, and what it stores is the same.
+#[tokio::test]
+async fn every_window_is_streamed_into_the_store() {
+    let mut s = settings();
+    s.initial_lookback = Duration::from_secs(6 * 3600);
+    let r = rig(chrono::Duration::zero(), true, s);
+    let expected = spread(&r, 5, 3, "s"); // 6,000 activities: three streamed chunks and more
+    r.cycle().await;
+    r.clock.advance(Duration::from_secs(60));
+    r.cycle().await;
+    let requests = r.api.requests.lock().unwrap().len();
+    let streamed = r.api.streamed.lock().unwrap().clone();
+    assert_eq!(
+        streamed.len(),
+        requests,
+        "every request streamed: {streamed:?}"
+    );
+    assert!(streamed.iter().any(|n| *n > 2_000), "{streamed:?}");
+    r.assert_stored_once(expected, "streamed windows").await;
+}
+
 /// The local clock steps back two hours, then forward three, while activities keep arriving
 /// (late ones too): with the server's `Date` every one is still stored exactly once, and the
 /// cursor never moves back.

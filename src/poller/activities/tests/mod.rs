@@ -138,6 +138,7 @@ impl ActivitySource for FakeApi {
                 let chunk = crate::poller::Chunk {
                     activities: std::mem::replace(&mut activities, rest),
                     quarantined: vec![],
+                    format: sem.format,
                 };
                 stream.tx.send(chunk).await.unwrap();
             }
