@@ -1,7 +1,8 @@
 //! Reading one activities window, for polls and sweeps alike: fetch (always streamed, so an
-//! answer of any size is stored in bounded chunks while it is read), store every activity (dedupe makes
-//! re-reads safe), check the answer against the bounds asked and learn from violations, and
-//! check an answer whose size looks like a silent cap by fetching the window's two halves.
+//! answer of any size is stored in bounded chunks while it is read), store every activity
+//! (dedupe makes re-reads safe), check the answer against the bounds asked and learn from
+//! violations, and check an answer whose size looks like a silent cap by fetching the window's
+//! two halves.
 
 use std::collections::HashMap;
 
