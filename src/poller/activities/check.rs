@@ -138,11 +138,17 @@ impl AnswerCheck {
         // No zone is more than 14 h from UTC: a larger shift is no zone reading, and an
         // overhang inside the days asked is whole-day filtering.
         if shift.abs() > MAX_ZONE_MS {
-            return Some(if in_days {
-                Diagnosis::WholeDays
-            } else {
-                Diagnosis::Other
-            });
+            if in_days {
+                return Some(Diagnosis::WholeDays);
+            }
+            // The gap says more than 14 h, the overhang no more: the gap is where the API
+            // holds nothing (history that starts inside the window), so the shift lies
+            // between the overhang and 14 h. Only the farthest zone is a safe pad.
+            let overhang = self.max_after.max(self.max_before);
+            if overhang <= MAX_ZONE_MS {
+                return Some(Diagnosis::Shift(MAX_ZONE_MS * shift.signum()));
+            }
+            return Some(Diagnosis::Other);
         }
         Some(Diagnosis::Shift(shift))
     }
@@ -272,6 +278,39 @@ mod tests {
         assert_eq!(c.violations(), 0);
         let c = check(W, 3_600_000, false, &["2026-03-01T18:01:00Z"]);
         assert_eq!(c.violations(), 1);
+    }
+
+    #[test]
+    fn an_overhang_past_midnight_with_an_empty_start_is_the_farthest_zone() {
+        // A UTC-8 reading of [00:20, 18:20] when the API holds only the six hours before
+        // 00:20 the next day: everything answered lies after the window, up to 5 h 59 min,
+        // and its first 18 h are empty because nothing older exists. The shift is somewhere
+        // between the overhang and 14 h; it crosses a UTC midnight, so it is no whole day.
+        let c = check(
+            ("2026-12-05T00:20:00Z", "2026-12-05T18:20:00Z"),
+            0,
+            false,
+            &["2026-12-05T18:21:00Z", "2026-12-06T00:19:00Z"],
+        );
+        assert_eq!((c.before, c.after), (0, 2));
+        assert_eq!(c.diagnose(), Some(Diagnosis::Shift(MAX_ZONE_MS)));
+        assert!(pad_for(MAX_ZONE_MS) >= 8 * 3_600_000);
+        // The same overhang within the day asked is whole-day filtering.
+        let c = check(
+            ("2026-12-05T00:20:00Z", "2026-12-05T12:20:00Z"),
+            0,
+            false,
+            &["2026-12-05T18:21:00Z", "2026-12-05T23:19:00Z"],
+        );
+        assert_eq!(c.diagnose(), Some(Diagnosis::WholeDays));
+        // An overhang beyond any zone is no zone reading.
+        let c = check(
+            ("2026-12-01T00:20:00Z", "2026-12-01T18:20:00Z"),
+            0,
+            false,
+            &["2026-12-05T18:21:00Z"],
+        );
+        assert_eq!(c.diagnose(), Some(Diagnosis::Other));
     }
 
     #[test]

@@ -213,12 +213,11 @@ async fn zone_less_bounds_read_at_utc_minus_8_are_detected_and_read_safely() {
     // so and switched the org to a safe reading (wider windows or whole days).
     let (format, f) = learned(&rig).await;
     assert_eq!(format, "naive");
-    assert!(f["violations"].as_u64() >= Some(1), "{f}");
+    assert!(f["violations"].as_u64() >= Some(1), "{f}\n{logs}");
     assert!(
         f["whole_days"] == true || f["pad_ms"].as_i64() >= Some(8 * 3_600_000),
-        "{f}"
+        "{f}\n{logs}"
     );
-    let _ = logs;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

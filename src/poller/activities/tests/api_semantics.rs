@@ -379,3 +379,31 @@ async fn a_refused_fetch_is_a_typed_error_counted_under_its_kind() {
         .get();
     assert_eq!(counted, 1);
 }
+
+#[tokio::test]
+async fn a_utc_minus_8_reading_just_after_utc_midnight_with_hours_of_history_is_padded() {
+    // 20 minutes past UTC midnight, six hours of history (exactly 100 activities, a round
+    // number that asks for a cap check): the first window of a two-day backfill, read 8 h
+    // late, holds the whole history at its end, and the check's part before the oldest
+    // activity holds everything after it. Its start is empty because nothing is older, not
+    // because of the shift; the evidence still demands a pad that covers the shift.
+    let r = rig(chrono::Duration::zero(), true, backfilling());
+    *r.clock.0.lock().unwrap() = Utc.with_ymd_and_hms(2026, 12, 6, 0, 20, 0).unwrap();
+    r.set(|s| {
+        s.format = Some(DateFormat::Naive);
+        s.shift_ms = 8 * 3_600_000;
+    });
+    let history = spread(&r, 6, 216, "h");
+    assert_eq!(history.len(), 100);
+    r.cycle().await;
+    let f = r.facts();
+    assert!(f.violations > 0, "{f:?}");
+    assert!(
+        f.whole_days || f.pad_ms >= 8 * 3_600_000,
+        "the reading is made safe: {f:?}"
+    );
+    r.sweep().await;
+    r.cycle().await;
+    r.assert_stored_once(history, "every activity of the history, once")
+        .await;
+}
