@@ -198,7 +198,14 @@ impl ActivityPoller {
                 let _ = self.cycle_logged(&token).await;
             }
         };
-        tokio::join!(polls, self.sweep_loop(&token));
+        // Before the polls start: the first one sets the sweeps' baseline (see `sweep_loop`).
+        let never_swept = self
+            .learned
+            .facts
+            .get(&self.store, &self.org)
+            .await
+            .map_or(true, |f| f.last_sweep_ms.is_none());
+        tokio::join!(polls, self.sweep_loop(&token, never_swept));
         tracing::debug!(org = %self.org, "activity poller stopped");
     }
 

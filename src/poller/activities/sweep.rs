@@ -32,19 +32,32 @@ const LOG_EACH: u64 = 20;
 impl ActivityPoller {
     /// Runs sweeps every `reconcile_interval` (and when answers asked for one) until `token`
     /// is cancelled; nothing when sweeps are off.
-    pub(super) async fn sweep_loop(&self, token: &CancellationToken) {
+    ///
+    /// `never_swept` must be read before the polls start (`ActivityPoller::run`): the first
+    /// poll records itself as the sweeps' baseline (`begin_cycle`), so a loop that looked at
+    /// the facts after it could not tell a fresh state from one swept a moment ago, and would
+    /// put the first sweep a whole `reconcile_interval` away instead of a poll interval. Until
+    /// that first sweep has run it is due a poll interval after start (again after each poll
+    /// interval while there is no cursor yet), whatever the baseline says.
+    pub(super) async fn sweep_loop(&self, token: &CancellationToken, never_swept: bool) {
         let every = self.settings.reconcile_interval;
         if every.is_zero() {
             return;
         }
+        let mut first_due =
+            never_swept.then(|| self.clock.now().timestamp_millis() + ms(self.settings.interval));
         let mut retry_at: Option<i64> = None;
         loop {
             let now = self.clock.now().timestamp_millis();
-            let due = match self.learned.facts.get(&self.store, &self.org).await {
-                Ok(f) => f
+            let due = match (
+                first_due,
+                self.learned.facts.get(&self.store, &self.org).await,
+            ) {
+                (Some(first), _) => first,
+                (None, Ok(f)) => f
                     .last_sweep_ms
                     .map_or(now + ms(self.settings.interval), |t| t + ms(every)),
-                Err(_) => now + ms(self.settings.interval),
+                (None, Err(_)) => now + ms(self.settings.interval),
             };
             let due = retry_at.map_or(due, |r| due.max(r));
             let wait = Duration::from_millis(u64::try_from(due - now).unwrap_or(0));
@@ -56,7 +69,10 @@ impl ActivityPoller {
             retry_at = match self.sweep_logged(token).await {
                 // Nothing to sweep yet (no poll completed): look again after a poll interval.
                 Ok(None) => Some(self.clock.now().timestamp_millis() + ms(self.settings.interval)),
-                Ok(Some(_)) => None,
+                Ok(Some(_)) => {
+                    first_due = None;
+                    None
+                }
                 // A failed sweep is tried again after a fifth of the interval (at most 5 min).
                 Err(_) => Some(
                     self.clock.now().timestamp_millis()

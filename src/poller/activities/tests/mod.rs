@@ -15,6 +15,7 @@ use crate::poller::{Fetched, FetchedActivity, WindowQuery};
 
 mod api_semantics;
 mod cursor;
+mod sweep_loop;
 
 /// A wall clock and a steady clock; `advance` moves both, a jump only the wall clock.
 struct ManualClock(Mutex<DateTime<Utc>>, Mutex<i64>);
