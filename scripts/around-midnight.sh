@@ -5,10 +5,10 @@
 # "bounds ignored" when the window crossed midnight). The offset is relative, so the test process
 # (and its emulator) and every exporter it starts share one moved clock; monotonic time is left
 # alone so timeouts still measure real seconds.
-#   scripts/around-midnight.sh [test filter]   (default: faults::window)
+#   scripts/around-midnight.sh [test filter]   (default: faults::window; "" runs every test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-filter=${1:-faults::window}
+filter=${1-faults::window}
 command -v faketime >/dev/null || { echo "faketime is missing (Debian package faketime)"; exit 1; }
 bin=$(cargo test --locked --test it --no-run --message-format=json 2>/dev/null \
   | python3 -c 'import json,sys

@@ -24,7 +24,7 @@ pub(super) const ACTIVITIES_DUPLICATES: Def = Def::new(
 
 pub(super) const ACTIVITIES_QUARANTINED: Def = Def::new(
     "activities_quarantined_total",
-    "Activities kept aside because they lack an id or a parseable createdAt.",
+    "Activities newly kept aside because they lack an id or a parseable createdAt (each once, however often it is read again).",
     &["org", "reason"],
 );
 

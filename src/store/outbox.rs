@@ -36,11 +36,13 @@ pub struct CursorState {
 }
 
 /// What `insert_window` did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InsertStats {
     pub new: u64,
     pub duplicates: u64,
     pub quarantined_new: u64,
+    /// The reason of each row `quarantined_new` counts (a re-read of a kept row is not new).
+    pub quarantined_new_reasons: Vec<String>,
     /// Highest seq after the insert.
     pub max_seq: i64,
 }
@@ -96,20 +98,23 @@ fn insert_quarantine(
     org: &str,
     rows: &[QuarantineRow],
     observed: &str,
-) -> rusqlite::Result<u64> {
+) -> rusqlite::Result<Vec<String>> {
     let mut q = tx.prepare_cached(
         "INSERT INTO quarantine (org_id, reason, detail, payload, observed_at)
          VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
     )?;
-    let mut new = 0;
+    let mut new = Vec::new();
     for row in rows {
-        new += q.execute(params![
+        let n = q.execute(params![
             org,
             row.reason,
             row.detail,
             &*row.payload,
             observed
-        ])? as u64;
+        ])?;
+        if n > 0 {
+            new.push(row.reason.clone());
+        }
     }
     Ok(new)
 }
@@ -135,7 +140,8 @@ impl Store {
             let tx = conn.transaction()?;
             let mut stats = InsertStats::default();
             (stats.new, stats.duplicates) = insert_events(&tx, &events, &observed, None)?;
-            stats.quarantined_new = insert_quarantine(&tx, &org, &quarantined, &observed)?;
+            stats.quarantined_new_reasons = insert_quarantine(&tx, &org, &quarantined, &observed)?;
+            stats.quarantined_new = stats.quarantined_new_reasons.len() as u64;
             if let Some(c) = cursor {
                 tx.execute(
                     "INSERT INTO cursors (org_id, stream, cursor_ms, window_ms, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -169,7 +175,8 @@ impl Store {
             let mut stats = InsertStats::default();
             (stats.new, stats.duplicates) =
                 insert_events(&tx, &events, &observed, collect.then_some(&mut fresh))?;
-            stats.quarantined_new = insert_quarantine(&tx, &org, &quarantined, &observed)?;
+            stats.quarantined_new_reasons = insert_quarantine(&tx, &org, &quarantined, &observed)?;
+            stats.quarantined_new = stats.quarantined_new_reasons.len() as u64;
             stats.max_seq =
                 tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
             tx.commit()?;

@@ -42,6 +42,36 @@ async fn insert_dedupes_and_moves_the_cursor_in_one_transaction() {
 }
 
 #[tokio::test]
+async fn a_quarantined_element_read_again_is_not_new_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.db")).unwrap();
+    let row = |payload: &str, reason: &str| QuarantineRow {
+        reason: reason.into(),
+        detail: "createdAt: last tuesday".into(),
+        payload: payload.into(),
+    };
+    let first = vec![
+        row(r#"{"createdAt":"last tuesday"}"#, "bad_created_at"),
+        row(r#"{"id":null}"#, "missing_id"),
+    ];
+    let (_, s) = store
+        .insert_collect("o", vec![], first.clone(), false)
+        .await
+        .unwrap();
+    assert_eq!(s.quarantined_new, 2);
+    assert_eq!(s.quarantined_new_reasons, ["bad_created_at", "missing_id"]);
+    // An overlap reads both again, and one new element beside them.
+    let mut again = first;
+    again.push(row(r#"{"id":7}"#, "missing_id"));
+    let (_, s) = store
+        .insert_collect("o", vec![], again, false)
+        .await
+        .unwrap();
+    assert_eq!(s.quarantined_new, 1);
+    assert_eq!(s.quarantined_new_reasons, ["missing_id"]);
+}
+
+#[tokio::test]
 async fn overlap_rereads_leave_no_seq_gaps_so_backlog_counts_events() {
     // Every poll re-reads its overlap; SQLite's AUTOINCREMENT used to spend a seq on each
     // re-read duplicate (ON CONFLICT DO NOTHING), so `sink_backlog_events` = max(seq) -

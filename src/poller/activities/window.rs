@@ -300,18 +300,19 @@ impl ActivityPoller {
                 payload: a.raw,
             })
             .collect();
-        for q in &quarantined {
-            self.metrics
-                .activities_quarantined
-                .with_label_values(&[&self.org, &q.reason])
-                .inc();
-        }
-        let reasons: Vec<String> = quarantined.iter().map(|q| q.reason.clone()).collect();
         let (fresh, stats) = self
             .store
             .insert_collect(&self.org, events, quarantined, fresh)
             .await?;
+        // Counted once per element kept: overlaps and sweeps read a kept one again.
+        for reason in &stats.quarantined_new_reasons {
+            self.metrics
+                .activities_quarantined
+                .with_label_values(&[&self.org, reason])
+                .inc();
+        }
         if stats.quarantined_new > 0 {
+            let reasons = &stats.quarantined_new_reasons;
             tracing::warn!(org = %self.org, count = stats.quarantined_new, ?reasons, "activities without a usable id or createdAt were quarantined in the state DB (not exported); see `state show`");
         }
         let m = &self.metrics;
