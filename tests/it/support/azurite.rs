@@ -39,7 +39,25 @@ pub fn available() -> bool {
 }
 
 impl Azurite {
+    /// Starts Azurite on a fresh port; again on another one if what answers there is not
+    /// Azurite (another process took the port between picking and binding).
     pub async fn start() -> Azurite {
+        for _ in 0..3 {
+            let mut a = Self::start_once().await;
+            let ours = reqwest::get(a.endpoint()).await.is_ok_and(|r| {
+                r.headers()
+                    .get("server")
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.starts_with("Azurite"))
+            });
+            if ours && a._child.try_wait().ok().flatten().is_none() {
+                return a;
+            }
+        }
+        panic!("azurite-blob exited right after starting, three times");
+    }
+
+    async fn start_once() -> Azurite {
         let port = super::net::free_port(false);
         let dir = tempfile::tempdir().unwrap();
         let child = Command::new("azurite-blob")

@@ -33,7 +33,26 @@ pub fn available() -> bool {
 }
 
 impl Moto {
+    /// Starts moto on a fresh port; again on another one if what answers there is not moto's
+    /// S3 (another process took the port between picking and binding).
     pub async fn start() -> Moto {
+        for _ in 0..3 {
+            let mut m = Self::start_once().await;
+            let ours = match reqwest::get(m.endpoint()).await {
+                Ok(r) => r
+                    .text()
+                    .await
+                    .is_ok_and(|b| b.contains("ListAllMyBucketsResult")),
+                Err(_) => false,
+            };
+            if ours && m._child.try_wait().ok().flatten().is_none() {
+                return m;
+            }
+        }
+        panic!("moto_server exited right after starting, three times");
+    }
+
+    async fn start_once() -> Moto {
         let port = super::net::free_port(false);
         let child = Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
