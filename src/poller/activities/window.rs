@@ -229,15 +229,23 @@ impl ActivityPoller {
                     answer.check = check_for(chunk.format);
                 }
                 answer.observe(&chunk.activities);
-                self.store_chunk(chunk, &mut answer.read, fresh).await?;
+                if let Err(e) = self.store_chunk(chunk, &mut answer.read, fresh).await {
+                    // Closed, the channel fails the fetch's next send and the fetch ends.
+                    // Left open, a full channel would block the fetch (and this join) forever:
+                    // a store failure mid-stream (disk full) hung the poll instead of failing
+                    // it (issue 17's benchmark found it).
+                    rx.close();
+                    return Err(e);
+                }
             }
             Ok::<_, anyhow::Error>(())
         };
         // `q` (and with it the sender) moves into the fetch, so the channel closes when the
         // fetch ends and the consumer with it.
         let (fetched, consumed) = tokio::join!(self.source.fetch(&self.org, q), consume);
-        let fetched: Fetched = fetched?;
+        // A store failure first: the fetch only stopped because of it.
         consumed?;
+        let fetched: Fetched = fetched?;
         if fetched.format != answer.format {
             // Stepped down with nothing streamed in the new format (an empty answer).
             answer.format = fetched.format;

@@ -323,3 +323,30 @@ async fn busy_org_walks_to_now_each_cycle_and_loses_no_late_arrival() {
     r.assert_stored_once(expected, "every activity exactly once")
         .await;
 }
+
+#[tokio::test]
+async fn a_store_failure_mid_stream_fails_the_poll_and_keeps_the_cursor() {
+    // Enough for more chunks than the channel holds: the fetch is still sending when the
+    // store fails. It used to wait on the full channel forever.
+    let r = rig(chrono::Duration::zero(), true, sweeping());
+    spread(&r, 5, 2, "s");
+    let other = rusqlite::Connection::open(r.poller.store.path()).unwrap();
+    other
+        .execute_batch(
+            "CREATE TRIGGER disk_full BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'disk full (test)'); END;",
+        )
+        .unwrap();
+    let done = tokio::time::timeout(
+        Duration::from_secs(60),
+        r.poller.cycle(&CancellationToken::new()),
+    )
+    .await
+    .expect("the poll ends instead of hanging");
+    let err = done.expect_err("a store failure fails the poll");
+    assert!(format!("{err:#}").contains("disk full (test)"), "{err:#}");
+    assert_eq!(
+        r.poller.store.cursor("org-1", "activities").await.unwrap(),
+        None,
+        "no cursor moved past what was not stored"
+    );
+}

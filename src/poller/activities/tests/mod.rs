@@ -141,7 +141,12 @@ impl ActivitySource for FakeApi {
                     quarantined: vec![],
                     format: sem.format,
                 };
-                stream.tx.send(chunk).await.unwrap();
+                if stream.tx.send(chunk).await.is_err() {
+                    return Err(FetchError::Api {
+                        kind: "decode",
+                        message: "the receiver of the streamed activities is gone".into(),
+                    });
+                }
             }
         }
         Ok(Fetched {
