@@ -150,7 +150,7 @@ impl Store {
         let (org, stream) = (org.to_string(), stream.to_string());
         self.write(move |conn| {
             let observed = now_rfc3339();
-            let tx = conn.transaction()?;
+            let tx = super::write_tx(conn)?;
             let mut stats = InsertStats::default();
             (stats.new, stats.duplicates) = insert_events(&tx, &events, &observed, None)?;
             stats.quarantined_new_reasons = insert_quarantine(&tx, &org, &quarantined, &observed)?;
@@ -190,7 +190,7 @@ impl Store {
             conn.pragma_update(None, "synchronous", "NORMAL")?;
             let done = (|| {
                 let observed = now_rfc3339();
-                let tx = conn.transaction()?;
+                let tx = super::write_tx(conn)?;
                 let mut fresh = Vec::new();
                 let mut stats = InsertStats::default();
                 (stats.new, stats.duplicates) =

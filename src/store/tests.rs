@@ -139,6 +139,41 @@ async fn seqs_stay_dense_across_duplicates_and_never_restart_after_pruning_every
     );
 }
 
+#[test]
+fn a_write_transaction_that_reads_first_is_not_refused_when_another_connection_commits() {
+    // The insert reads the highest seq before it writes; a sink position committed by another
+    // connection in between used to make SQLite refuse the write (SQLITE_BUSY_SNAPSHOT).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    drop(Store::open(&path).unwrap());
+    let mut writer = rusqlite::Connection::open(&path).unwrap();
+    let positions = rusqlite::Connection::open(&path).unwrap();
+    positions
+        .busy_timeout(std::time::Duration::from_millis(50))
+        .unwrap();
+    let tx = write_tx(&mut writer).unwrap();
+    let _: i64 = tx
+        .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+        .unwrap();
+    // The other connection waits for the lock instead of slipping a commit in.
+    let err = positions
+        .execute(
+            "INSERT INTO sink_positions (sink, position, updated_at) VALUES ('s', 1, 'now')",
+            [],
+        )
+        .unwrap_err();
+    assert_eq!(
+        err.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy)
+    );
+    tx.execute(
+        "INSERT INTO sink_positions (sink, position, updated_at) VALUES ('w', 1, 'now')",
+        [],
+    )
+    .expect("the write after the read is not refused");
+    tx.commit().unwrap();
+}
+
 #[tokio::test]
 async fn overlap_rereads_leave_no_seq_gaps_so_backlog_counts_events() {
     // Every poll re-reads its overlap; SQLite's AUTOINCREMENT used to spend a seq on each
