@@ -115,7 +115,7 @@ impl Store {
         let org_name = org.clone();
         let moved = self
             .write(move |conn| {
-                let tx = conn.transaction()?;
+                let tx = super::write_tx(conn)?;
                 let exists: Option<i64> = tx
                     .query_row(
                         "SELECT cursor_ms FROM cursors WHERE org_id = ?1 AND stream = 'activities'",

@@ -100,7 +100,7 @@ impl Store {
         let (org, resource) = (org.to_string(), resource.to_string());
         self.write(move |conn| {
             let observed = now_rfc3339();
-            let tx = conn.transaction()?;
+            let tx = super::write_tx(conn)?;
             let mut stats = InsertStats::default();
             (stats.new, stats.duplicates) = insert_events(&tx, &events, &observed, None)?;
             {
@@ -154,7 +154,7 @@ impl Store {
     ) -> anyhow::Result<()> {
         let (org, resource) = (org.to_string(), resource.to_string());
         self.write(move |conn| {
-            let tx = conn.transaction()?;
+            let tx = super::write_tx(conn)?;
             for p in &parents {
                 tx.execute(
                     "UPDATE inventory_snapshots SET deleted = 1, updated_ms = ?4
@@ -265,7 +265,7 @@ impl Store {
         let org = org.to_string();
         self.write(move |conn| {
             let observed = now_rfc3339();
-            let tx = conn.transaction()?;
+            let tx = super::write_tx(conn)?;
             let mut stats = InsertStats::default();
             (stats.new, stats.duplicates) = insert_events(&tx, &events, &observed, None)?;
             {

@@ -36,7 +36,7 @@ pub fn migrate(conn: &mut Connection) -> Result<u32, MigrateError> {
     if found == latest {
         return Ok(found);
     }
-    let tx = conn.transaction()?;
+    let tx = super::write_tx(conn)?;
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > found) {
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", version)?;

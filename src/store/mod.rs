@@ -152,6 +152,15 @@ impl Store {
     }
 }
 
+/// Begins a write transaction holding the write lock from its start (`BEGIN IMMEDIATE`,
+/// waiting up to the busy timeout for it). A deferred one that reads first takes a snapshot,
+/// and when another connection (the sink positions, a `state` command) commits before its
+/// first write, SQLite refuses the upgrade at once with `SQLITE_BUSY_SNAPSHOT` — no busy
+/// timeout helps. A 1 M backfill met it as soon as inserts began with a read (issue 17).
+pub(super) fn write_tx(conn: &mut Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+}
+
 fn connect(path: &Path, flags: OpenFlags) -> anyhow::Result<Connection> {
     let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
         .map_err(|e| explain(path, e.into()))?;

@@ -50,27 +50,39 @@ pub struct InsertStats {
 /// Inserts `events` in order inside the caller's transaction; an event whose dedupe key
 /// (occurred_ms, event_id) is already stored is dropped. Returns (new, duplicates).
 ///
-/// Duplicates are skipped by `WHERE NOT EXISTS` before SQLite allocates a rowid: with
-/// AUTOINCREMENT, `ON CONFLICT DO NOTHING` alone spends a seq on every dropped duplicate, and
-/// each poll re-reads its whole overlap, so seqs got gaps and `max(seq) - position` (the
-/// backlog gauge) overcounted by up to overlap / interval (15x with the defaults; found by
-/// the soak run, issue 8). Dense seqs keep that subtraction exact. `ON CONFLICT DO NOTHING`
-/// stays as the guarantee.
+/// Seqs are given here, one past the highest ever handed out, and only to rows that are
+/// stored: with AUTOINCREMENT picking them, `ON CONFLICT DO NOTHING` spends a seq on every
+/// dropped duplicate, and each poll re-reads its whole overlap, so seqs got gaps and
+/// `max(seq) - position` (the backlog gauge) overcounted by up to overlap / interval (15x with
+/// the defaults; found by the soak run, issue 8). Dense seqs keep that subtraction exact. (The
+/// check was a `WHERE NOT EXISTS` subquery, which makes SQLite build a temporary table and a
+/// statement journal per row: 8% of a 1 M backfill's CPU, issue 17.) The conflict target is
+/// the dedupe key alone, so a seq that somehow exists already is an error, never a silent drop.
 pub(super) fn insert_events(
     tx: &rusqlite::Transaction<'_>,
     events: &[NewEvent],
     observed: &str,
     mut fresh: Option<&mut Vec<(i64, String)>>,
 ) -> rusqlite::Result<(u64, u64)> {
+    if events.is_empty() {
+        return Ok((0, 0));
+    }
+    // sqlite_sequence keeps the highest seq even after pruning emptied the table.
+    let mut next: i64 = tx.query_row(
+        "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),
+                    COALESCE((SELECT MAX(seq) FROM events), 0)) + 1",
+        [],
+        |r| r.get(0),
+    )?;
     let mut ins = tx.prepare_cached(
-        "INSERT INTO events (occurred_ms, event_id, kind, org_id, occurred_at, observed_at, payload)
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
-         WHERE NOT EXISTS (SELECT 1 FROM events WHERE occurred_ms = ?1 AND event_id = ?2)
-         ON CONFLICT DO NOTHING",
+        "INSERT INTO events (seq, occurred_ms, event_id, kind, org_id, occurred_at, observed_at, payload)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (occurred_ms, event_id) DO NOTHING",
     )?;
     let (mut new, mut duplicates) = (0, 0);
     for e in events {
         let n = ins.execute(params![
+            next,
             e.occurred_ms,
             e.event_id,
             e.kind.as_str(),
@@ -81,6 +93,7 @@ pub(super) fn insert_events(
         ])?;
         if n == 1 {
             new += 1;
+            next += 1;
             if let Some(f) = fresh.as_mut() {
                 f.push((e.occurred_ms, e.event_id.clone()));
             }
@@ -137,7 +150,7 @@ impl Store {
         let (org, stream) = (org.to_string(), stream.to_string());
         self.write(move |conn| {
             let observed = now_rfc3339();
-            let tx = conn.transaction()?;
+            let tx = super::write_tx(conn)?;
             let mut stats = InsertStats::default();
             (stats.new, stats.duplicates) = insert_events(&tx, &events, &observed, None)?;
             stats.quarantined_new_reasons = insert_quarantine(&tx, &org, &quarantined, &observed)?;
@@ -169,18 +182,29 @@ impl Store {
     ) -> anyhow::Result<(Vec<(i64, String)>, InsertStats)> {
         let org = org.to_string();
         self.write(move |conn| {
-            let observed = now_rfc3339();
-            let tx = conn.transaction()?;
-            let mut fresh = Vec::new();
-            let mut stats = InsertStats::default();
-            (stats.new, stats.duplicates) =
-                insert_events(&tx, &events, &observed, collect.then_some(&mut fresh))?;
-            stats.quarantined_new_reasons = insert_quarantine(&tx, &org, &quarantined, &observed)?;
-            stats.quarantined_new = stats.quarantined_new_reasons.len() as u64;
-            stats.max_seq =
-                tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
-            tx.commit()?;
-            Ok((fresh, stats))
+            // No fsync for these commits: nothing depends on them surviving a power cut until
+            // a cursor or a sweep's record moves past them, and that commit (FULL) syncs the
+            // whole log, these rows with it. A crash of the process alone loses nothing either
+            // way (WAL). Until then a lost chunk is simply read again. A backfill commits a
+            // chunk every 2,000 activities; only its cursor commits need the fsync (issue 17).
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            let done = (|| {
+                let observed = now_rfc3339();
+                let tx = super::write_tx(conn)?;
+                let mut fresh = Vec::new();
+                let mut stats = InsertStats::default();
+                (stats.new, stats.duplicates) =
+                    insert_events(&tx, &events, &observed, collect.then_some(&mut fresh))?;
+                stats.quarantined_new_reasons =
+                    insert_quarantine(&tx, &org, &quarantined, &observed)?;
+                stats.quarantined_new = stats.quarantined_new_reasons.len() as u64;
+                stats.max_seq =
+                    tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
+                tx.commit()?;
+                Ok((fresh, stats))
+            })();
+            conn.pragma_update(None, "synchronous", "FULL")?;
+            done
         })
         .await
     }

@@ -72,6 +72,109 @@ async fn a_quarantined_element_read_again_is_not_new_again() {
 }
 
 #[tokio::test]
+async fn chunks_commit_without_fsync_but_cursor_commits_keep_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.db")).unwrap();
+    let level = |store: &Store| -> i64 {
+        let c = store.inner.writer.lock().unwrap();
+        c.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap()
+    };
+    assert_eq!(level(&store), 2, "FULL");
+    store
+        .insert_collect("o", vec![ev("o", "a", 1)], vec![], false)
+        .await
+        .unwrap();
+    assert_eq!(level(&store), 2, "back to FULL after a chunk");
+    // A chunk that fails (a seq taken: impossible in use, forced here) restores it too.
+    store
+        .inner
+        .writer
+        .lock()
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER refuse BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'no'); END;",
+        )
+        .unwrap();
+    assert!(
+        store
+            .insert_collect("o", vec![ev("o", "b", 2)], vec![], false)
+            .await
+            .is_err()
+    );
+    assert_eq!(level(&store), 2, "back to FULL after a failed chunk");
+}
+
+#[tokio::test]
+async fn seqs_stay_dense_across_duplicates_and_never_restart_after_pruning_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.db")).unwrap();
+    let (_, s) = store
+        .insert_collect("o", vec![ev("o", "a", 1), ev("o", "b", 2)], vec![], false)
+        .await
+        .unwrap();
+    assert_eq!(s.max_seq, 2);
+    let (_, s) = store
+        .insert_collect("o", vec![ev("o", "b", 2), ev("o", "c", 3)], vec![], false)
+        .await
+        .unwrap();
+    assert_eq!(
+        (s.new, s.duplicates, s.max_seq),
+        (1, 1, 3),
+        "no seq spent on b"
+    );
+    store
+        .inner
+        .writer
+        .lock()
+        .unwrap()
+        .execute_batch("DELETE FROM events")
+        .unwrap();
+    let (_, s) = store
+        .insert_collect("o", vec![ev("o", "d", 4)], vec![], false)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.max_seq, 4,
+        "after the table emptied, seq goes on from the highest ever"
+    );
+}
+
+#[test]
+fn a_write_transaction_that_reads_first_is_not_refused_when_another_connection_commits() {
+    // The insert reads the highest seq before it writes; a sink position committed by another
+    // connection in between used to make SQLite refuse the write (SQLITE_BUSY_SNAPSHOT).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    drop(Store::open(&path).unwrap());
+    let mut writer = rusqlite::Connection::open(&path).unwrap();
+    let positions = rusqlite::Connection::open(&path).unwrap();
+    positions
+        .busy_timeout(std::time::Duration::from_millis(50))
+        .unwrap();
+    let tx = write_tx(&mut writer).unwrap();
+    let _: i64 = tx
+        .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+        .unwrap();
+    // The other connection waits for the lock instead of slipping a commit in.
+    let err = positions
+        .execute(
+            "INSERT INTO sink_positions (sink, position, updated_at) VALUES ('s', 1, 'now')",
+            [],
+        )
+        .unwrap_err();
+    assert_eq!(
+        err.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy)
+    );
+    tx.execute(
+        "INSERT INTO sink_positions (sink, position, updated_at) VALUES ('w', 1, 'now')",
+        [],
+    )
+    .expect("the write after the read is not refused");
+    tx.commit().unwrap();
+}
+
+#[tokio::test]
 async fn overlap_rereads_leave_no_seq_gaps_so_backlog_counts_events() {
     // Every poll re-reads its overlap; SQLite's AUTOINCREMENT used to spend a seq on each
     // re-read duplicate (ON CONFLICT DO NOTHING), so `sink_backlog_events` = max(seq) -
