@@ -40,8 +40,9 @@ def get(url, auth):
             time.sleep(float(e.headers.get("X-RateLimit-Reset", "1")) + 0.2)
 
 
-def naive(t):
-    return t.strftime("%Y-%m-%dT%H:%M:%S")
+def rfc3339(t):
+    # The emulator is strict like the live API (API notes §3.3): zone-less bounds are a 400.
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def emulator_ids(a):
@@ -53,10 +54,10 @@ def emulator_ids(a):
     for org in orgs:
         base = f"{a.url}/v1/organizations/{org}/activities"
         # Bounds are inclusive, so neighbouring windows share a second; the set absorbs that.
-        windows = [f"?to_date={naive(recent)}"]
+        windows = [f"?to_date={rfc3339(recent)}"]
         t = recent
         while t <= now:
-            windows.append(f"?from_date={naive(t)}&to_date={naive(t + dt.timedelta(minutes=10))}")
+            windows.append(f"?from_date={rfc3339(t)}&to_date={rfc3339(t + dt.timedelta(minutes=10))}")
             t += dt.timedelta(minutes=10)
         n = 0
         for w in windows:
