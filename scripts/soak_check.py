@@ -41,8 +41,8 @@ def get(url, auth):
 
 
 def rfc3339(t):
-    # The emulator is strict like the live API (API notes §3.3): zone-less bounds are a 400.
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # The emulator is strict like the live API (API notes §3.3): only this form is accepted.
+    return t.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def emulator_ids(a):
