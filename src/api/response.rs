@@ -46,8 +46,11 @@ impl<T> Page<T> {
 
 /// Error bodies are read up to this size; the rest is dropped.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
-/// Body chunks in flight between the network and the decoding thread.
-const CHUNKS_IN_FLIGHT: usize = 16;
+/// Body chunks in flight between the network and the decoding thread. Each pins a part of
+/// hyper's read buffer (tens of kB); with 16, the body buffers were the largest item of the
+/// soak's heap peak (16.7 MiB over three orgs polling at once, heaptrack, issue 17). The
+/// decoder is the slower side, so more would only queue.
+const CHUNKS_IN_FLIGHT: usize = 4;
 /// Chars of a body quoted in a `Decode` error.
 const EXCERPT_CHARS: usize = 120;
 
