@@ -40,11 +40,17 @@ pub struct CursorState {
 pub struct InsertStats {
     pub new: u64,
     pub duplicates: u64,
-    pub quarantined_new: u64,
-    /// The reason of each row `quarantined_new` counts (a re-read of a kept row is not new).
+    /// The reason of each row newly quarantined (a re-read of a kept row is not new).
     pub quarantined_new_reasons: Vec<String>,
     /// Highest seq after the insert.
     pub max_seq: i64,
+}
+
+impl InsertStats {
+    /// How many rows were newly quarantined.
+    pub fn quarantined_new(&self) -> u64 {
+        self.quarantined_new_reasons.len() as u64
+    }
 }
 
 /// Inserts `events` in order inside the caller's transaction; an event whose dedupe key
@@ -154,7 +160,6 @@ impl Store {
             let mut stats = InsertStats::default();
             (stats.new, stats.duplicates) = insert_events(&tx, &events, &observed, None)?;
             stats.quarantined_new_reasons = insert_quarantine(&tx, &org, &quarantined, &observed)?;
-            stats.quarantined_new = stats.quarantined_new_reasons.len() as u64;
             if let Some(c) = cursor {
                 tx.execute(
                     "INSERT INTO cursors (org_id, stream, cursor_ms, window_ms, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -197,7 +202,6 @@ impl Store {
                     insert_events(&tx, &events, &observed, collect.then_some(&mut fresh))?;
                 stats.quarantined_new_reasons =
                     insert_quarantine(&tx, &org, &quarantined, &observed)?;
-                stats.quarantined_new = stats.quarantined_new_reasons.len() as u64;
                 stats.max_seq =
                     tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
                 tx.commit()?;

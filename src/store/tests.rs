@@ -58,7 +58,7 @@ async fn a_quarantined_element_read_again_is_not_new_again() {
         .insert_collect("o", vec![], first.clone(), false)
         .await
         .unwrap();
-    assert_eq!(s.quarantined_new, 2);
+    assert_eq!(s.quarantined_new(), 2);
     assert_eq!(s.quarantined_new_reasons, ["bad_created_at", "missing_id"]);
     // An overlap reads both again, and one new element beside them.
     let mut again = first;
@@ -67,7 +67,7 @@ async fn a_quarantined_element_read_again_is_not_new_again() {
         .insert_collect("o", vec![], again, false)
         .await
         .unwrap();
-    assert_eq!(s.quarantined_new, 1);
+    assert_eq!(s.quarantined_new(), 1);
     assert_eq!(s.quarantined_new_reasons, ["missing_id"]);
 }
 

@@ -319,9 +319,9 @@ impl ActivityPoller {
                 .with_label_values(&[&self.org, reason])
                 .inc();
         }
-        if stats.quarantined_new > 0 {
+        if stats.quarantined_new() > 0 {
             let reasons = &stats.quarantined_new_reasons;
-            tracing::warn!(org = %self.org, count = stats.quarantined_new, ?reasons, "activities without a usable id or createdAt were quarantined in the state DB (not exported); see `state show`");
+            tracing::warn!(org = %self.org, count = stats.quarantined_new(), ?reasons, "activities without a usable id or createdAt were quarantined in the state DB (not exported); see `state show`");
         }
         let m = &self.metrics;
         m.activities_fetched
@@ -339,7 +339,7 @@ impl ActivityPoller {
         read.fetched += fetched;
         read.new += stats.new;
         read.duplicates += stats.duplicates;
-        read.quarantined += stats.quarantined_new;
+        read.quarantined += stats.quarantined_new();
         read.fresh.extend(fresh);
         Ok(())
     }
