@@ -40,6 +40,8 @@ struct Inner {
     /// poller's fsynced event transactions (BENCHMARKS.md).
     positions: Mutex<Connection>,
     /// Last, so the connections (whose WAL hooks wake it) are closed before it is joined.
+    /// Held for that `Drop`; read by tests.
+    #[cfg_attr(not(test), allow(dead_code))]
     checkpointer: checkpoint::Checkpointer,
 }
 
