@@ -423,3 +423,44 @@ async fn a_grown_wal_is_checkpointed_by_the_background_thread_not_by_the_commit(
         .unwrap();
     assert_eq!(auto, 0);
 }
+
+#[test]
+fn a_lock_is_retried_finely_at_first_and_given_up_after_about_ten_seconds() {
+    let waits: Vec<_> = (0..).map_while(lock_wait).collect();
+    assert!(
+        waits[..40].iter().all(|w| w.as_micros() == 250),
+        "{:?}",
+        &waits[..41]
+    );
+    let total: std::time::Duration = waits.iter().sum();
+    assert!(
+        total >= std::time::Duration::from_secs(9) && total <= std::time::Duration::from_secs(11),
+        "{total:?}"
+    );
+}
+
+#[test]
+fn a_position_commit_waits_for_a_chunk_insert_instead_of_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = Store::open(&path).unwrap();
+    let mut other = connect(&path, OpenFlags::SQLITE_OPEN_READ_WRITE).unwrap();
+    let (locked, release) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let tx = write_tx(&mut other).unwrap();
+            locked.wait();
+            release.wait();
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            tx.commit().unwrap();
+        });
+        locked.wait();
+        release.wait();
+        // The lock is held for 30 ms more: the commit waits it out.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(store.commit_position("s", 7)).unwrap();
+        assert_eq!(rt.block_on(store.position("s")).unwrap(), 7);
+    });
+}
