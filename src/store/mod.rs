@@ -39,6 +39,12 @@ struct Inner {
     /// one batch delivered again (at-least-once holds), and sinks never queue behind the
     /// poller's fsynced event transactions (BENCHMARKS.md).
     positions: Mutex<Connection>,
+    /// Held around every use of `writer` and `positions`: SQLite lets one connection write at
+    /// a time, and a connection finding the lock taken sleeps 1, 2, 5 … ms between tries. A
+    /// sink's position commit behind a chunk insert overslept by milliseconds, 772 times in a
+    /// 1 M backfill, and missed the short gaps between chunks (issue 17). Waiting here instead
+    /// wakes it the moment the other write ends.
+    write_gate: Mutex<()>,
     /// Last, so the connections (whose WAL hooks wake it) are closed before it is joined.
     /// Held for that `Drop`; read by tests.
     #[cfg_attr(not(test), allow(dead_code))]
@@ -91,6 +97,7 @@ impl Store {
                 writer: Mutex::new(writer),
                 reader: Mutex::new(reader),
                 positions: Mutex::new(positions),
+                write_gate: Mutex::new(()),
                 checkpointer,
             }),
         })
@@ -120,7 +127,7 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        self.on(|i| &i.writer, f).await
+        self.on(|i| &i.writer, true, f).await
     }
 
     /// Runs `f` on the sink-positions connection off the async runtime.
@@ -129,7 +136,7 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        self.on(|i| &i.positions, f).await
+        self.on(|i| &i.positions, true, f).await
     }
 
     /// Runs `f` on the reader connection off the async runtime.
@@ -138,18 +145,34 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        self.on(|i| &i.reader, |c: &mut Connection| f(c)).await
+        self.on(|i| &i.reader, false, |c: &mut Connection| f(c))
+            .await
     }
 
-    /// Runs `f` on the connection `pick` chooses, in `spawn_blocking`, never holding its lock
-    /// across an `.await`; errors name the file and the fix.
-    async fn on<T, F>(&self, pick: fn(&Inner) -> &Mutex<Connection>, f: F) -> anyhow::Result<T>
+    /// Runs `f` on the connection `pick` chooses (behind the write gate when `writes`), in
+    /// `spawn_blocking`, never holding a lock across an `.await`; errors name the file and
+    /// the fix.
+    async fn on<T, F>(
+        &self,
+        pick: fn(&Inner) -> &Mutex<Connection>,
+        writes: bool,
+        f: F,
+    ) -> anyhow::Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
+            let _gate = match writes {
+                true => Some(
+                    inner
+                        .write_gate
+                        .lock()
+                        .map_err(|_| anyhow::anyhow!("state write gate poisoned"))?,
+                ),
+                false => None,
+            };
             let mut conn = pick(&inner)
                 .lock()
                 .map_err(|_| anyhow::anyhow!("state connection lock poisoned"))?;
@@ -179,35 +202,10 @@ pub(super) fn write_tx(conn: &mut Connection) -> rusqlite::Result<rusqlite::Tran
     conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
 }
 
-/// Tries of `wait_for_lock` at `SHORT_WAIT` before it waits `LONG_WAIT` a try.
-const SHORT_TRIES: i32 = 40;
-const SHORT_WAIT: std::time::Duration = std::time::Duration::from_micros(250);
-const LONG_WAIT: std::time::Duration = std::time::Duration::from_millis(5);
-/// Tries before a lock is given up (`SQLITE_BUSY`): 10 ms short, then 5 ms each, ≈ 10 s in all.
-const MAX_TRIES: i32 = SHORT_TRIES + 2_000;
-
-/// The busy handler of every connection: the write lock is held by another of ours (a chunk
-/// insert for a few ms, a position commit for less), so it is retried every 250 µs for the
-/// first 10 ms, then every 5 ms, for about 10 s. SQLite's own (`busy_timeout`) sleeps 1, 2, 5,
-/// 10 … 100 ms: a sink's position commit behind a chunk insert overslept by milliseconds, 772
-/// times in a 1 M backfill (issue 17).
-fn wait_for_lock(tries: i32) -> bool {
-    lock_wait(tries).map(std::thread::sleep).is_some()
-}
-
-/// How long try `tries` of `wait_for_lock` sleeps; `None`: give up.
-fn lock_wait(tries: i32) -> Option<std::time::Duration> {
-    match tries {
-        t if t >= MAX_TRIES => None,
-        t if t < SHORT_TRIES => Some(SHORT_WAIT),
-        _ => Some(LONG_WAIT),
-    }
-}
-
 fn connect(path: &Path, flags: OpenFlags) -> anyhow::Result<Connection> {
-    let mut conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+    let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
         .map_err(|e| explain(path, e.into()))?;
-    conn.busy_handler(Some(wait_for_lock))
+    conn.busy_timeout(std::time::Duration::from_secs(10))
         .map_err(|e| explain(path, e.into()))?;
     // journal_mode answers a row; a corrupt or foreign file fails here first.
     conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
