@@ -451,6 +451,7 @@ fn a_position_commit_waits_for_a_chunk_insert_instead_of_failing() {
 }
 
 #[tokio::test]
+#[allow(clippy::await_holding_lock)] // held on purpose: the writes must wait for it
 async fn sink_positions_and_event_writes_take_turns_at_the_write_gate() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("s.db")).unwrap();
