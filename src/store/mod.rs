@@ -39,12 +39,6 @@ struct Inner {
     /// one batch delivered again (at-least-once holds), and sinks never queue behind the
     /// poller's fsynced event transactions (BENCHMARKS.md).
     positions: Mutex<Connection>,
-    /// Held around every use of `writer` and `positions`: SQLite lets one connection write at
-    /// a time, and a connection finding the lock taken sleeps 1, 2, 5 … ms between tries. A
-    /// sink's position commit behind a chunk insert overslept by milliseconds, 772 times in a
-    /// 1 M backfill, and missed the short gaps between chunks (issue 17). Waiting here instead
-    /// wakes it the moment the other write ends.
-    write_gate: Mutex<()>,
     /// Last, so the connections (whose WAL hooks wake it) are closed before it is joined.
     /// Held for that `Drop`; read by tests.
     #[cfg_attr(not(test), allow(dead_code))]
@@ -97,7 +91,6 @@ impl Store {
                 writer: Mutex::new(writer),
                 reader: Mutex::new(reader),
                 positions: Mutex::new(positions),
-                write_gate: Mutex::new(()),
                 checkpointer,
             }),
         })
@@ -127,7 +120,7 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        self.on(|i| &i.writer, true, f).await
+        self.on(|i| &i.writer, f).await
     }
 
     /// Runs `f` on the sink-positions connection off the async runtime.
@@ -136,7 +129,7 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        self.on(|i| &i.positions, true, f).await
+        self.on(|i| &i.positions, f).await
     }
 
     /// Runs `f` on the reader connection off the async runtime.
@@ -145,34 +138,18 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        self.on(|i| &i.reader, false, |c: &mut Connection| f(c))
-            .await
+        self.on(|i| &i.reader, |c: &mut Connection| f(c)).await
     }
 
-    /// Runs `f` on the connection `pick` chooses (behind the write gate when `writes`), in
-    /// `spawn_blocking`, never holding a lock across an `.await`; errors name the file and
-    /// the fix.
-    async fn on<T, F>(
-        &self,
-        pick: fn(&Inner) -> &Mutex<Connection>,
-        writes: bool,
-        f: F,
-    ) -> anyhow::Result<T>
+    /// Runs `f` on the connection `pick` chooses, in `spawn_blocking`, never holding its lock
+    /// across an `.await`; errors name the file and the fix.
+    async fn on<T, F>(&self, pick: fn(&Inner) -> &Mutex<Connection>, f: F) -> anyhow::Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let _gate = match writes {
-                true => Some(
-                    inner
-                        .write_gate
-                        .lock()
-                        .map_err(|_| anyhow::anyhow!("state write gate poisoned"))?,
-                ),
-                false => None,
-            };
             let mut conn = pick(&inner)
                 .lock()
                 .map_err(|_| anyhow::anyhow!("state connection lock poisoned"))?;

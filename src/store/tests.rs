@@ -449,25 +449,3 @@ fn a_position_commit_waits_for_a_chunk_insert_instead_of_failing() {
         assert_eq!(rt.block_on(store.position("s")).unwrap(), 7);
     });
 }
-
-#[tokio::test]
-#[allow(clippy::await_holding_lock)] // held on purpose: the writes must wait for it
-async fn sink_positions_and_event_writes_take_turns_at_the_write_gate() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("s.db")).unwrap();
-    let gate = store.inner.write_gate.lock().unwrap();
-    let (a, b) = (store.clone(), store.clone());
-    let position = tokio::spawn(async move { a.commit_position("s", 1).await });
-    let insert = tokio::spawn(async move {
-        b.insert_collect("o", vec![ev("o", "x", 1)], vec![], false)
-            .await
-    });
-    // Both wait at the gate (not in SQLite's busy loop) while it is held …
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    assert!(!position.is_finished() && !insert.is_finished());
-    // … and go on the moment it is free.
-    drop(gate);
-    position.await.unwrap().unwrap();
-    insert.await.unwrap().unwrap();
-    assert_eq!(store.position("s").await.unwrap(), 1);
-}
