@@ -16,6 +16,9 @@ use crate::metrics::Metrics;
 use crate::sinks::{Sink, SinkError};
 use crate::store::Store;
 
+/// While a sink is behind, its backlog gauges are refreshed at most this often.
+const BACKLOG_EVERY: Duration = Duration::from_secs(1);
+
 /// How a sink task ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -95,23 +98,35 @@ impl SinkTask {
             .map_err(|e| state_err(&self.name, e))?;
         let mut delivered = 0u64;
         self.update_backlog(position).await;
+        // The batch after the one just delivered, read while its position was committed.
+        let mut next: Option<(Vec<Event>, bool)> = None;
+        let mut backlog_at = tokio::time::Instant::now();
         loop {
             if self.reopen.has_changed().unwrap_or(false) {
                 self.reopen.borrow_and_update();
                 self.sink.reopen();
             }
-            let batch = self
-                .store
-                .read_batch(position, self.batch_max_events)
-                .await
-                .map_err(|e| state_err(&self.name, e))?;
+            // Whether producers still ran when the batch was read: only a read begun after
+            // they all ended proves, by being empty, that a drain is done.
+            let (batch, producing) = match next.take() {
+                Some(read) => read,
+                None => {
+                    let producing = self.producing();
+                    let batch = self
+                        .store
+                        .read_batch(position, self.batch_max_events)
+                        .await
+                        .map_err(|e| state_err(&self.name, e))?;
+                    (batch, producing)
+                }
+            };
             if batch.is_empty() {
-                let producing = self
-                    .producers_done
-                    .as_ref()
-                    .is_some_and(|t| !t.is_cancelled());
                 if (matches!(mode, Mode::Drain { .. }) && !producing) || token.is_cancelled() {
                     break;
+                }
+                let producing = self.producing();
+                if !producing && matches!(mode, Mode::Drain { .. }) {
+                    continue; // they ended after the read: read once more
                 }
                 let done = self.producers_done.clone().unwrap_or_default();
                 tokio::select! {
@@ -132,13 +147,26 @@ impl SinkTask {
             if !self.deliver_with_retry(&batch, mode, &token).await? {
                 break; // cancelled while backing off: the batch stays for next time
             }
-            self.store
-                .commit_position(&self.name, last)
-                .await
-                .map_err(|e| state_err(&self.name, e))?;
+            // The next batch is read while this position commits (another connection, and a
+            // commit may wait for the poller's write lock); it is delivered only after the
+            // commit, so a crash still re-delivers at most one batch.
+            let producing = self.producing();
+            let (committed, read) = tokio::join!(
+                self.store.commit_position(&self.name, last),
+                self.store.read_batch(last, self.batch_max_events)
+            );
+            committed.map_err(|e| state_err(&self.name, e))?;
+            let read = read.map_err(|e| state_err(&self.name, e))?;
             position = last;
             delivered += batch.len() as u64;
-            self.update_backlog(position).await;
+            // The gauges are refreshed when caught up, and at most once a second while
+            // behind (two queries a batch were a backfill's cost; the daemon refreshes them
+            // too).
+            if read.len() < self.batch_max_events || backlog_at.elapsed() >= BACKLOG_EVERY {
+                self.update_backlog(position).await;
+                backlog_at = tokio::time::Instant::now();
+            }
+            next = Some((read, producing));
             if token.is_cancelled() && matches!(mode, Mode::Follow) {
                 break;
             }
@@ -147,6 +175,13 @@ impl SinkTask {
             tracing::warn!(sink = %self.name, error = %e, "flush on shutdown failed");
         }
         Ok(delivered)
+    }
+
+    /// Whether the producers of a drain (`once`'s pollers) are still running.
+    fn producing(&self) -> bool {
+        self.producers_done
+            .as_ref()
+            .is_some_and(|t| !t.is_cancelled())
     }
 
     /// Tops up a partial batch for at most `batch_timeout` while new events keep arriving

@@ -11,7 +11,7 @@
 //! (`Endpoint`, the list endpoints and `whoami`), `activities.rs` (activity windows, collected
 //! or streamed; the date-format probe), `date_format.rs` (the effective date format and its
 //! step-down), `call.rs` (one call: limiter, send, retry, pages), `response.rs` (read one
-//! answer: stream into the decoder, or classify the error), `decode.rs` (envelopes),
+//! answer: stream into the decoder, or classify the error), `decode.rs` (envelopes), `scan.rs` (value extents in a body read in chunks),
 //! `models.rs` (wire types), `dates.rs` (window bounds, `createdAt`), `error.rs` (`ApiError`),
 //! `ratelimit/` (`RateLimiter`).
 
@@ -26,6 +26,7 @@ pub mod error;
 pub mod models;
 pub mod ratelimit;
 mod response;
+mod scan;
 
 pub use activities::{DateProbe, StreamTo, WindowRequest};
 pub use client::Client;

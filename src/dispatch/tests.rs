@@ -190,3 +190,35 @@ async fn following_sinks_wake_on_new_events_and_fill_partial_batches() {
         "one full batch, not a trickle"
     );
 }
+
+/// Records, at each delivery, the position the store holds for the sink.
+struct PositionSpy {
+    store: Store,
+    seen: Arc<Mutex<Vec<(i64, i64)>>>,
+}
+
+#[async_trait]
+impl Sink for PositionSpy {
+    async fn deliver(&mut self, batch: &[Event]) -> Result<(), SinkError> {
+        let committed = self.store.position("mem").await.unwrap();
+        self.seen.lock().unwrap().push((batch[0].seq, committed));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_batch_is_delivered_only_after_the_previous_position_is_committed() {
+    // The next batch is read while a position commits; delivering it before the commit
+    // would let a crash re-deliver two batches.
+    let (_d, store) = store_with(10).await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (wake, _) = watch::channel(10);
+    let mut t = task(&store, MemorySink::default(), 3, &wake);
+    t.sink = Box::new(PositionSpy {
+        store: store.clone(),
+        seen: seen.clone(),
+    });
+    assert_eq!(t.run(DRAIN, CancellationToken::new()).await.unwrap(), 10);
+    assert_eq!(*seen.lock().unwrap(), [(1, 0), (4, 3), (7, 6), (10, 9)]);
+    assert_eq!(store.position("mem").await.unwrap(), 10);
+}

@@ -1,10 +1,12 @@
 //! The SQLite state store: outbox of events, per-org cursors, per-sink positions, quarantine,
 //! inventory snapshots and posture findings (`inventory`).
 //! One writer connection and one reader connection (WAL lets sinks read while a poller writes),
-//! each behind a `std::sync::Mutex` and used from `spawn_blocking` so the runtime never blocks.
+//! each behind a `std::sync::Mutex` and used from `spawn_blocking` so the runtime never blocks;
+//! WAL checkpoints run on a thread of their own (`checkpoint`), never inside a commit.
 //! Errors name the file and the fix (newer schema, corrupt file, read-only or full disk).
 
 mod admin;
+mod checkpoint;
 mod inventory;
 mod marker;
 mod meta;
@@ -37,6 +39,10 @@ struct Inner {
     /// one batch delivered again (at-least-once holds), and sinks never queue behind the
     /// poller's fsynced event transactions (BENCHMARKS.md).
     positions: Mutex<Connection>,
+    /// Last, so the connections (whose WAL hooks wake it) are closed before it is joined.
+    /// Held for that `Drop`; read by tests.
+    #[cfg_attr(not(test), allow(dead_code))]
+    checkpointer: checkpoint::Checkpointer,
 }
 
 impl Store {
@@ -60,7 +66,18 @@ impl Store {
         }
         migrate::migrate(&mut writer).map_err(|e| explain(path, e.into()))?;
         let reader = connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
-        let positions = connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        let mut positions = connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        let checkpoints = connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        checkpoints
+            .execute_batch("PRAGMA cache_size = -64;")
+            .map_err(|e| explain(path, e.into()))?;
+        let checkpointer = checkpoint::Checkpointer::start(path, checkpoints)
+            .context("starting the state checkpoint thread")?;
+        for conn in [&mut writer, &mut positions] {
+            checkpointer
+                .watch(conn)
+                .map_err(|e| explain(path, e.into()))?;
+        }
         // Small caches where little is cached anyway: keeps the idle footprint down.
         reader
             .execute_batch("PRAGMA cache_size = -512;")
@@ -74,6 +91,7 @@ impl Store {
                 writer: Mutex::new(writer),
                 reader: Mutex::new(reader),
                 positions: Mutex::new(positions),
+                checkpointer,
             }),
         })
     }

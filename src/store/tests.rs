@@ -376,3 +376,76 @@ async fn a_version_1_database_is_migrated_keeping_its_events() {
         .unwrap();
     assert_eq!(v, super::schema_version());
 }
+
+#[tokio::test]
+async fn a_grown_wal_is_checkpointed_by_the_background_thread_not_by_the_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = Store::open(&path).unwrap();
+    let db_bytes = || std::fs::metadata(&path).unwrap().len();
+    let before = db_bytes();
+    // 6,000 rows of ~1 KB: past the 1,000-page (4 MB) wake-up threshold.
+    let filler = "x".repeat(1000);
+    for chunk in 0..3 {
+        let events = (0..2000)
+            .map(|i| {
+                let n = chunk * 2000 + i;
+                let mut e = ev("o", &format!("id-{n}"), n);
+                e.payload = format!(r#"{{"id":"id-{n}","pad":"{filler}"}}"#).into();
+                e
+            })
+            .collect();
+        store
+            .insert_collect("o", events, vec![], false)
+            .await
+            .unwrap();
+    }
+    // The rows reached the database file itself, copied there by the checkpoint thread.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while store.inner.checkpointer.runs() == 0 || db_bytes() < 4 << 20 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint: {} runs, database {} bytes (was {before})",
+            store.inner.checkpointer.runs(),
+            db_bytes()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(store.read_batch(0, 10_000).await.unwrap().len(), 6000);
+    // The writer itself never checkpoints: its WAL hook is ours (SQLite's automatic
+    // checkpoint is that same hook), so `wal_autocheckpoint` reads 0 on it.
+    let auto: i64 = store
+        .inner
+        .writer
+        .lock()
+        .unwrap()
+        .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(auto, 0);
+}
+
+#[test]
+fn a_position_commit_waits_for_a_chunk_insert_instead_of_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = Store::open(&path).unwrap();
+    let mut other = connect(&path, OpenFlags::SQLITE_OPEN_READ_WRITE).unwrap();
+    let (locked, release) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let tx = write_tx(&mut other).unwrap();
+            locked.wait();
+            release.wait();
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            tx.commit().unwrap();
+        });
+        locked.wait();
+        release.wait();
+        // The lock is held for 30 ms more: the commit waits it out.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(store.commit_position("s", 7)).unwrap();
+        assert_eq!(rt.block_on(store.position("s")).unwrap(), 7);
+    });
+}
