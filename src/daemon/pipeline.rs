@@ -18,6 +18,7 @@ use crate::dispatch::{Backoff, SinkTask};
 use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::poller::activities::{self, ActivityPoller};
+use crate::poller::decode_permit::DecodePermit;
 use crate::poller::inventory::{self, InventoryPoller};
 use crate::poller::{ClientSource, SystemClock};
 use crate::server::View;
@@ -41,6 +42,8 @@ pub struct Pipeline {
     pub orgs: Vec<String>,
     pub wake: watch::Sender<i64>,
     pub reopen: watch::Sender<u64>,
+    /// One activities answer read at a time across organizations (issue 17).
+    pub decode: Arc<DecodePermit>,
 }
 
 /// WARNs about every credential `allow_insecure` lets cross a cleartext transport, at every
@@ -149,6 +152,7 @@ impl Pipeline {
             orgs,
             wake: watch::channel(max_seq).0,
             reopen: watch::channel(0).0,
+            decode: Arc::new(DecodePermit::default()),
         })
     }
 
@@ -213,6 +217,7 @@ impl Pipeline {
             clock: Arc::new(SystemClock),
             steady_anchor: std::sync::Mutex::new(None),
             learned: Arc::new(activities::Learned::default()),
+            decode: self.decode.clone(),
         }
     }
 
