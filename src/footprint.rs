@@ -5,12 +5,19 @@
 /// glibc gives every thread that allocates its own arena and keeps freed memory there: with
 /// the decoder, SQLite and sink work on different blocking threads a 1 M-event backfill peaked
 /// at 189 MiB RSS instead of 83 MiB (BENCHMARKS.md). Two arenas keep memory bounded at no
-/// measurable speed cost. Call it first thing in `main`, before any other thread exists.
-pub fn limit_malloc_arenas() {
+/// measurable speed cost.
+///
+/// Blocks of 128 KiB and more (batches, chunk vectors, body buffers) are mapped on their own
+/// and returned when freed: glibc otherwise raises that threshold to the largest block freed
+/// (up to 32 MiB), after which such blocks come from the arenas and their freed space stays
+/// there, fragmenting them from poll to poll (soak peak 59.6 → 53.0 MiB, issue 17).
+/// Call it first thing in `main`, before any other thread exists.
+pub fn tune_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only adjusts allocator tuning; called before any other thread exists.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
     }
 }
 
