@@ -3,6 +3,7 @@
 //! recent requests and the date format it accepted), the organizations to export and the key
 //! each is polled through, and the constructors of its poller, key-watch and sink tasks.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,8 +43,9 @@ pub struct Pipeline {
     pub orgs: Vec<String>,
     pub wake: watch::Sender<i64>,
     pub reopen: watch::Sender<u64>,
-    /// One activities answer read at a time across organizations (issue 17).
-    pub decode: Arc<DecodePermit>,
+    /// One activities answer read at a time across the organizations of each API key
+    /// (issue 17), by key name.
+    pub decode: BTreeMap<String, Arc<DecodePermit>>,
 }
 
 /// WARNs about every credential `allow_insecure` lets cross a cleartext transport, at every
@@ -143,6 +145,11 @@ impl Pipeline {
         );
         tracing::info!(orgs = ?orgs, keys = ?keys.names(), sinks = cfg.sink_configs.len(), state = %cfg.state.path.display(), "pipeline ready");
         let max_seq = store.max_seq().await?;
+        let decode = keys
+            .names()
+            .into_iter()
+            .map(|name| (name, Arc::default()))
+            .collect();
         Ok(Pipeline {
             cfg,
             store,
@@ -152,7 +159,7 @@ impl Pipeline {
             orgs,
             wake: watch::channel(max_seq).0,
             reopen: watch::channel(0).0,
-            decode: Arc::new(DecodePermit::default()),
+            decode,
         })
     }
 
@@ -217,8 +224,20 @@ impl Pipeline {
             clock: Arc::new(SystemClock),
             steady_anchor: std::sync::Mutex::new(None),
             learned: Arc::new(activities::Learned::default()),
-            decode: self.decode.clone(),
+            decode: self.decode_permit(org),
         }
+    }
+
+    /// The decode permit of the key `org` is polled through. Orgs of one key share its rate
+    /// budget, so one holding the permit while it waits for the key's limiter keeps nothing
+    /// from the others; orgs of different keys never wait for each other (a key answered 429
+    /// for minutes must not stall them).
+    fn decode_permit(&self, org: &str) -> Arc<DecodePermit> {
+        self.keys
+            .key_for(org)
+            .and_then(|k| self.decode.get(&k.name))
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub(super) fn inventory_poller(&self, org: &str) -> InventoryPoller {

@@ -174,7 +174,7 @@ pub struct ActivityPoller {
     pub steady_anchor: std::sync::Mutex<Option<(i64, i64)>>,
     /// What this org's answers taught (shared by the poll and sweep loops; persisted).
     pub learned: Arc<Learned>,
-    /// Shared by every org's poller: one answer read at a time (issue 17).
+    /// Shared by the pollers of the orgs of one API key: one answer read at a time (issue 17).
     pub decode: Arc<DecodePermit>,
 }
 

@@ -1,16 +1,20 @@
 //! The decode permit (issue 17): one activities answer read (streamed, decoded and stored) at
-//! a time across every organization of a pipeline. Three busy organizations decoding their
-//! ~20 MB answers at once held three sets of body buffers and decoded chunks: the soak's
-//! peak. Shared by the activity pollers; the wait is counted per organization.
+//! a time across the organizations polled through one API key. Three busy organizations
+//! decoding their ~20 MB answers at once held three sets of body buffers and decoded chunks:
+//! the soak's peak. Shared by the activity pollers of a key (`daemon::pipeline`); the wait is
+//! counted per organization.
 //!
-//! The permit covers one read, which ends (request timeout, retries exhausted, a failed
-//! store) or is dropped (cancel): the guard gives the permit back either way, so a slow or
-//! hung organization delays the others by at most one read, never starves them.
+//! The permit covers one read with its retries, which ends (request timeout, retries
+//! exhausted, a failed store) or is dropped (cancel): the guard gives the permit back either
+//! way, so a slow or hung organization delays the others of its key by at most one read, never
+//! starves them. One permit per key, not per process: a read holds it while it waits for the
+//! key's rate limiter, which the other organizations of that key would wait for anyway, but a
+//! key answered 429 for minutes must not stall the organizations of other keys.
 
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
-/// One permit, shared by `Arc` between the activity pollers of a pipeline.
+/// One permit, shared by `Arc` between the activity pollers of one API key.
 #[derive(Debug)]
 pub struct DecodePermit {
     sem: Semaphore,

@@ -240,8 +240,8 @@ impl ActivityPoller {
             }
             Ok::<_, anyhow::Error>(())
         };
-        // One answer read at a time across orgs (issue 17); dropped on every way out, so a
-        // failed, timed-out or cancelled read frees it.
+        // One answer read at a time across the orgs of a key (issue 17); dropped on every way
+        // out, so a failed, timed-out or cancelled read frees it.
         let waited = self
             .metrics
             .decode_permit_wait
