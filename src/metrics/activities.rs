@@ -48,7 +48,7 @@ pub(super) const LAST_SUCCESS: Def = Def::new(
 
 pub(super) const DECODE_PERMIT_WAIT: Def = Def::new(
     "activities_decode_permit_wait_seconds_total",
-    "Seconds the organization's activities reads waited for the decode permit (one answer is read at a time across organizations, to bound memory).",
+    "Seconds the organization's activities reads waited for the decode permit (one answer is read at a time across the organizations of an API key, to bound memory).",
     &["org"],
 );
 
