@@ -34,9 +34,10 @@ pub fn release_freed_memory() {
 /// Asks the kernel to reclaim the pages of the executable's own mappings (`MADV_PAGEOUT`,
 /// Linux 5.4+): most of the file-backed resident set of an idle daemon is code that ran once
 /// at startup (config, TLS setup, migrations) or runs once per poll. Pages still in use are
-/// read back when touched. The mappings are first marked `MADV_RANDOM`: without it a fault
-/// reads around the page (the device's readahead, 8 MiB on the test VM) and maps the cached
-/// neighbours too (fault-around), so one poll brought most of the 18 MiB text back (issue 17).
+/// read back when touched. The mappings are first marked `MADV_RANDOM` so a fault does not
+/// read around the page (the device's readahead is 8 MiB on the test VM); measured, that saved
+/// only 0.3–1 MiB of idle RSS on Linux 6.18: fault-around still maps the cached neighbours of
+/// each page touched (benches/results/mem-issue17, issue 17).
 /// Returns the bytes of mappings advised (0 when the kernel or platform does not support it);
 /// never fails the caller.
 pub fn page_out_executable() -> usize {
