@@ -5,12 +5,19 @@
 /// glibc gives every thread that allocates its own arena and keeps freed memory there: with
 /// the decoder, SQLite and sink work on different blocking threads a 1 M-event backfill peaked
 /// at 189 MiB RSS instead of 83 MiB (BENCHMARKS.md). Two arenas keep memory bounded at no
-/// measurable speed cost. Call it first thing in `main`, before any other thread exists.
-pub fn limit_malloc_arenas() {
+/// measurable speed cost.
+///
+/// Blocks of 128 KiB and more (batches, chunk vectors, body buffers) are mapped on their own
+/// and returned when freed: glibc otherwise raises that threshold to the largest block freed
+/// (up to 32 MiB), after which such blocks come from the arenas and their freed space stays
+/// there, fragmenting them from poll to poll (soak peak 59.6 → 53.0 MiB, issue 17).
+/// Call it first thing in `main`, before any other thread exists.
+pub fn tune_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only adjusts allocator tuning; called before any other thread exists.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
     }
 }
 
@@ -26,9 +33,13 @@ pub fn release_freed_memory() {
 
 /// Asks the kernel to reclaim the pages of the executable's own mappings (`MADV_PAGEOUT`,
 /// Linux 5.4+): most of the file-backed resident set of an idle daemon is code that ran once
-/// at startup (config, TLS setup, migrations). Pages still in use are faulted back in from
-/// the page cache at the cost of a minor fault. Returns the bytes of mappings advised (0 when
-/// the kernel or platform does not support it); never fails the caller.
+/// at startup (config, TLS setup, migrations) or runs once per poll. Pages still in use are
+/// read back when touched. The mappings are first marked `MADV_RANDOM` so a fault does not
+/// read around the page (the device's readahead is 8 MiB on the test VM); measured, that saved
+/// only 0.3–1 MiB of idle RSS on Linux 6.18: fault-around still maps the cached neighbours of
+/// each page touched (benches/results/mem-issue17, issue 17).
+/// Returns the bytes of mappings advised (0 when the kernel or platform does not support it);
+/// never fails the caller.
 pub fn page_out_executable() -> usize {
     #[cfg(target_os = "linux")]
     {
@@ -40,11 +51,13 @@ pub fn page_out_executable() -> usize {
         };
         let mut advised = 0;
         for (start, end) in exe_mappings(&maps, &exe.to_string_lossy()) {
+            let (addr, len) = (start as *mut libc::c_void, end - start);
             // SAFETY: the range is one of this process's own file mappings of its executable,
-            // read from /proc/self/maps; MADV_PAGEOUT only drops clean pages from memory and
-            // never changes their contents.
+            // read from /proc/self/maps; MADV_RANDOM only changes how faults read ahead, and
+            // MADV_PAGEOUT only drops clean pages from memory, never their contents.
             let rc = unsafe {
-                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_PAGEOUT)
+                libc::madvise(addr, len, libc::MADV_RANDOM);
+                libc::madvise(addr, len, libc::MADV_PAGEOUT)
             };
             if rc == 0 {
                 advised += end - start;

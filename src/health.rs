@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 
@@ -66,6 +67,9 @@ pub struct Health {
     /// process is no longer alive in any useful sense, so `/healthz` fails and the watchdog
     /// stops pinging. Cleared when a reload starts every task afresh.
     dead: Mutex<BTreeMap<String, String>>,
+    /// Poll cycles ended (success or failure), every org and stream: the gauge refresh
+    /// releases the executable's pages after each round of polls (`footprint`).
+    polls_ended: AtomicU64,
 }
 
 fn key(org: &str, stream: &str) -> String {
@@ -74,12 +78,14 @@ fn key(org: &str, stream: &str) -> String {
 
 impl Health {
     pub fn poll_ok(&self, org: &str, stream: &str) {
+        self.polls_ended.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut m) = self.pollers.lock() {
             m.entry(key(org, stream)).or_default().ok(Utc::now());
         }
     }
 
     pub fn poll_failed(&self, org: &str, stream: &str, kind: &str, error: String) {
+        self.polls_ended.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut m) = self.pollers.lock() {
             m.entry(key(org, stream))
                 .or_default()
@@ -121,6 +127,11 @@ impl Health {
         if let Ok(mut m) = self.dead.lock() {
             m.insert(task.to_string(), why);
         }
+    }
+
+    /// Poll cycles ended so far (successful or not), over every org and stream.
+    pub fn polls_ended(&self) -> u64 {
+        self.polls_ended.load(Ordering::Relaxed)
     }
 
     /// Tasks that died (name → why); empty while the process is alive.

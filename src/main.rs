@@ -8,7 +8,7 @@ use clickhouse_audit_exporter::cli::{Cli, execute};
 use clickhouse_audit_exporter::values::ConfigError;
 
 fn main() -> ExitCode {
-    clickhouse_audit_exporter::footprint::limit_malloc_arenas();
+    clickhouse_audit_exporter::footprint::tune_malloc();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

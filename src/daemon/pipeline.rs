@@ -3,6 +3,7 @@
 //! recent requests and the date format it accepted), the organizations to export and the key
 //! each is polled through, and the constructors of its poller, key-watch and sink tasks.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use crate::dispatch::{Backoff, SinkTask};
 use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::poller::activities::{self, ActivityPoller};
+use crate::poller::decode_permit::DecodePermit;
 use crate::poller::inventory::{self, InventoryPoller};
 use crate::poller::{ClientSource, SystemClock};
 use crate::server::View;
@@ -41,6 +43,9 @@ pub struct Pipeline {
     pub orgs: Vec<String>,
     pub wake: watch::Sender<i64>,
     pub reopen: watch::Sender<u64>,
+    /// One activities answer read at a time across the organizations of each API key
+    /// (issue 17), by key name.
+    pub decode: BTreeMap<String, Arc<DecodePermit>>,
 }
 
 /// WARNs about every credential `allow_insecure` lets cross a cleartext transport, at every
@@ -140,6 +145,11 @@ impl Pipeline {
         );
         tracing::info!(orgs = ?orgs, keys = ?keys.names(), sinks = cfg.sink_configs.len(), state = %cfg.state.path.display(), "pipeline ready");
         let max_seq = store.max_seq().await?;
+        let decode = keys
+            .names()
+            .into_iter()
+            .map(|name| (name, Arc::default()))
+            .collect();
         Ok(Pipeline {
             cfg,
             store,
@@ -149,6 +159,7 @@ impl Pipeline {
             orgs,
             wake: watch::channel(max_seq).0,
             reopen: watch::channel(0).0,
+            decode,
         })
     }
 
@@ -213,7 +224,20 @@ impl Pipeline {
             clock: Arc::new(SystemClock),
             steady_anchor: std::sync::Mutex::new(None),
             learned: Arc::new(activities::Learned::default()),
+            decode: self.decode_permit(org),
         }
+    }
+
+    /// The decode permit of the key `org` is polled through. Orgs of one key share its rate
+    /// budget, so one holding the permit while it waits for the key's limiter keeps nothing
+    /// from the others; orgs of different keys never wait for each other (a key answered 429
+    /// for minutes must not stall them).
+    fn decode_permit(&self, org: &str) -> Arc<DecodePermit> {
+        self.keys
+            .key_for(org)
+            .and_then(|k| self.decode.get(&k.name))
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub(super) fn inventory_poller(&self, org: &str) -> InventoryPoller {

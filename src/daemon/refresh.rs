@@ -1,6 +1,6 @@
 //! The gauge refresh loop: outbox size by kind, state file size, cursor lag and each sink's
 //! backlog, recomputed from the store between polls and deliveries; and handing freed memory
-//! back to the OS after each round (and the executable's startup pages once, when settled).
+//! back to the OS after each round, and the executable's pages after each round of polls.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +9,7 @@ use super::Pipeline;
 use crate::dispatch;
 use crate::event::EventKind;
 use crate::footprint;
+use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::poller::activities;
 use crate::store::Store;
@@ -21,8 +22,9 @@ pub(super) struct Refresh {
     metrics: Arc<Metrics>,
     orgs: Vec<String>,
     sinks: Vec<String>,
-    /// When the executable's pages are released (once): after the first poll round, when the
-    /// startup code has run and will not run again.
+    health: Arc<Health>,
+    /// When the executable's pages are first released: after the first poll round, when the
+    /// startup code has run and will not run again. From then on, after each poll round.
     settle: Duration,
 }
 
@@ -39,6 +41,7 @@ impl Refresh {
                 Vec::new()
             },
             sinks: p.sink_names(),
+            health: p.health.clone(),
             settle: p.cfg.activities.interval.max(Duration::from_secs(30)),
         };
         let every = p
@@ -55,7 +58,7 @@ impl Refresh {
         // Per-kind outbox counts scan the table, so they are recounted only when the outbox
         // changed (new events or a prune) and at most every 10 s: an idle daemon never scans.
         let mut counted: Option<(i64, u64, tokio::time::Instant)> = None;
-        let mut page_out_at = Some(tokio::time::Instant::now() + self.settle);
+        let mut page_out = PageOut::new(tokio::time::Instant::now() + self.settle);
         loop {
             tick.tick().await;
             let seq = self.store.max_seq().await.unwrap_or(0);
@@ -71,10 +74,13 @@ impl Refresh {
                 counted = Some((seq, pruned, tokio::time::Instant::now()));
             }
             footprint::release_freed_memory();
-            if page_out_at.is_some_and(|at| tokio::time::Instant::now() >= at) {
-                page_out_at = None;
+            // A poll round touches a few MiB of code (HTTP, TLS, JSON, SQLite) that then sits
+            // idle until the next one: released at the first tick after each round, not only
+            // once, the idle resident set stays the refresh's own (issue 17).
+            let polls = self.health.polls_ended();
+            if page_out.due(tokio::time::Instant::now(), polls) {
                 let bytes = footprint::page_out_executable();
-                tracing::debug!(bytes, "released the executable's resident pages");
+                tracing::debug!(bytes, polls, "released the executable's resident pages");
             }
         }
     }
@@ -119,5 +125,49 @@ impl Refresh {
                 dispatch::set_backlog_gauges(m, sink, count, oldest.as_deref());
             }
         }
+    }
+}
+
+/// When the refresh releases the executable's pages: once settled, at the first tick after
+/// each round of polls (a tick without a poll ended since the last release does nothing, so
+/// an idle daemon reads back only what the refresh itself runs).
+struct PageOut {
+    settled_at: tokio::time::Instant,
+    /// `Health::polls_ended` at the last release.
+    released_after: Option<u64>,
+}
+
+impl PageOut {
+    fn new(settled_at: tokio::time::Instant) -> PageOut {
+        PageOut {
+            settled_at,
+            released_after: None,
+        }
+    }
+
+    /// Whether to release now, `polls` poll cycles having ended so far; records it if so.
+    fn due(&mut self, now: tokio::time::Instant, polls: u64) -> bool {
+        if now < self.settled_at || self.released_after == Some(polls) {
+            return false;
+        }
+        self.released_after = Some(polls);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_are_released_once_settled_then_after_each_round_of_polls() {
+        let t0 = tokio::time::Instant::now();
+        let s = Duration::from_secs(15);
+        let mut p = PageOut::new(t0 + 4 * s);
+        assert!(!p.due(t0 + 3 * s, 1), "not before the first round settled");
+        assert!(p.due(t0 + 4 * s, 1));
+        assert!(!p.due(t0 + 5 * s, 1), "no poll since: nothing to release");
+        assert!(p.due(t0 + 6 * s, 4), "a round of three polls ended");
+        assert!(!p.due(t0 + 7 * s, 4));
     }
 }

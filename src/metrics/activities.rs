@@ -1,6 +1,6 @@
 //! The activity poller's metrics: activities fetched, new, duplicate and quarantined, the
-//! cursor and its lag, last success, window splits, poll errors, and the configured overlap and
-//! interval. What answers revealed about the API's windows: `window.rs`.
+//! cursor and its lag, last success, window splits, poll errors, the decode permit wait, and the
+//! configured overlap and interval. What answers revealed about the API's windows: `window.rs`.
 
 use super::registry::Def;
 
@@ -44,6 +44,12 @@ pub(super) const LAST_SUCCESS: Def = Def::new(
     "last_success_timestamp_seconds",
     "Unix time of the last successful poll, per organization and stream.",
     &["org", "stream"],
+);
+
+pub(super) const DECODE_PERMIT_WAIT: Def = Def::new(
+    "activities_decode_permit_wait_seconds_total",
+    "Seconds the organization's activities reads waited for the decode permit (one answer is read at a time across the organizations of an API key, to bound memory).",
+    &["org"],
 );
 
 pub(super) const WINDOW_SPLITS: Def = Def::new(

@@ -54,6 +54,8 @@ pub struct Metrics {
     pub cursor_lag: GaugeVec,
     pub last_success: GaugeVec,
     pub window_splits: IntCounterVec,
+    /// Seconds waited for the cross-org decode permit (`poller::decode_permit`).
+    pub decode_permit_wait: prometheus::CounterVec,
     pub poll_errors: IntCounterVec,
     pub overlap_seconds: Gauge,
     pub interval_seconds: Gauge,
@@ -138,6 +140,7 @@ impl Metrics {
             cursor_lag: r.add(&activities::CURSOR_LAG),
             last_success: r.add(&activities::LAST_SUCCESS),
             window_splits: r.add(&activities::WINDOW_SPLITS),
+            decode_permit_wait: r.add(&activities::DECODE_PERMIT_WAIT),
             poll_errors: r.add(&activities::POLL_ERRORS),
             overlap_seconds: r.add(&activities::OVERLAP_SECONDS),
             interval_seconds: r.add(&activities::INTERVAL_SECONDS),

@@ -78,6 +78,7 @@ use super::{ActivitySource, Clock, FetchError};
 use crate::config::ActivitiesConfig;
 use crate::health::Health;
 use crate::metrics::Metrics;
+use crate::poller::decode_permit::DecodePermit;
 use crate::store::Store;
 use check::DAY_MS;
 use facts::WindowFacts;
@@ -173,6 +174,8 @@ pub struct ActivityPoller {
     pub steady_anchor: std::sync::Mutex<Option<(i64, i64)>>,
     /// What this org's answers taught (shared by the poll and sweep loops; persisted).
     pub learned: Arc<Learned>,
+    /// Shared by the pollers of the orgs of one API key: one answer read at a time (issue 17).
+    pub decode: Arc<DecodePermit>,
 }
 
 fn ms(d: Duration) -> i64 {

@@ -1,9 +1,11 @@
 //! Pollers: `activities` (the audit log, windows + overlap + dedupe) and `inventory` (snapshots,
 //! change events, posture findings). Each runs one task per
 //! organization, writes to the store and wakes the sinks through a `watch` of the max seq.
+//! `decode_permit` lets one activities answer be read at a time across organizations.
 //! `ActivitySource` and `Clock` are seams so the cursor rule is tested without HTTP or real time.
 
 pub mod activities;
+pub mod decode_permit;
 pub mod inventory;
 
 use async_trait::async_trait;

@@ -240,9 +240,17 @@ impl ActivityPoller {
             }
             Ok::<_, anyhow::Error>(())
         };
+        // One answer read at a time across the orgs of a key (issue 17); dropped on every way
+        // out, so a failed, timed-out or cancelled read frees it.
+        let waited = self
+            .metrics
+            .decode_permit_wait
+            .with_label_values(&[&self.org]);
+        let permit = self.decode.acquire(&waited).await;
         // `q` (and with it the sender) moves into the fetch, so the channel closes when the
         // fetch ends and the consumer with it.
         let (fetched, consumed) = tokio::join!(self.source.fetch(&self.org, q), consume);
+        drop(permit);
         // A store failure first: the fetch only stopped because of it.
         consumed?;
         let fetched: Fetched = fetched?;

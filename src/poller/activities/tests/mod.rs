@@ -15,6 +15,7 @@ use crate::poller::{Fetched, FetchedActivity, WindowQuery};
 
 mod api_semantics;
 mod cursor;
+mod decode_permit;
 mod sweep_loop;
 
 /// A wall clock and a steady clock; `advance` moves both, a jump only the wall clock.
@@ -217,6 +218,7 @@ fn rig(skew: chrono::Duration, send_date: bool, settings: Settings) -> Rig {
         clock: clock.clone(),
         steady_anchor: Mutex::new(None),
         learned: Arc::new(Learned::default()),
+        decode: Arc::new(DecodePermit::default()),
     };
     Rig {
         clock,
