@@ -2,7 +2,7 @@
 //! found is learned, and a capped window that cannot be split is an ERROR that degrades `/readyz`.
 
 use super::facts::WindowFacts;
-use super::window::{AnswerIds, Purpose, ReadMode, WindowRead, at};
+use super::window::{Against, AnswerIds, Fetch, Purpose, ReadMode, WindowRead, at};
 use super::{ActivityPoller, PollError};
 use crate::poller::WindowQuery;
 
@@ -43,7 +43,12 @@ impl ActivityPoller {
         ];
         for parts in rounds {
             for &(lo, hi) in parts {
-                let (r, check, ids) = self
+                let Fetch {
+                    read: r,
+                    check,
+                    missing,
+                    ..
+                } = self
                     .fetch_and_store(
                         WindowQuery {
                             from: at(lo - facts.pad_ms),
@@ -54,14 +59,14 @@ impl ActivityPoller {
                         },
                         part,
                         facts,
+                        Some(Against {
+                            answer: &answer,
+                            visible_before,
+                        }),
                     )
                     .await?;
                 self.learn_from(&check, Purpose::CapCheck);
-                more += ids
-                    .unwrap_or_default()
-                    .iter()
-                    .filter(|(id, created)| !answer.contains_key(*id) && **created < visible_before)
-                    .count();
+                more += missing;
                 read.requests += 1;
                 read.fetched += r.fetched;
                 read.new += r.new;

@@ -4,8 +4,6 @@
 //! violations, and check an answer whose size looks like a silent cap by fetching the window's
 //! two halves.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 
 use super::check::{AnswerCheck, Diagnosis, pad_for};
@@ -19,9 +17,43 @@ use crate::store::NewEvent;
 /// Activities per chunk of a streamed answer: a few MiB in flight at most.
 const STREAM_BATCH: usize = 2_000;
 
-/// The ids of one answer, hashed (`id_key`): 8 bytes each however long the id, mapped to
-/// the activity's `createdAt` (ms).
-pub(super) type AnswerIds = HashMap<u64, i64>;
+/// The ids of one answer, hashed (`id_key`): 8 bytes each however long the id, kept in a
+/// plain vector and sorted once the answer is complete (`seal`). A cap check compares its parts
+/// with it while they stream, so the parts keep no ids at all. (A `HashMap<u64, i64>` of a
+/// million-activity answer peaked at 26.7 MiB while it rehashed — heaptrack, issue 17 — a
+/// vector of the same ids is 8 MiB and grows by `mremap`, without a copy.)
+#[derive(Debug, Default)]
+pub(super) struct AnswerIds {
+    keys: Vec<u64>,
+}
+
+impl AnswerIds {
+    fn push(&mut self, key: u64) {
+        self.keys.push(key);
+    }
+
+    /// Sorted and deduplicated, ready for `contains`.
+    fn seal(mut self) -> Self {
+        self.keys.sort_unstable();
+        self.keys.dedup();
+        self.keys.shrink_to_fit();
+        self
+    }
+
+    /// Whether the (sealed) answer held the id with this key.
+    pub(super) fn contains(&self, key: u64) -> bool {
+        self.keys.binary_search(&key).is_ok()
+    }
+
+    #[cfg(test)]
+    pub(super) fn of<'a>(ids: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut a = Self::default();
+        for id in ids {
+            a.push(id_key(id));
+        }
+        a.seal()
+    }
+}
 
 /// An activity id as an `AnswerIds` key (SipHash with fixed keys: the same in every run).
 pub(super) fn id_key(id: &str) -> u64 {
@@ -29,26 +61,53 @@ pub(super) fn id_key(id: &str) -> u64 {
     BuildHasherDefault::<std::hash::DefaultHasher>::default().hash_one(id)
 }
 
+/// A cap check's part is compared with the answer it checks while it streams: an activity the
+/// answer did not hold, created before `visible_before` (ms), is evidence of a cap.
+#[derive(Clone, Copy)]
+pub(super) struct Against<'a> {
+    pub answer: &'a AnswerIds,
+    pub visible_before: i64,
+}
+
 /// What a streamed answer has shown so far.
-struct Answer {
+struct Answer<'a> {
     /// The date format of the request the chunks came from.
     format: Option<DateFormat>,
     check: AnswerCheck,
     /// Collected only where a cap check may need them.
     ids: Option<AnswerIds>,
+    /// A cap check's part: the answer it checks.
+    against: Option<Against<'a>>,
+    /// Activities of this answer that `against` did not hold (each occurrence counted).
+    missing: usize,
     read: WindowRead,
 }
 
-impl Answer {
+impl Answer<'_> {
     fn observe(&mut self, activities: &[FetchedActivity]) {
         for a in activities {
             let created = a.created_at.timestamp_millis();
             self.check.observe(created);
             if let Some(ids) = self.ids.as_mut() {
-                ids.insert(id_key(&a.id), created);
+                ids.push(id_key(&a.id));
+            }
+            if let Some(against) = self.against
+                && created < against.visible_before
+                && !against.answer.contains(id_key(&a.id))
+            {
+                self.missing += 1;
             }
         }
     }
+}
+
+/// One answer read and stored: what it held, its check, the ids kept for a cap check (sealed)
+/// and, for a cap check's part, how many of its activities the checked answer left out.
+pub(super) struct Fetch {
+    pub read: WindowRead,
+    pub check: AnswerCheck,
+    pub ids: Option<AnswerIds>,
+    pub missing: usize,
 }
 
 /// Why a window is read (the `purpose` metric label).
@@ -122,7 +181,12 @@ impl ActivityPoller {
             background: mode.purpose != Purpose::Poll,
             stream: None,
         };
-        let (mut read, check, ids) = self.fetch_and_store(q, mode, facts).await?;
+        let Fetch {
+            mut read,
+            check,
+            ids,
+            ..
+        } = self.fetch_and_store(q, mode, facts, None).await?;
         self.learn_from(&check, mode.purpose);
         if read.format == Some(DateFormat::Date)
             && !facts.to_date_whole_day
@@ -184,13 +248,15 @@ impl ActivityPoller {
     /// One request, streamed into the store in bounded chunks while its body is read (memory
     /// is a few chunks whatever the answer's size), checked against the bounds of the date
     /// format that answered. The answer's ids (hashed) are kept only where a cap check may
-    /// need them: a cap check's parts, and a splittable window's answer of a suspicious size.
+    /// need them: a splittable window's answer of a suspicious size. A cap check's part is
+    /// compared with the answer it checks (`against`) while it streams.
     pub(super) async fn fetch_and_store(
         &self,
         mut q: WindowQuery,
         mode: ReadMode,
         facts: &WindowFacts,
-    ) -> Result<(WindowRead, AnswerCheck, Option<AnswerIds>), PollError> {
+        against: Option<Against<'_>>,
+    ) -> Result<Fetch, PollError> {
         self.metrics
             .window
             .requests
@@ -207,7 +273,7 @@ impl ActivityPoller {
             )
             .asked_at(asked_at)
         };
-        let may_check_cap = mode.purpose == Purpose::CapCheck || (mode.splittable && !mode.day);
+        let may_check_cap = mode.purpose != Purpose::CapCheck && mode.splittable && !mode.day;
         let fresh = mode.purpose != Purpose::Poll;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(2);
         q.stream = Some(StreamTo {
@@ -220,6 +286,8 @@ impl ActivityPoller {
             format: assumed,
             check: check_for(assumed),
             ids: may_check_cap.then(AnswerIds::default),
+            against,
+            missing: 0,
             read: WindowRead::default(),
         };
         let consume = async {
@@ -268,10 +336,13 @@ impl ActivityPoller {
         answer.observe(&rest.activities);
         self.store_chunk(rest, &mut answer.read, fresh).await?;
         let Answer {
-            check, ids, read, ..
+            check,
+            ids,
+            read,
+            missing,
+            ..
         } = answer;
-        let wants_ids = mode.purpose == Purpose::CapCheck
-            || (mode.splittable && !mode.day && suspicious(fetched.count, facts));
+        let wants_ids = suspicious(fetched.count, facts);
         let read = WindowRead {
             count: fetched.count,
             server_date: fetched.server_date,
@@ -280,7 +351,12 @@ impl ActivityPoller {
             format: fetched.format,
             ..read
         };
-        Ok((read, check, ids.filter(|_| wants_ids)))
+        Ok(Fetch {
+            read,
+            check,
+            ids: ids.filter(|_| wants_ids).map(AnswerIds::seal),
+            missing,
+        })
     }
 
     /// Stores one chunk (sorted by createdAt), counts it and wakes the sinks.
@@ -462,4 +538,65 @@ pub(super) fn wire_bounds(
 
 pub(super) fn at(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn activity(id: &str, created_ms: i64) -> FetchedActivity {
+        let created_at = at(created_ms);
+        FetchedActivity {
+            id: id.to_owned(),
+            created_at,
+            created_at_raw: created_at.to_rfc3339(),
+            raw: "{}".into(),
+        }
+    }
+
+    fn answer(against: Option<Against<'_>>, collect: bool) -> Answer<'_> {
+        Answer {
+            format: None,
+            check: AnswerCheck::new((at(0), at(1_000_000)), 0, false),
+            ids: collect.then(AnswerIds::default),
+            against,
+            missing: 0,
+            read: WindowRead::default(),
+        }
+    }
+
+    #[test]
+    fn a_sealed_answer_knows_exactly_the_ids_it_held_once_each() {
+        let mut a = answer(None, true);
+        a.observe(&[activity("b", 2), activity("a", 1), activity("b", 2)]);
+        a.observe(&[activity("c", 3)]);
+        let ids = a.ids.take().unwrap().seal();
+        assert_eq!(ids.keys.len(), 3, "a repeated id is kept once");
+        for id in ["a", "b", "c"] {
+            assert!(ids.contains(id_key(id)), "{id}");
+        }
+        assert!(!ids.contains(id_key("d")));
+        assert!(!AnswerIds::default().seal().contains(id_key("a")));
+    }
+
+    #[test]
+    fn a_part_counts_the_visible_activities_its_answer_left_out_and_keeps_no_ids() {
+        let held = AnswerIds::of(["a", "b"]);
+        let mut part = answer(
+            Some(Against {
+                answer: &held,
+                visible_before: 100,
+            }),
+            false,
+        );
+        part.observe(&[
+            activity("a", 10),  // held
+            activity("x", 20),  // left out: evidence
+            activity("y", 100), // left out but may have become visible since: no evidence
+        ]);
+        part.observe(&[activity("b", 30), activity("z", 99)]);
+        assert_eq!(part.missing, 2);
+        assert!(part.ids.is_none());
+        assert_eq!(part.check.span(), Some((10, 100)));
+    }
 }
