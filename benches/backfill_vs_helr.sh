@@ -28,7 +28,8 @@
 # SQLite, inventory off, initial_lookback 2d (so it reads yesterday and today; today is empty).
 #
 # env: BIN (default target/release/clickhouse-audit-exporter), HELR (default
-#      /work/tools/helr/bin/helr, else `helr` on PATH), SKIP_HELR=1 (exporter only),
+#      /work/tools/helr/bin/helr, else `helr` on PATH), SKIP_HELR=1 (exporter only), SINK_ONLY=0 (skip the
+#      sink-only row: the stored outbox delivered again to a new sink, nothing to poll),
 #      OUT (default benches/results/backfill-vs-helr-<N>[-budget]), TMPDIR (event files and
 #      databases, deleted at exit unless KEEP_WORK=1), SEED (1), LOG_LEVEL (info),
 #      PYTHON (python3).
@@ -239,6 +240,20 @@ else
     run_tool exporter "$WORK/exporter.ndjson" activity.id "$BIN" -c "$OUT/exporter.toml" once
 fi
 
+# --- our sink alone ---------------------------------------------------------------------------
+# The same binary delivering the outbox the run above stored, to a new file sink (position 0),
+# with nothing to poll (its re-read of today is empty): what the delivery half costs by itself.
+if [ "${SINK_ONLY:-1}" = 1 ]; then
+  for f in state.db state.db-wal state.db.marker; do
+    [ -f "$WORK/$f" ] && cp "$WORK/$f" "$WORK/replay.${f#state.}"
+  done
+  [ -f "$WORK/replay.db" ] || cp "$WORK/state.db" "$WORK/replay.db"
+  sed -e "s|$WORK/state.db|$WORK/replay.db|" -e 's|^name = "archive"|name = "replay"|' \
+      -e "s|$WORK/exporter.ndjson|$WORK/replay.ndjson|" "$OUT/exporter.toml" > "$OUT/sink-only.toml"
+  chmod 600 "$OUT/sink-only.toml"
+  run_tool sink-only "$WORK/replay.ndjson" activity.id "$BIN" -c "$OUT/sink-only.toml" once
+fi
+
 tee -a "$OUT/summary.txt" < "$WORK/table"
 {
   if [ "$BUDGET" = 1 ]; then
@@ -246,6 +261,7 @@ tee -a "$OUT/summary.txt" < "$WORK/table"
   else
     echo "# exporter: CH_AUDIT__API__RATE_LIMIT_REQUESTS=1000; fake without limit"
   fi
+  [ "${SINK_ONLY:-1}" = 1 ] && echo "# sink-only: the exporter's stored outbox copied and delivered again to a new file sink, nothing to poll (SINK_ONLY=0 skips it)"
   echo "# events: lines in each tool's output file; distinct_ids: distinct activity ids in them;" \
     "requests/non200/aborted/fake_cpu_s: the fake's log and CPU while that tool ran"
   echo "# loadavg_after=$(loadavg)"

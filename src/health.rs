@@ -70,6 +70,9 @@ pub struct Health {
     /// Poll cycles ended (success or failure), every org and stream: the gauge refresh
     /// releases the executable's pages after each round of polls (`footprint`).
     polls_ended: AtomicU64,
+    /// Signalled when a poll cycle ends, so that release follows the round by seconds
+    /// instead of waiting for the refresh's next tick (up to 15 s of code left resident).
+    poll_ended: tokio::sync::Notify,
 }
 
 fn key(org: &str, stream: &str) -> String {
@@ -79,6 +82,7 @@ fn key(org: &str, stream: &str) -> String {
 impl Health {
     pub fn poll_ok(&self, org: &str, stream: &str) {
         self.polls_ended.fetch_add(1, Ordering::Relaxed);
+        self.poll_ended.notify_one();
         if let Ok(mut m) = self.pollers.lock() {
             m.entry(key(org, stream)).or_default().ok(Utc::now());
         }
@@ -86,6 +90,7 @@ impl Health {
 
     pub fn poll_failed(&self, org: &str, stream: &str, kind: &str, error: String) {
         self.polls_ended.fetch_add(1, Ordering::Relaxed);
+        self.poll_ended.notify_one();
         if let Ok(mut m) = self.pollers.lock() {
             m.entry(key(org, stream))
                 .or_default()
@@ -132,6 +137,12 @@ impl Health {
     /// Poll cycles ended so far (successful or not), over every org and stream.
     pub fn polls_ended(&self) -> u64 {
         self.polls_ended.load(Ordering::Relaxed)
+    }
+
+    /// Resolves once a poll cycle has ended since the last call resolved (one waiter: the
+    /// gauge refresh; an end signalled while nobody waits is kept for the next call).
+    pub async fn poll_ended(&self) {
+        self.poll_ended.notified().await;
     }
 
     /// Tasks that died (name → why); empty while the process is alive.

@@ -1,6 +1,7 @@
 //! The gauge refresh loop: outbox size by kind, state file size, cursor lag and each sink's
 //! backlog, recomputed from the store between polls and deliveries; and handing freed memory
-//! back to the OS after each round, and the executable's pages after each round of polls.
+//! back to the OS after each round, and the executable's pages a moment after each round of
+//! polls.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,28 +61,52 @@ impl Refresh {
         let mut counted: Option<(i64, u64, tokio::time::Instant)> = None;
         let mut page_out = PageOut::new(tokio::time::Instant::now() + self.settle);
         loop {
-            tick.tick().await;
-            let seq = self.store.max_seq().await.unwrap_or(0);
-            let pruned = self.metrics.state_pruned_events.get();
-            let due = match counted {
-                None => true,
-                Some((s, p, at)) => {
-                    (s, p) != (seq, pruned) && at.elapsed() >= Duration::from_secs(10)
+            let release_at = page_out.release_at();
+            tokio::select! {
+                _ = tick.tick() => {
+                    self.refresh(&mut counted).await;
+                    footprint::release_freed_memory();
+                    self.release_pages(&mut page_out);
                 }
-            };
-            self.once(due).await;
-            if due {
-                counted = Some((seq, pruned, tokio::time::Instant::now()));
+                _ = self.health.poll_ended() => {
+                    page_out.poll_ended(tokio::time::Instant::now());
+                }
+                _ = tokio::time::sleep_until(release_at.unwrap_or_else(tokio::time::Instant::now)), if release_at.is_some() => {
+                    page_out.grace_over();
+                    // The round's gauges (and its outbox count) first: code touched after the
+                    // release stays resident until the next round (a count at the next tick
+                    // brought back 2 MiB of it).
+                    self.refresh(&mut counted).await;
+                    footprint::release_freed_memory();
+                    self.release_pages(&mut page_out);
+                }
             }
-            footprint::release_freed_memory();
-            // A poll round touches a few MiB of code (HTTP, TLS, JSON, SQLite) that then sits
-            // idle until the next one: released at the first tick after each round, not only
-            // once, the idle resident set stays the refresh's own (issue 17).
-            let polls = self.health.polls_ended();
-            if page_out.due(tokio::time::Instant::now(), polls) {
-                let bytes = footprint::page_out_executable();
-                tracing::debug!(bytes, polls, "released the executable's resident pages");
-            }
+        }
+    }
+
+    /// Recomputes the gauges; the per-kind outbox counts only when the outbox changed since
+    /// they were last counted (`counted`: max seq, pruned total, when) and 10 s have passed.
+    async fn refresh(&self, counted: &mut Option<(i64, u64, tokio::time::Instant)>) {
+        let seq = self.store.max_seq().await.unwrap_or(0);
+        let pruned = self.metrics.state_pruned_events.get();
+        let due = match *counted {
+            None => true,
+            Some((s, p, at)) => (s, p) != (seq, pruned) && at.elapsed() >= Duration::from_secs(10),
+        };
+        self.once(due).await;
+        if due {
+            *counted = Some((seq, pruned, tokio::time::Instant::now()));
+        }
+    }
+
+    /// A poll round touches a few MiB of code (HTTP, TLS, JSON, SQLite) that then sits idle
+    /// until the next one: released after each round (a short grace after its last poll
+    /// ended, or at the next tick), the idle resident set stays the refresh's own (issue 17).
+    fn release_pages(&self, page_out: &mut PageOut) {
+        let polls = self.health.polls_ended();
+        if page_out.due(tokio::time::Instant::now(), polls) {
+            let bytes = footprint::page_out_executable();
+            tracing::debug!(bytes, polls, "released the executable's resident pages");
         }
     }
 
@@ -131,10 +156,16 @@ impl Refresh {
 /// When the refresh releases the executable's pages: once settled, at the first tick after
 /// each round of polls (a tick without a poll ended since the last release does nothing, so
 /// an idle daemon reads back only what the refresh itself runs).
+/// How long after a poll cycle ends the executable's pages are released: the sinks deliver
+/// what it stored meanwhile, and the other streams of the round end (a later end restarts it).
+const PAGE_OUT_GRACE: Duration = Duration::from_secs(2);
+
 struct PageOut {
     settled_at: tokio::time::Instant,
     /// `Health::polls_ended` at the last release.
     released_after: Option<u64>,
+    /// When the grace after the last poll end is over, while one runs.
+    grace_until: Option<tokio::time::Instant>,
 }
 
 impl PageOut {
@@ -142,7 +173,23 @@ impl PageOut {
         PageOut {
             settled_at,
             released_after: None,
+            grace_until: None,
         }
+    }
+
+    /// A poll cycle ended at `now`: release `PAGE_OUT_GRACE` later.
+    fn poll_ended(&mut self, now: tokio::time::Instant) {
+        self.grace_until = Some(now + PAGE_OUT_GRACE);
+    }
+
+    /// When to release next without waiting for a tick.
+    fn release_at(&self) -> Option<tokio::time::Instant> {
+        self.grace_until
+    }
+
+    /// The grace ran out (released or not: before settling, the tick releases later).
+    fn grace_over(&mut self) {
+        self.grace_until = None;
     }
 
     /// Whether to release now, `polls` poll cycles having ended so far; records it if so.
@@ -169,5 +216,27 @@ mod tests {
         assert!(!p.due(t0 + 5 * s, 1), "no poll since: nothing to release");
         assert!(p.due(t0 + 6 * s, 4), "a round of three polls ended");
         assert!(!p.due(t0 + 7 * s, 4));
+    }
+
+    #[test]
+    fn a_poll_end_schedules_a_release_after_the_grace_and_a_later_end_restarts_it() {
+        let t0 = tokio::time::Instant::now();
+        let mut p = PageOut::new(t0);
+        assert_eq!(
+            p.release_at(),
+            None,
+            "nothing ended: only the tick releases"
+        );
+        p.poll_ended(t0 + Duration::from_secs(60));
+        assert_eq!(p.release_at(), Some(t0 + Duration::from_secs(62)));
+        p.poll_ended(t0 + Duration::from_secs(61));
+        assert_eq!(
+            p.release_at(),
+            Some(t0 + Duration::from_secs(63)),
+            "the round's last end counts"
+        );
+        p.grace_over();
+        assert_eq!(p.release_at(), None);
+        assert!(p.due(t0 + Duration::from_secs(63), 2));
     }
 }
