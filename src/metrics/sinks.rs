@@ -99,6 +99,6 @@ pub(super) const SINK_OBJECT_UPLOAD_DURATION: Def = Def::new(
 
 pub(super) const SINK_OBJECT_FAILURES: Def = Def::new(
     "sink_object_failures_total",
-    "Failed object uploads by reason (bucket_missing, unauthorized, clock_skew, throttled, server_error, refused, io).",
+    "Failed object uploads by reason (bucket_missing, unauthorized, clock_skew, throttled, server_error, refused, disk_full, io).",
     &["sink", "reason"],
 );

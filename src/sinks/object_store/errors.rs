@@ -19,6 +19,8 @@ pub enum Reason {
     ServerError,
     /// Another 4xx: the store refuses the request as made (wrong region, bad endpoint …).
     Refused,
+    /// A local destination (`file://`, or a mounted store) is out of space or quota.
+    DiskFull,
     /// Connection, timeout, local file system or anything else.
     Io,
 }
@@ -32,6 +34,7 @@ impl Reason {
             Reason::Throttled => "throttled",
             Reason::ServerError => "server_error",
             Reason::Refused => "refused",
+            Reason::DiskFull => "disk_full",
             Reason::Io => "io",
         }
     }
@@ -41,6 +44,14 @@ impl Reason {
 fn status_in(text: &str) -> Option<u16> {
     let at = text.find("status code: ")? + "status code: ".len();
     text.get(at..at + 3)?.parse().ok()
+}
+
+/// Whether `text` is the OS saying the disk is full (ENOSPC) or the quota is used up (EDQUOT).
+fn disk_full(text: &str) -> bool {
+    text.contains("No space left on device")
+        || text.contains("os error 28)")
+        || text.contains("Disk quota exceeded")
+        || text.contains("os error 122)")
 }
 
 /// Classifies `err` from writing to `bucket` (shown as `where_`, e.g. `s3://audit`).
@@ -55,6 +66,15 @@ pub fn classify(err: &::object_store::Error, where_: &str) -> (Reason, SinkError
             Reason::ClockSkew,
             SinkError::Unauthorized(format!(
                 "{where_} refused the request's time (clock skew): check this host's clock (NTP): {text}"
+            )),
+        ),
+        // `file://`: the store writes a staging file and renames it into place; on ENOSPC
+        // or EDQUOT it removes the staging file, so nothing half-written is left (checked on
+        // a full tmpfs). Space can come back: transient, the batch stays in the outbox.
+        _ if disk_full(&text) => (
+            Reason::DiskFull,
+            SinkError::transient(format!(
+                "{where_}: the destination's file system is full (or over quota): free space there; the batch stays in the outbox and is retried: {text}"
             )),
         ),
         E::NotFound { .. } => (
@@ -121,6 +141,33 @@ mod tests {
         );
         assert_eq!(reason, Reason::Io);
         assert!(matches!(e, SinkError::Transient { .. }));
+    }
+
+    #[test]
+    fn a_full_local_disk_is_named_and_transient() {
+        // What LocalFileSystem answered on a full 512 KiB tmpfs (`file:///mnt/full/audit`).
+        let full = ::object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: format!(
+                "Unable to copy data to file: {}",
+                std::io::Error::from_raw_os_error(28)
+            )
+            .into(),
+        };
+        let (reason, e) = classify(&full, "file:///mnt/full/audit");
+        assert_eq!(reason, Reason::DiskFull);
+        assert_eq!(reason.as_str(), "disk_full");
+        assert!(matches!(e, SinkError::Transient { .. }), "{e:?}");
+        let shown = e.to_string();
+        assert!(
+            shown.contains("file:///mnt/full/audit") && shown.contains("free space"),
+            "{shown}"
+        );
+        let quota = generic("Unable to open file: Disk quota exceeded (os error 122)");
+        assert_eq!(classify(&quota, "file:///q").0, Reason::DiskFull);
+        // An S3 body that merely mentions a number is not a full disk.
+        let other = generic("Server returned non-2xx status code: 500: error 28 in shard");
+        assert_eq!(classify(&other, "s3://b").0, Reason::ServerError);
     }
 
     #[test]
