@@ -245,9 +245,8 @@ fi
 # with nothing to poll (its re-read of today is empty): what the delivery half costs by itself.
 if [ "${SINK_ONLY:-1}" = 1 ]; then
   for f in state.db state.db-wal state.db.marker; do
-    [ -f "$WORK/$f" ] && cp "$WORK/$f" "$WORK/replay.${f#state.}"
+    if [ -f "$WORK/$f" ]; then cp "$WORK/$f" "$WORK/replay.${f#state.}"; fi
   done
-  [ -f "$WORK/replay.db" ] || cp "$WORK/state.db" "$WORK/replay.db"
   sed -e "s|$WORK/state.db|$WORK/replay.db|" -e 's|^name = "archive"|name = "replay"|' \
       -e "s|$WORK/exporter.ndjson|$WORK/replay.ndjson|" "$OUT/exporter.toml" > "$OUT/sink-only.toml"
   chmod 600 "$OUT/sink-only.toml"

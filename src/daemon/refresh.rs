@@ -63,24 +63,21 @@ impl Refresh {
         loop {
             let release_at = page_out.release_at();
             tokio::select! {
-                _ = tick.tick() => {
-                    self.refresh(&mut counted).await;
-                    footprint::release_freed_memory();
-                    self.release_pages(&mut page_out);
-                }
+                _ = tick.tick() => {}
                 _ = self.health.poll_ended() => {
                     page_out.poll_ended(tokio::time::Instant::now());
+                    continue;
                 }
                 _ = tokio::time::sleep_until(release_at.unwrap_or_else(tokio::time::Instant::now)), if release_at.is_some() => {
                     page_out.grace_over();
-                    // The round's gauges (and its outbox count) first: code touched after the
-                    // release stays resident until the next round (a count at the next tick
-                    // brought back 2 MiB of it).
-                    self.refresh(&mut counted).await;
-                    footprint::release_freed_memory();
-                    self.release_pages(&mut page_out);
                 }
             }
+            // A tick, or the grace after a round is over. The round's gauges (and its outbox
+            // count) before the release: code touched after it stays resident until the next
+            // round (a count at the next tick brought back 2 MiB of it).
+            self.refresh(&mut counted).await;
+            footprint::release_freed_memory();
+            self.release_pages(&mut page_out);
         }
     }
 
@@ -153,13 +150,13 @@ impl Refresh {
     }
 }
 
-/// When the refresh releases the executable's pages: once settled, at the first tick after
-/// each round of polls (a tick without a poll ended since the last release does nothing, so
-/// an idle daemon reads back only what the refresh itself runs).
 /// How long after a poll cycle ends the executable's pages are released: the sinks deliver
 /// what it stored meanwhile, and the other streams of the round end (a later end restarts it).
 const PAGE_OUT_GRACE: Duration = Duration::from_secs(2);
 
+/// When the refresh releases the executable's pages: once settled, `PAGE_OUT_GRACE` after each
+/// round of polls, else at the first tick after it (a tick without a poll ended since the last
+/// release does nothing, so an idle daemon reads back only what the refresh itself runs).
 struct PageOut {
     settled_at: tokio::time::Instant,
     /// `Health::polls_ended` at the last release.

@@ -46,12 +46,21 @@ fn status_in(text: &str) -> Option<u16> {
     text.get(at..at + 3)?.parse().ok()
 }
 
-/// Whether `text` is the OS saying the disk is full (ENOSPC) or the quota is used up (EDQUOT).
-fn disk_full(text: &str) -> bool {
-    text.contains("No space left on device")
-        || text.contains("os error 28)")
-        || text.contains("Disk quota exceeded")
-        || text.contains("os error 122)")
+/// Whether an I/O error in `err`'s source chain is the OS saying the disk is full (ENOSPC) or
+/// the quota is used up (EDQUOT): the local store keeps the `io::Error` as a source, so its
+/// kind is read, not its text.
+fn disk_full(err: &::object_store::Error) -> bool {
+    use std::io::ErrorKind;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cause {
+        if e.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            matches!(io.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded)
+        }) {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// Classifies `err` from writing to `bucket` (shown as `where_`, e.g. `s3://audit`).
@@ -71,7 +80,7 @@ pub fn classify(err: &::object_store::Error, where_: &str) -> (Reason, SinkError
         // `file://`: the store writes a staging file and renames it into place; on ENOSPC
         // or EDQUOT it removes the staging file, so nothing half-written is left (checked on
         // a full tmpfs). Space can come back: transient, the batch stays in the outbox.
-        _ if disk_full(&text) => (
+        _ if disk_full(err) => (
             Reason::DiskFull,
             SinkError::transient(format!(
                 "{where_}: the destination's file system is full (or over quota): free space there; the batch stays in the outbox and is retried: {text}"
@@ -145,15 +154,14 @@ mod tests {
 
     #[test]
     fn a_full_local_disk_is_named_and_transient() {
-        // What LocalFileSystem answered on a full 512 KiB tmpfs (`file:///mnt/full/audit`).
-        let full = ::object_store::Error::Generic {
+        // As LocalFileSystem answered on a full 512 KiB tmpfs (`file:///mnt/full/audit`): the
+        // OS error inside a generic one ("… Unable to copy data to file: No space left on
+        // device (os error 28)").
+        let os = |code| ::object_store::Error::Generic {
             store: "LocalFileSystem",
-            source: format!(
-                "Unable to copy data to file: {}",
-                std::io::Error::from_raw_os_error(28)
-            )
-            .into(),
+            source: Box::new(std::io::Error::from_raw_os_error(code)),
         };
+        let full = os(28);
         let (reason, e) = classify(&full, "file:///mnt/full/audit");
         assert_eq!(reason, Reason::DiskFull);
         assert_eq!(reason.as_str(), "disk_full");
@@ -163,7 +171,7 @@ mod tests {
             shown.contains("file:///mnt/full/audit") && shown.contains("free space"),
             "{shown}"
         );
-        let quota = generic("Unable to open file: Disk quota exceeded (os error 122)");
+        let quota = os(122);
         assert_eq!(classify(&quota, "file:///q").0, Reason::DiskFull);
         // An S3 body that merely mentions a number is not a full disk.
         let other = generic("Server returned non-2xx status code: 500: error 28 in shard");
